@@ -1,0 +1,18 @@
+"""The data layer: blocks, loaders and checks that take audio files to fastai batches of ``TensorAudio``."""
+
+from .block import AudioBlock, RegexLabeller, get_audio_files
+from .check import check_audio_files, drop_bad_files
+from .itemlist import AudioItemList
+from .loader import AudioDL
+from .loaders import AudioDataLoaders
+
+__all__ = [
+    "AudioBlock",
+    "AudioDL",
+    "AudioDataLoaders",
+    "AudioItemList",
+    "RegexLabeller",
+    "check_audio_files",
+    "drop_bad_files",
+    "get_audio_files",
+]

@@ -1,0 +1,127 @@
+"""``AudioBlock`` for fastai's DataBlock API, ``get_audio_files``, and picklable labelling helpers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastai.data.block import TransformBlock
+from fastai.data.transforms import get_files
+
+from .._validate import check_choice, check_positive, check_sample_rate
+from ..errors import AudioFileError, ParameterError
+from ..io import AUDIO_EXTENSIONS
+from ..transforms import CropPad, DownmixMono, OpenAudio, Resample
+from .loader import AudioDL
+
+__all__ = ["AudioBlock", "get_audio_files", "RegexLabeller"]
+
+
+def AudioBlock(
+    sample_rate: int | None = 16000,
+    duration: float | None = 4.0,
+    mono: bool = True,
+    *,
+    pad_mode: str = "zeros",
+) -> TransformBlock:
+    """A fastai ``TransformBlock`` that turns file paths into ``TensorAudio`` of one rate, channel count and length.
+
+    Item transforms, in order: ``DownmixMono`` (when ``mono``), ``Resample(sample_rate)`` (when given),
+    ``CropPad(duration)`` (when given: random crop on training, centred crop elsewhere; short clips padded).
+    With ``duration=None`` batches are padded to their longest clip and the loader buckets by length; the batch's
+    ``TensorAudio.lengths`` holds the true lengths.
+
+    Args:
+        sample_rate: rate every clip is resampled to (Hz); ``None`` keeps each file's rate (they must agree).
+        duration: seconds per clip; ``None`` for variable-length, padded batches.
+        mono: downmix to one channel.
+        pad_mode: how clips shorter than ``duration`` (or than their batch) are padded: ``'zeros'``,
+            ``'repeat'``, or ``'error'`` to reject short clips.
+
+    Returns:
+        A ``TransformBlock`` producing ``TensorAudio`` items ``(channels, samples)``; batches are
+        ``(batch, channels, samples)``.
+
+    Example:
+        >>> dblock = DataBlock(blocks=(AudioBlock(sample_rate=16000, duration=4.0), CategoryBlock),
+        ...                    get_items=get_audio_files, get_y=parent_label, splitter=GrandparentSplitter())
+        >>> dls = dblock.dataloaders("data/", bs=32)
+    """
+    sample_rate = check_sample_rate(sample_rate, allow_none=True)
+    check_positive("duration", duration, allow_none=True)
+    check_choice("pad_mode", pad_mode, ("zeros", "repeat", "error"))
+    if duration is None and pad_mode == "error":
+        raise ParameterError("pad_mode='error' needs a duration: variable-length batches always pad")
+    item_tfms = [DownmixMono()] if mono else []
+    if sample_rate is not None:
+        item_tfms.append(Resample(sample_rate))
+    if duration is not None:
+        item_tfms.append(CropPad(duration, pad_mode=pad_mode))
+    dl_kwargs = {"variable_length": duration is None, "pad_mode": "zeros" if pad_mode == "error" else pad_mode,
+                 "sample_rate": sample_rate}  # fmt: skip
+    return TransformBlock(type_tfms=OpenAudio(sample_rate), item_tfms=item_tfms, dl_type=AudioDL, dls_kwargs=dl_kwargs)
+
+
+def get_audio_files(path, recurse: bool = True, folders=None, extensions=None):
+    """List the audio files under ``path``, like fastai's ``get_image_files``.
+
+    Args:
+        path: the folder to search.
+        recurse: also search sub-folders.
+        folders: only these sub-folders of ``path`` (e.g. ``['train', 'valid']``).
+        extensions: file extensions to keep (default: every format libsndfile reads, ``AUDIO_EXTENSIONS``).
+
+    Returns:
+        A fastcore ``L`` of ``Path`` objects, sorted within each folder.
+
+    Raises:
+        AudioFileError: ``path`` is missing, not a folder, or cannot be listed.
+
+    Example:
+        >>> files = get_audio_files("nsynth/", folders=["train"])
+        >>> files[0].name
+        'bass_electronic_000-036-100.wav'
+    """
+    root = Path(path)
+    if not root.exists():
+        raise AudioFileError(root, "no such folder; check the path")
+    if not root.is_dir():
+        raise AudioFileError(root, "is a file, not a folder; pass the folder that holds the audio files")
+    try:
+        next(root.iterdir(), None)
+    except PermissionError:
+        raise AudioFileError(root, "permission denied while listing the folder; make it readable") from None
+    exts = AUDIO_EXTENSIONS if extensions is None else {e.lower() if e.startswith(".") else "." + e.lower()
+                                                        for e in extensions}  # fmt: skip
+    return get_files(root, extensions=exts, recurse=recurse, folders=folders)
+
+
+class RegexLabeller:
+    """Label an item with the first group of ``pattern`` searched in its path (posix form). Picklable.
+
+    Unlike a lambda it survives ``learn.export()``; an item the pattern misses raises a ``ParameterError`` that
+    names the file and the pattern.
+
+    Example:
+        >>> RegexLabeller(r"(\\w+)_\\w+_\\d+-\\d+-\\d+.wav$")(Path("train/guitar_acoustic_010-060-100.wav"))
+        'guitar'
+    """
+
+    def __init__(self, pattern: str, match: bool = False):
+        try:
+            self.regex = re.compile(pattern)
+        except re.error as err:
+            raise ParameterError(f"label pattern {pattern!r} is not a valid regular expression: {err}") from None
+        if self.regex.groups < 1:
+            raise ParameterError(f"label pattern {pattern!r} needs a group, e.g. r'(\\w+)_\\d+.wav$'")
+        self.match = match
+
+    def __call__(self, o) -> str:
+        s = o.as_posix() if isinstance(o, Path) else str(o)
+        m = (self.regex.match if self.match else self.regex.search)(s)
+        if m is None:
+            raise ParameterError(
+                f"label pattern {self.regex.pattern!r} matches nothing in {s}; fix the pattern "
+                "(test it with re.search on that path) or filter such files out first"
+            )
+        return m.group(1)

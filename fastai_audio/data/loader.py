@@ -1,0 +1,135 @@
+"""``AudioDL``: a fastai ``TfmdDL`` that collates audio safely and, for clips of different lengths,
+pads each batch to its longest clip with a length-bucketed sampler that keeps the padding small."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from fastai.data.core import TfmdDL
+from fastcore.meta import delegates
+
+from ..core import TensorAudio
+from ..errors import AudioFileError, ParameterError
+from ..functional import pad
+from ..io import audio_info
+from ..transforms import OpenAudio
+
+__all__ = ["AudioDL"]
+
+
+def _describe(x) -> str:
+    path = getattr(x, "path", None)
+    return str(path) if path is not None else f"a clip of shape {tuple(x.shape)}"
+
+
+def _check_batchable(xs: list, variable_length: bool):
+    """Mixed rates, channel counts or (for fixed-length batches) lengths get an error naming two culprits."""
+    first = xs[0]
+    for x in xs[1:]:
+        if getattr(x, "sample_rate", None) != getattr(first, "sample_rate", None):
+            raise ParameterError(
+                f"cannot batch clips with different sample rates: {_describe(first)} is at "
+                f"{first.sample_rate} Hz and {_describe(x)} at {x.sample_rate} Hz; "
+                "pass sample_rate=<Hz> (e.g. 16000) so every clip is resampled to one rate"
+            )
+        if x.shape[:-1] != first.shape[:-1]:
+            raise ParameterError(
+                f"cannot batch clips with different channel counts: {_describe(first)} has "
+                f"{first.shape[-2]} and {_describe(x)} has {x.shape[-2]}; pass mono=True to downmix every clip"
+            )
+        if not variable_length and x.shape[-1] != first.shape[-1]:
+            raise ParameterError(
+                f"cannot batch clips of different lengths: {_describe(first)} has {first.shape[-1]} samples "
+                f"and {_describe(x)} has {x.shape[-1]}; pass duration=<seconds> to crop/pad every clip, "
+                "or duration=None for padded variable-length batches"
+            )
+
+
+@delegates()
+class AudioDL(TfmdDL):
+    """A ``TfmdDL`` for audio inputs.
+
+    With ``variable_length=True`` (what ``AudioBlock(duration=None)`` selects) each batch is padded at the end to
+    its longest clip (``pad_mode`` 'zeros' or 'repeat'), the batch's ``TensorAudio`` carries the true
+    ``lengths`` (int64, shape ``(batch,)``), and the training order is length-bucketed: the shuffled items are
+    cut into chunks of ``50 * bs``, sorted by length inside each chunk, batched, and the batches shuffled. The
+    validation order is sorted by length (``get_preds`` puts predictions back in dataset order).
+
+    Clips that cannot share a batch (different sample rates or channel counts) raise a ``ParameterError`` naming
+    two of the files and the argument that fixes it.
+    """
+
+    def __init__(self, dataset=None, variable_length: bool = False, pad_mode: str = "zeros",
+                 sample_rate: int | None = None, lengths=None, **kwargs):  # fmt: skip
+        self.variable_length, self.pad_mode, self.sample_rate = variable_length, pad_mode, sample_rate
+        self._lengths = lengths
+        super().__init__(dataset, **kwargs)
+
+    def new(self, dataset=None, **kwargs):
+        lengths = self._lengths if dataset is None else None
+        kwargs = {"variable_length": self.variable_length, "pad_mode": self.pad_mode,
+                  "sample_rate": self.sample_rate, "lengths": lengths, **kwargs}  # fmt: skip
+        return super().new(dataset=dataset, **kwargs)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Length in samples (at the target rate) of every item, read from file headers, not decoded."""
+        if self._lengths is None:
+            self._lengths = np.array([self._item_length(i) for i in range(len(self.dataset))])
+        return self._lengths
+
+    def _item_length(self, i: int) -> int:
+        tl = self.dataset.tls[0] if hasattr(self.dataset, "tls") else None
+        if tl is not None:
+            o = tl.items[i] if not hasattr(tl.items, "iloc") else tl.items.iloc[i]
+            for t in tl.tfms.fs:
+                if isinstance(t, OpenAudio):
+                    try:
+                        info = audio_info(o)
+                    except AudioFileError:
+                        break
+                    rate = self.sample_rate or info.sample_rate
+                    return math.ceil(info.frames * rate / info.sample_rate)
+                o = t(o)
+        return int(self.dataset[i][0].shape[-1])  # not a file-backed item: decode it
+
+    def get_idxs(self):
+        idxs = super().get_idxs()
+        if not self.variable_length or self.shuffle:
+            return idxs
+        lengths = self.lengths
+        return sorted(idxs, key=lambda i: -lengths[i])
+
+    def shuffle_fn(self, idxs):
+        if not self.variable_length:
+            return super().shuffle_fn(idxs)
+        idxs = self.rng.sample(list(idxs), len(idxs))
+        lengths, bs = self.lengths, self.bs or 1
+        chunk = 50 * bs
+        ordered = []
+        for s in range(0, len(idxs), chunk):
+            ordered += sorted(idxs[s : s + chunk], key=lambda i: -lengths[i])
+        batches = [ordered[s : s + bs] for s in range(0, len(ordered), bs)]
+        self.rng.shuffle(batches)
+        return [i for b in batches for i in b]
+
+    def create_batch(self, b):
+        first = b[0]
+        positions = [j for j, o in enumerate(first) if isinstance(o, TensorAudio)] if isinstance(first, tuple) else []
+        lengths = {}
+        for j in positions:
+            xs = [s[j] for s in b]
+            _check_batchable(xs, self.variable_length)
+            if self.variable_length:
+                longest = max(x.shape[-1] for x in xs)
+                lengths[j] = [x.shape[-1] for x in xs]
+                b = [s[:j] + (pad(s[j], longest, self.pad_mode),) + s[j + 1 :] for s in b]
+        batch = super().create_batch(b)
+        for j in positions:
+            x = batch[j]
+            x.__dict__.pop("path", None)  # one file's path does not describe a batch
+            if j in lengths:
+                x.lengths = torch.tensor(lengths[j], dtype=torch.long)
+        return batch

@@ -1,0 +1,215 @@
+"""``AudioDataLoaders``: one-line constructors for the common layouts (folders, regex on names, a DataFrame,
+NSynth), in the style of fastai's ``ImageDataLoaders``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from fastai.data.block import CategoryBlock, DataBlock, MultiCategoryBlock
+from fastai.data.core import DataLoaders
+from fastai.data.transforms import ColReader, ColSplitter, FuncSplitter, RandomSplitter, parent_label
+
+from .._validate import check_choice
+from ..errors import ParameterError
+from .block import AudioBlock, RegexLabeller, get_audio_files
+from .check import drop_bad_files
+
+__all__ = ["AudioDataLoaders"]
+
+
+def _block_kwargs(sample_rate, duration, mono, pad_mode) -> dict:
+    return {"sample_rate": sample_rate, "duration": duration, "mono": mono, "pad_mode": pad_mode}
+
+
+class AudioDataLoaders(DataLoaders):
+    """fastai ``DataLoaders`` for audio classification, built from common data layouts.
+
+    Every constructor takes the ``AudioBlock`` arguments (``sample_rate=16000``, ``duration=4.0``, ``mono=True``,
+    ``pad_mode='zeros'``), ``on_error='raise'|'skip'`` (skip decodes every file once up front and warns naming
+    each bad one), ``item_tfms``/``batch_tfms`` (e.g. the spectrogram front-end) and fastai's loader arguments
+    (``bs``, ``num_workers``, ``device``, ...). Batches are ``(TensorAudio (bs, channels, samples), labels)``.
+    """
+
+    @property
+    def classes(self) -> list:
+        """The class names (the labels' vocabulary), as in fastai v1's ``data.classes``."""
+        return list(self.vocab)
+
+    @classmethod
+    def _from_block(cls, source, path, *, get_items=None, get_x=None, get_y, splitter, vocab=None,
+                    label_delim=None, sample_rate=16000, duration=4.0, mono=True, pad_mode="zeros",
+                    item_tfms=None, batch_tfms=None, **kwargs):  # fmt: skip
+        y_block = (MultiCategoryBlock(vocab=vocab) if label_delim is not None
+                   else CategoryBlock(vocab=vocab))  # fmt: skip
+        dblock = DataBlock(
+            blocks=(AudioBlock(**_block_kwargs(sample_rate, duration, mono, pad_mode)), y_block),
+            get_items=get_items, get_x=get_x, get_y=get_y, splitter=splitter,
+            item_tfms=item_tfms, batch_tfms=batch_tfms,
+        )  # fmt: skip
+        dls = dblock.dataloaders(source, path=path, **kwargs)
+        dls.__class__ = cls
+        return dls
+
+    @classmethod
+    def from_files(cls, path, files, label_func, *, valid_pct: float = 0.2, seed: int | None = None,
+                   valid_func=None, on_error: str = "raise", **kwargs) -> AudioDataLoaders:  # fmt: skip
+        """Label ``files`` with ``label_func`` and split them randomly (``valid_pct``) or with ``valid_func``.
+
+        Args:
+            path: root folder (where exports and the ``path`` of the Learner go).
+            files: audio file paths.
+            label_func: picklable callable ``Path -> label`` (a module-level function, not a lambda, so that
+                ``learn.export()`` can save it).
+            valid_pct: fraction held out at random (ignored when ``valid_func`` is given).
+            seed: seed of the random split.
+            valid_func: ``Path -> bool``, True for validation files.
+            on_error: ``'raise'`` or ``'skip'`` bad files.
+
+        Example:
+            >>> dls = AudioDataLoaders.from_files("data", get_audio_files("data"), parent_label, valid_pct=0.2)
+        """
+        files = drop_bad_files(files, on_error)
+        if not files:
+            raise ParameterError(f"no audio files to load under {path}; check the path and the file extensions")
+        splitter = FuncSplitter(valid_func) if valid_func is not None else RandomSplitter(valid_pct, seed=seed)
+        return cls._from_block(files, path, get_y=label_func, splitter=splitter, **kwargs)
+
+    @classmethod
+    def from_folder(cls, path, train: str = "train", valid: str = "valid", valid_pct: float | None = None,
+                    label_func=None, *, seed: int | None = None, on_error: str = "raise",
+                    **kwargs) -> AudioDataLoaders:  # fmt: skip
+        """Audio files in ``path/train`` and ``path/valid`` (or split at random with ``valid_pct``).
+
+        Labels come from each file's parent folder (``path/train/dog/1.wav`` is a ``dog``) unless
+        ``label_func`` is given.
+
+        Args:
+            path: the data set's root.
+            train, valid: names of the training and validation sub-folders.
+            valid_pct: if given, ignore the folders' split and hold out this fraction at random.
+            label_func: picklable ``Path -> label``; default ``parent_label``.
+            seed: seed of the random split.
+            on_error: ``'raise'`` or ``'skip'`` bad files.
+
+        Example:
+            >>> dls = AudioDataLoaders.from_folder("speech_commands", valid_pct=0.1, duration=1.0, bs=128)
+            >>> xb, yb = dls.one_batch()   # xb: TensorAudio (128, 1, 16000)
+        """
+        path = Path(path)
+        folders = None if valid_pct is not None else [train, valid]
+        files = get_audio_files(path, folders=folders)
+        if valid_pct is None and not files:
+            raise ParameterError(
+                f"no audio files in {path / train} or {path / valid}; pass train=/valid= folder names "
+                "or valid_pct=0.2 to split the whole folder at random"
+            )
+        valid_func = None if valid_pct is not None else _InFolder(path / valid)
+        return cls.from_files(path, files, label_func or parent_label, valid_pct=valid_pct or 0.2, seed=seed,
+                              valid_func=valid_func, on_error=on_error, **kwargs)  # fmt: skip
+
+    @classmethod
+    def from_re(cls, path, pattern: str, *, fnames=None, valid_pct: float | None = 0.2, train: str = "train",
+                valid: str = "valid", seed: int | None = None, on_error: str = "raise",
+                **kwargs) -> AudioDataLoaders:  # fmt: skip
+        """Label each file with the first group of ``pattern`` searched in its path.
+
+        Args:
+            path: the data set's root.
+            pattern: regular expression with one group, e.g. NSynth's family ``r'(\\w+)_\\w+_\\d+-\\d+-\\d+.wav$'``.
+            fnames: the files (default: every audio file under ``path``).
+            valid_pct: fraction held out at random; ``None`` splits by the ``train``/``valid`` folders instead.
+            seed: seed of the random split.
+
+        Raises:
+            ParameterError: a file the pattern does not match (the message names it and the pattern).
+
+        Example:
+            >>> dls = AudioDataLoaders.from_re("nsynth", r"(\\w+)_\\w+_\\d+-\\d+-\\d+.wav$", valid_pct=None)
+        """
+        path = Path(path)
+        files = get_audio_files(path) if fnames is None else list(fnames)
+        valid_func = None if valid_pct is not None else _InFolder(path / valid)
+        return cls.from_files(path, files, RegexLabeller(pattern), valid_pct=valid_pct or 0.2, seed=seed,
+                              valid_func=valid_func, on_error=on_error, **kwargs)  # fmt: skip
+
+    @classmethod
+    def from_df(cls, df: pd.DataFrame, path=".", fn_col=0, label_col=1, *, valid_col=None,
+                valid_pct: float = 0.2, seed: int | None = None, folder: str | None = None, suff: str = "",
+                label_delim: str | None = None, on_error: str = "raise", **kwargs) -> AudioDataLoaders:  # fmt: skip
+        """Files and labels from a DataFrame (e.g. a CSV of ``filename,label``).
+
+        Args:
+            df: one row per clip.
+            path: folder the file names are relative to.
+            fn_col, label_col: column names or positions of the file name and the label.
+            valid_col: boolean column marking validation rows (otherwise a random ``valid_pct`` split).
+            folder: sub-folder of ``path`` holding the files; ``suff``: suffix appended to file names.
+            label_delim: split labels on this delimiter for multi-label targets (``MultiCategoryBlock``).
+            on_error: ``'raise'`` or ``'skip'`` rows whose file is bad.
+
+        Example:
+            >>> df = pd.read_csv("esc50/meta/esc50.csv")
+            >>> dls = AudioDataLoaders.from_df(df, "esc50", "filename", "category", folder="audio",
+            ...                                duration=5.0, sample_rate=22050)
+        """
+        path = Path(path)
+        df = df.reset_index(drop=True)
+        fn_name = df.columns[fn_col] if isinstance(fn_col, int) else fn_col
+        if fn_name not in df.columns:
+            raise ParameterError(f"fn_col {fn_col!r} is not a column of the DataFrame ({list(df.columns)})")
+        get_x = _FileReader(fn_name, path / folder if folder else path, suff)
+        if check_choice("on_error", on_error, ("raise", "skip")) == "skip":
+            files = [get_x(row) for _, row in df.iterrows()]
+            keep = {str(f) for f in drop_bad_files(files, on_error)}
+            df = df[[str(f) in keep for f in files]].reset_index(drop=True)
+        splitter = ColSplitter(valid_col) if valid_col is not None else RandomSplitter(valid_pct, seed=seed)
+        get_y = ColReader(label_col, label_delim=label_delim)
+        return cls._from_block(df, path, get_x=get_x, get_y=get_y, splitter=splitter, label_delim=label_delim,
+                               **kwargs)  # fmt: skip
+
+    @classmethod
+    def from_nsynth(cls, path, label: str = "instrument_family_str", *, sources=None, families=None,
+                    train: str = "train", valid: str = "valid", **kwargs) -> AudioDataLoaders:  # fmt: skip
+        """An NSynth data set (the official layout or ``synth_nsynth``'s), labelled by an ``examples.json`` field.
+
+        Args:
+            path: the data set's root.
+            label: the field to predict: ``'instrument_family_str'`` (11 classes), ``'instrument_source_str'``,
+                ``'instrument_str'``, ``'pitch'``, ...
+            sources, families: keep only these instrument sources / families (e.g. ``sources='acoustic'``).
+            train, valid: the splits used for training and validation (``'test'`` stays out).
+
+        Example:
+            >>> dls = AudioDataLoaders.from_nsynth(synth_nsynth("data/nsynth"), bs=64)
+            >>> dls.c, dls.classes[:3]
+            (11, ['bass', 'brass', 'flute'])
+        """
+        from ..datasets import read_nsynth
+
+        df = read_nsynth(path, splits=[train, valid], sources=sources, families=families)
+        if label not in df.columns:
+            raise ParameterError(f"label {label!r} is not an NSynth field; choose one of {list(df.columns)}")
+        df = df.assign(is_valid=df["split"] == valid)
+        kwargs.setdefault("duration", 4.0)
+        return cls.from_df(df, path=path, fn_col="fname", label_col=label, valid_col="is_valid", **kwargs)
+
+
+class _InFolder:
+    """Picklable ``Path -> bool``: is the file inside ``folder``?"""
+
+    def __init__(self, folder):
+        self.folder = Path(folder).resolve()
+
+    def __call__(self, o) -> bool:
+        return self.folder in Path(o).resolve().parents
+
+
+class _FileReader:
+    """Picklable ``row -> Path``: ``folder / row[col] + suff`` (absolute names are kept as they are)."""
+
+    def __init__(self, col: str, folder, suff: str = ""):
+        self.col, self.folder, self.suff = col, Path(folder), suff
+
+    def __call__(self, row) -> Path:
+        return self.folder / f"{row[self.col]}{self.suff}"

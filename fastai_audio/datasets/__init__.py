@@ -1,0 +1,28 @@
+"""Note datasets: read NSynth (downloaded or rendered) and render an NSynth-format dataset from a soundfont."""
+
+from .gm import FAMILY_PITCH_RANGES, GM_EXCLUDED, GM_PROGRAMS
+from .nsynth import (
+    NSYNTH_FAMILIES,
+    NSYNTH_PATTERN,
+    NSYNTH_QUALITIES,
+    NSYNTH_SOURCES,
+    NSYNTH_SPLITS,
+    NSYNTH_VELOCITIES,
+    read_nsynth,
+)
+from .synth import SYNTH_SIZES, synth_nsynth
+
+__all__ = [
+    "read_nsynth",
+    "synth_nsynth",
+    "NSYNTH_FAMILIES",
+    "NSYNTH_SOURCES",
+    "NSYNTH_SPLITS",
+    "NSYNTH_VELOCITIES",
+    "NSYNTH_QUALITIES",
+    "NSYNTH_PATTERN",
+    "GM_PROGRAMS",
+    "GM_EXCLUDED",
+    "FAMILY_PITCH_RANGES",
+    "SYNTH_SIZES",
+]

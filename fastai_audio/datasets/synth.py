@@ -1,0 +1,386 @@
+"""``synth_nsynth``: render an NSynth-format note dataset from a General MIDI soundfont, with no download."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._validate import check_sample_rate
+from ..errors import AudioError, AudioFileError, ParameterError
+from ..io import save_audio
+from .gm import FAMILY_PITCH_RANGES, GM_EXCLUDED, GM_PROGRAMS
+from .nsynth import NSYNTH_FAMILIES, NSYNTH_QUALITIES, NSYNTH_SOURCES, NSYNTH_SPLITS, NSYNTH_VELOCITIES
+
+__all__ = ["synth_nsynth", "SYNTH_SIZES"]
+
+_log = logging.getLogger(__name__)
+
+#: Named sizes -> notes drawn per GM program (``None``: every pitch of the family's range at every velocity).
+SYNTH_SIZES = {"small": 4, "medium": 30, "full": None}
+
+_INSTALL_HINT = "pip install pretty_midi && pip install --no-deps tinysoundfont"
+_MANIFEST = "synth_nsynth.json"
+_FORMAT = 1  # bump when a change to the renderer changes the files, so old caches are not reused
+
+_HELD_S, _RELEASE_S = 3.0, 1.0  # NSynth: the key is held 3 s, then 1 s of release, 4 s in all
+_FLUSH_S = 0.05  # after sounds_off, voices fade out within ~10 ms; render this much silence to retire them
+_GAIN_DB = -6.0  # synth gain: at -6 dB, 99.9 % of TimGM6mb's notes peak below 0.64 full scale
+_MAX_PEAK = 0.99  # a louder note is scaled down to this peak, never clipped
+_SILENT_PEAK = 10 ** (-60 / 20)  # -60 dBFS: below this a render is silent (no sample for that key) and skipped
+
+
+@dataclass(frozen=True)
+class _Note:
+    split: str
+    program: int
+    family: str
+    source: str
+    instrument_str: str
+    pitch: int
+    velocity: int
+
+    @property
+    def note_str(self) -> str:
+        return f"{self.instrument_str}-{self.pitch:03d}-{self.velocity:03d}"
+
+
+def _import_synth():
+    try:
+        import tinysoundfont
+    except ImportError as err:
+        raise ImportError(
+            f"synth_nsynth renders with tinysoundfont, which is not installed: {_INSTALL_HINT} "
+            "(--no-deps skips pyaudio, which tinysoundfont needs only for live playback)"
+        ) from err
+    return tinysoundfont
+
+
+def _default_soundfont() -> Path:
+    try:
+        import pretty_midi
+    except ImportError as err:
+        raise ImportError(
+            f"synth_nsynth's default soundfont (TimGM6mb.sf2) ships with pretty_midi, which is not installed: "
+            f"{_INSTALL_HINT}; or pass soundfont='path/to/any_gm.sf2'"
+        ) from err
+    return Path(os.path.dirname(pretty_midi.__file__)) / "TimGM6mb.sf2"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_size(size):
+    if isinstance(size, str) and size in SYNTH_SIZES:
+        return size
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool) and size >= 1:
+        return int(size)
+    raise ParameterError(
+        f"size must be one of {list(SYNTH_SIZES)!r} or a positive int (notes per GM program), got {size!r}"
+    )
+
+
+def _instrument_strs() -> dict[int, str]:
+    """GM program -> ``{family}_{source}_{k:03d}``, k counting the family/source's programs in program order."""
+    seen = Counter()
+    names = {}
+    for program in sorted(GM_PROGRAMS):
+        family, source = GM_PROGRAMS[program]
+        names[program] = f"{family}_{source}_{seen[family, source]:03d}"
+        seen[family, source] += 1
+    return names
+
+
+def _assign_splits(seed: int) -> dict[int, str]:
+    """GM program -> split. Each family's programs are shuffled (seeded) and dealt out whole, so the splits share
+    no instrument: about 15 % each to valid and test (at least one each from 3 programs up), the rest to train.
+    A family with 2 programs gives one to train and one to valid; a family with 1 program keeps it in train."""
+    split_of = {}
+    for family_id, family in enumerate(NSYNTH_FAMILIES):
+        programs = sorted(p for p, (f, _) in GM_PROGRAMS.items() if f == family)
+        order = np.random.default_rng([seed, 0, family_id]).permutation(programs).tolist()
+        n = len(order)
+        n_valid = 0 if n < 2 else max(1, round(0.15 * n))
+        n_test = 0 if n < 3 else max(1, round(0.15 * n))
+        for i, program in enumerate(order):
+            split_of[program] = "valid" if i < n_valid else "test" if i < n_valid + n_test else "train"
+    return split_of
+
+
+def _choose_notes(program: int, family: str, per_program: int | None, seed: int) -> list[tuple[int, int]]:
+    """The ``(pitch, velocity)`` pairs rendered for a program: the whole pitch x velocity grid, or a stratified
+    draw of ``per_program`` of them (one from each of that many equal runs of the pitch-major grid), so the
+    notes span the family's range. Each program draws from its own seeded stream."""
+    low, high = FAMILY_PITCH_RANGES[family]
+    grid = [(pitch, velocity) for pitch in range(low, high + 1) for velocity in NSYNTH_VELOCITIES]
+    if per_program is None or per_program >= len(grid):
+        return grid
+    rng = np.random.default_rng([seed, 1, program])
+    return [grid[int(run[rng.integers(len(run))])] for run in np.array_split(np.arange(len(grid)), per_program)]
+
+
+def _plan(per_program: int | None, seed: int) -> list[_Note]:
+    split_of, instrument_str = _assign_splits(seed), _instrument_strs()
+    return [
+        _Note(split_of[p], p, *GM_PROGRAMS[p], instrument_str[p], pitch, velocity)
+        for p in sorted(GM_PROGRAMS)
+        for pitch, velocity in _choose_notes(p, GM_PROGRAMS[p][0], per_program, seed)
+    ]
+
+
+def _render(synth, pitch: int, velocity: int, sample_rate: int) -> np.ndarray:
+    """One 4 s note on channel 0, downmixed to mono float32. Every note starts from silence: ``sounds_off``
+    retires the previous note's voices and the flush renders their 10 ms fade, so no tail leaks in."""
+    synth.sounds_off()
+    synth.generate(int(_FLUSH_S * sample_rate))
+    synth.noteon(0, pitch, velocity)
+    held = np.frombuffer(synth.generate(int(_HELD_S * sample_rate)), dtype=np.float32)
+    synth.noteoff(0, pitch)
+    tail = np.frombuffer(synth.generate(int(_RELEASE_S * sample_rate)), dtype=np.float32)
+    return np.concatenate([held, tail]).reshape(-1, 2).mean(axis=1, dtype=np.float32)
+
+
+def _example(note: _Note, note_id: int, sample_rate: int) -> dict:
+    return {
+        "note": note_id,
+        "note_str": note.note_str,
+        "instrument": note.program,
+        "instrument_str": note.instrument_str,
+        "pitch": note.pitch,
+        "velocity": note.velocity,
+        "sample_rate": sample_rate,
+        "instrument_source": NSYNTH_SOURCES.index(note.source),
+        "instrument_source_str": note.source,
+        "instrument_family": NSYNTH_FAMILIES.index(note.family),
+        "instrument_family_str": note.family,
+        "qualities": [0] * len(NSYNTH_QUALITIES),
+        "qualities_str": [],
+    }
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _is_complete(dest: Path, manifest: dict) -> bool:
+    return manifest.get("complete") is True and all(
+        (dest / split / "examples.json").is_file() and all((dest / split / n).is_file() for n in names)
+        for split, names in manifest["files"].items()
+    )
+
+
+def _remove_ours(dest: Path, manifest: dict) -> None:
+    """Delete what a previous ``synth_nsynth`` run wrote (the files its manifest names), nothing else."""
+    for split, names in manifest.get("files", {}).items():
+        folder = dest / split
+        for name in [*names, "examples.json", "examples.json.tmp"]:
+            (folder / name).unlink(missing_ok=True)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    (dest / _MANIFEST).unlink(missing_ok=True)
+
+
+def _prepare(dest: Path, args: dict, overwrite: bool) -> bool:
+    """Return True when ``dest`` already holds this exact dataset; otherwise clear our old files or refuse."""
+    if dest.exists() and not dest.is_dir():
+        raise AudioFileError(dest, "is a file; synth_nsynth needs a folder (new or empty) to render into")
+    manifest_path = dest / _MANIFEST
+    if manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            same = manifest["args"] == args
+        except (ValueError, KeyError, TypeError) as err:
+            raise AudioFileError(manifest_path, f"is not a synth_nsynth manifest ({err}); delete it by hand") from None
+        if same and _is_complete(dest, manifest):
+            return True
+        if not same and not overwrite:
+            changed = {k: (manifest["args"].get(k), v) for k, v in args.items() if manifest["args"].get(k) != v}
+            raise ParameterError(
+                f"{dest} holds a dataset synth_nsynth rendered with other arguments (old, new: {changed}); "
+                "pass overwrite=True to replace it, or choose another dest"
+            )
+        _remove_ours(dest, manifest)  # an interrupted render with these arguments, or overwrite=True
+    elif dest.is_dir() and any(dest.iterdir()):
+        raise AudioError(
+            f"{dest} is not empty and holds no {_MANIFEST}, so synth_nsynth did not write it; render into a new or "
+            "empty folder (overwrite=True only replaces a dataset synth_nsynth wrote, never other files)"
+        )
+    return False
+
+
+def synth_nsynth(
+    dest,
+    size="small",
+    soundfont=None,
+    sample_rate: int = 16000,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Render an NSynth-format dataset of single notes from a General MIDI soundfont, with no download.
+
+    Every GM program that fits an NSynth family (``GM_PROGRAMS``: 98 of 128) plays notes in its family's register
+    (``FAMILY_PITCH_RANGES``) at NSynth's velocities. Each note is 4 s: the key is held 3 s and released for 1 s,
+    downmixed to mono, written as 16-bit PCM WAV named like NSynth's (``guitar_acoustic_000-060-100.wav``).
+    The splits share no instrument: each family's programs are dealt to train, valid and test (seeded).
+    Notes render at ``-6 dB`` synth gain; a note peaking above 0.99 is scaled down to 0.99 (never clipped), and
+    a silent note (peak below -60 dBFS, e.g. a key the program has no sample for) is skipped, never written.
+    ``qualities`` are not annotated: all zeros, ``qualities_str`` empty. See ``docs/nsynth.md``.
+
+    Layout: ``dest/{train,valid,test}/`` each holding its wav files and an NSynth ``examples.json``, plus
+    ``dest/synth_nsynth.json``, a manifest of the arguments, the programs of each split and the counts. Calling
+    again with the same arguments returns ``dest`` at once (a cache). The same arguments give byte-identical files.
+
+    Args:
+        dest: the dataset root to create: a new or empty folder, or one this function rendered before.
+        size: ``'small'`` (4 notes per program, about 390 notes, 50 MB, a second or two), ``'medium'`` (30 per
+            program, about 2,900 notes, 380 MB), ``'full'`` (every pitch x velocity, about 26,500 notes, 3.4 GB),
+            or an int: that many notes per program, drawn evenly across its pitch range.
+        soundfont: a General MIDI ``.sf2``/``.sf3`` file; ``None`` uses ``TimGM6mb.sf2`` shipped with pretty_midi.
+        sample_rate: rate of the files in Hz (NSynth: 16000); the synth renders at it directly.
+        seed: draws the notes of each program and deals the programs to the splits.
+        progress: show a progress bar and print a summary.
+        overwrite: replace a dataset rendered here before with other arguments. Only files this function wrote
+            are deleted; a non-empty folder it did not write is refused either way.
+
+    Returns:
+        ``dest`` as a ``Path``: the root to pass to ``read_nsynth``.
+
+    Raises:
+        ImportError: tinysoundfont, or pretty_midi for the default soundfont, is not installed (the message says
+            ``pip install pretty_midi && pip install --no-deps tinysoundfont``).
+        AudioFileError: the soundfont is missing or unreadable, or ``dest`` is a file.
+        ParameterError: a bad size, sample rate or seed, or ``dest`` holds a dataset rendered with other
+            arguments and ``overwrite`` is False.
+        AudioError: ``dest`` is a non-empty folder this function did not write.
+
+    Example:
+        >>> root = synth_nsynth("data/nsynth_small", "small", progress=False)
+        >>> df = read_nsynth(root)
+        >>> df.groupby("split").size()
+        split
+        test      58
+        train    266
+        valid     65
+        dtype: int64
+    """
+    size = _check_size(size)
+    sample_rate = check_sample_rate(sample_rate)
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ParameterError(f"seed must be a non-negative int, got {seed!r}")
+    tinysoundfont = _import_synth()
+    soundfont = Path(soundfont).absolute() if soundfont is not None else _default_soundfont()
+    if not soundfont.is_file():
+        raise AudioFileError(soundfont, "no such soundfont; pass the path of a General MIDI .sf2 or .sf3 file")
+    dest = Path(dest).absolute()
+    args = {"format": _FORMAT, "size": size, "sample_rate": sample_rate, "seed": int(seed)}
+    args["soundfont_sha256"] = _sha256(soundfont)
+    if _prepare(dest, args, overwrite):
+        _log.info("synth_nsynth: %s already holds this dataset, not re-rendering", dest)
+        return dest
+
+    start = time.perf_counter()
+    synth = tinysoundfont.Synth(gain=_GAIN_DB, samplerate=sample_rate)
+    try:
+        sfid = synth.sfload(str(soundfont))
+    except Exception as err:  # tinysoundfont raises its own SoundFontException or OSError, depending on the fault
+        raise AudioFileError(soundfont, f"cannot be loaded as a soundfont ({err}); pass a .sf2 or .sf3 file") from None
+    plan = _plan(SYNTH_SIZES[size] if isinstance(size, str) else size, int(seed))
+    planned = {split: sorted(n.note_str + ".wav" for n in plan if n.split == split) for split in NSYNTH_SPLITS}
+    split_programs = {s: sorted({n.program for n in plan if n.split == s}) for s in NSYNTH_SPLITS}
+    dest.mkdir(parents=True, exist_ok=True)
+    manifest = {"args": args, "complete": False, "files": planned, "soundfont": str(soundfont)}
+    _write_json(dest / _MANIFEST, manifest)  # written first, so an interrupted render's files can be found
+    for split in NSYNTH_SPLITS:
+        (dest / split).mkdir(exist_ok=True)
+
+    written, silent, scaled, missing_presets = [], [], [], []
+    current = None
+    notes = plan
+    if progress:
+        from fastprogress import progress_bar
+
+        notes = progress_bar(plan)
+    for note in notes:
+        if note.program != current:
+            current = note.program
+            try:
+                synth.program_select(0, sfid, 0, note.program)
+                has_preset = True
+            except RuntimeError:
+                has_preset = False
+                missing_presets.append(note.program)
+        if not has_preset:
+            continue
+        wave = _render(synth, note.pitch, note.velocity, sample_rate)
+        peak = float(np.abs(wave).max())
+        if peak < _SILENT_PEAK:
+            silent.append(note.note_str)
+            continue
+        if peak > _MAX_PEAK:
+            wave = wave * np.float32(_MAX_PEAK / peak)
+            scaled.append(note.note_str)
+        save_audio(dest / note.split / (note.note_str + ".wav"), torch.from_numpy(wave)[None], sample_rate,
+                   subtype="PCM_16", format="WAV")  # fmt: skip
+        written.append(note)
+    if missing_presets:
+        warnings.warn(
+            f"{soundfont.name} has no bank-0 preset for GM programs {missing_presets}; their notes were skipped",
+            stacklevel=2,
+        )
+    if not written:
+        raise AudioFileError(soundfont, "rendered no audible note; is it a General MIDI soundfont?")
+
+    note_ids = {n.note_str: i for i, n in enumerate(sorted(written, key=lambda n: n.note_str))}
+    for split in NSYNTH_SPLITS:
+        examples = {n.note_str: _example(n, note_ids[n.note_str], sample_rate) for n in written if n.split == split}
+        _write_json(dest / split / "examples.json", dict(sorted(examples.items())))
+    counts = {
+        "notes": {s: sum(n.split == s for n in written) for s in NSYNTH_SPLITS},
+        "families": {
+            s: dict(sorted(Counter(n.family for n in written if n.split == s).items())) for s in NSYNTH_SPLITS
+        },
+        "silent_skipped": len(silent),
+        "scaled_to_peak": len(scaled),
+    }
+    manifest.update(
+        complete=True,
+        files={s: sorted(n.note_str + ".wav" for n in written if n.split == s) for s in NSYNTH_SPLITS},
+        programs=split_programs,
+        instruments={n.instrument_str: n.program for n in plan},
+        excluded_programs=sorted(GM_EXCLUDED),
+        missing_presets=missing_presets,
+        counts=counts,
+        silent=silent,
+        scaled=scaled,
+    )
+    _write_json(dest / _MANIFEST, manifest)
+
+    per_family = Counter(n.family for n in written)
+    summary = (
+        f"synth_nsynth: {len(written)} notes in {dest} ({time.perf_counter() - start:.1f} s): "
+        + ", ".join(f"{s} {counts['notes'][s]}" for s in NSYNTH_SPLITS)
+        + f"; skipped {len(silent)} silent, scaled {len(scaled)} loud to peak {_MAX_PEAK}; per family: "
+        + ", ".join(f"{f} {per_family[f]}" for f in NSYNTH_FAMILIES)
+    )
+    _log.info(summary)
+    if progress:
+        print(summary)
+    return dest

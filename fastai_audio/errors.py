@@ -1,0 +1,33 @@
+"""The exceptions fastai_audio raises. Every message names the bad file or value and says what to do."""
+
+__all__ = ["AudioError", "AudioFileError", "ParameterError"]
+
+
+class AudioError(Exception):
+    """Base class of every error fastai_audio raises on purpose.
+
+    Example:
+        >>> try:
+        ...     load_audio("missing.wav")
+        ... except AudioError as e:
+        ...     print(e)
+    """
+
+
+class AudioFileError(AudioError, OSError):
+    """A file could not be found, read or decoded. ``path`` holds the offending file.
+
+    It also derives from ``OSError`` so code that already catches I/O errors keeps working.
+    """
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # keeps the error picklable across DataLoader worker processes
+        return (type(self), (self.path, self.reason))
+
+
+class ParameterError(AudioError, ValueError):
+    """A parameter or an in-memory signal is out of its allowed range (also a ``ValueError``)."""

@@ -1,0 +1,227 @@
+"""Decoding, encoding and resampling audio. The only module that touches audio files.
+
+All decoding goes through soundfile (libsndfile): WAV (PCM 8/16/24/32-bit, float32/64), FLAC, OGG/Vorbis, MP3 and
+everything else ``soundfile.available_formats()`` lists. torchaudio is used for DSP (resampling) only.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+from ._validate import check_sample_rate, valid_audio
+from .errors import AudioFileError, ParameterError
+
+__all__ = ["AudioInfo", "audio_info", "load_audio", "save_audio", "resample", "AUDIO_EXTENSIONS"]
+
+#: File extensions that ``get_audio_files`` picks up: every format libsndfile can decode here.
+AUDIO_EXTENSIONS = frozenset(
+    "." + ext.lower()
+    for ext in (
+        "wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "aifc", "au", "snd", "caf",
+        "w64", "rf64", "sd2", "voc", "htk", "mat", "paf", "pvf", "sds", "sf", "xi", "nist", "wve",
+    )
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What ``audio_info`` reads from a file header: no samples are decoded.
+
+    Attributes:
+        path: the file.
+        sample_rate: samples per second per channel.
+        frames: samples per channel (the length).
+        channels: number of channels.
+        format: container, e.g. ``'WAV'``, ``'FLAC'``.
+        subtype: encoding, e.g. ``'PCM_16'``, ``'FLOAT'``, ``'VORBIS'``.
+    """
+
+    path: str
+    sample_rate: int
+    frames: int
+    channels: int
+    format: str
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate
+
+
+def _check_readable(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise AudioFileError(path, "no such file; check the path (relative paths start at the current folder)")
+    if path.is_dir():
+        raise AudioFileError(path, "is a directory, not an audio file; use get_audio_files() to list its audio")
+    if not os.access(path, os.R_OK):
+        raise AudioFileError(path, "permission denied; make the file readable (chmod +r) or copy it elsewhere")
+    if path.stat().st_size == 0:
+        raise AudioFileError(path, "is empty (0 bytes); re-export or delete it")
+    return path
+
+
+def _decode_error(path, err: Exception) -> AudioFileError:
+    return AudioFileError(
+        path,
+        f"cannot be decoded as audio ({err}); the file is truncated, corrupt or not audio. "
+        "Run `fastai-audio check` on the folder to list every bad file, or load with on_error='skip'",
+    )
+
+
+def audio_info(path) -> AudioInfo:
+    """Read a file's sample rate, length and channel count from its header, without decoding samples.
+
+    Args:
+        path: an audio file in any format libsndfile reads.
+
+    Returns:
+        AudioInfo with ``sample_rate``, ``frames``, ``channels``, ``duration`` (seconds), ``format``, ``subtype``.
+
+    Raises:
+        AudioFileError: the file is missing, unreadable or not audio; the message names the file.
+
+    Example:
+        >>> info = audio_info("guitar_acoustic_010-060-100.wav")
+        >>> info.sample_rate, info.channels, info.duration
+        (16000, 1, 4.0)
+    """
+    path = _check_readable(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise _decode_error(path, err) from None
+    return AudioInfo(str(path), int(info.samplerate), int(info.frames), int(info.channels), info.format, info.subtype)
+
+
+def load_audio(
+    path,
+    sample_rate: int | None = None,
+    mono: bool = False,
+    offset: float = 0.0,
+    duration: float | None = None,
+) -> tuple[torch.Tensor, int]:
+    """Decode an audio file to a float32 tensor of shape ``(channels, samples)`` in [-1, 1].
+
+    Only the requested span (``offset`` .. ``offset + duration`` seconds) is read from disk.
+
+    Args:
+        path: audio file (WAV PCM 8/16/24/32-bit or float, FLAC, OGG/Vorbis, MP3, ... anything libsndfile reads).
+        sample_rate: resample to this rate (Hz); ``None`` keeps the file's rate.
+        mono: average all channels into one, giving shape ``(1, samples)``.
+        offset: start reading this many seconds into the file (in the file's own time base).
+        duration: read at most this many seconds; ``None`` reads to the end.
+
+    Returns:
+        ``(waveform, sample_rate)``: a float32 CPU tensor ``(channels, samples)`` and its rate in Hz.
+
+    Raises:
+        AudioFileError: missing, empty, undecodable file, no samples, NaN/Inf samples, or offset past the end.
+        ParameterError: a negative offset, a non-positive duration or sample rate.
+
+    Example:
+        >>> x, sr = load_audio("note.flac", sample_rate=16000, mono=True, duration=4.0)
+        >>> x.shape, x.dtype, sr
+        (torch.Size([1, 64000]), torch.float32, 16000)
+    """
+    check_sample_rate(sample_rate, allow_none=True)
+    if offset < 0:
+        raise ParameterError(f"offset must be >= 0 seconds, got {offset!r}")
+    if duration is not None and not duration > 0:
+        raise ParameterError(f"duration must be > 0 seconds or None, got {duration!r}")
+    path = _check_readable(path)
+    try:
+        with sf.SoundFile(str(path)) as f:
+            native_sr, total = int(f.samplerate), f.frames
+            start = int(round(offset * native_sr))
+            if start and start >= total:
+                raise AudioFileError(
+                    path, f"offset {offset} s is past the end of the file ({total / native_sr:.3f} s long)"
+                )
+            frames = -1 if duration is None else max(1, int(round(duration * native_sr)))
+            if start:
+                f.seek(start)
+            data = f.read(frames, dtype="float32", always_2d=True)
+    except AudioFileError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        raise _decode_error(path, err) from None
+    if data.shape[0] == 0:
+        raise AudioFileError(path, "holds no samples; delete it or regenerate it")
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        raise AudioFileError(path, f"holds {bad} NaN/Inf samples; the file is corrupt, re-export or delete it")
+    wav = torch.from_numpy(np.ascontiguousarray(data.T))
+    if mono and wav.shape[0] > 1:
+        wav = wav.mean(dim=0, keepdim=True)
+    if sample_rate is not None and sample_rate != native_sr:
+        wav = resample(wav, native_sr, sample_rate)
+    return wav, int(sample_rate or native_sr)
+
+
+def save_audio(path, waveform, sample_rate: int, *, subtype: str | None = None, format: str | None = None) -> Path:
+    """Encode a ``(channels, samples)`` or ``(samples,)`` float waveform to a file with soundfile.
+
+    Args:
+        path: destination; the format follows the extension unless ``format`` is given.
+        waveform: tensor or array with values in [-1, 1] (PCM subtypes clip outside that range).
+        sample_rate: rate in Hz.
+        subtype: soundfile subtype such as ``'PCM_16'`` (the default for WAV), ``'PCM_24'``, ``'FLOAT'``.
+        format: soundfile container name such as ``'WAV'``, ``'FLAC'``, ``'OGG'``.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> save_audio("sine.flac", torch.sin(torch.arange(16000) * 0.1)[None], 16000)
+    """
+    check_sample_rate(sample_rate)
+    x = torch.as_tensor(waveform).detach().cpu()
+    valid_audio(x.float(), source=f"the waveform for {path}")
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2:
+        raise ParameterError(f"waveform must be (channels, samples) or (samples,), got shape {tuple(x.shape)}")
+    path = Path(path)
+    sf.write(str(path), x.T.numpy(), int(sample_rate), subtype=subtype, format=format)
+    return path
+
+
+@functools.lru_cache(maxsize=32)
+def _resampler(orig: int, new: int, dtype: torch.dtype, device: str) -> torchaudio.transforms.Resample:
+    # The windowed-sinc kernel depends only on the rate pair: build it once per (rates, dtype, device).
+    return torchaudio.transforms.Resample(orig, new, dtype=dtype).to(device)
+
+
+def resample(waveform: torch.Tensor, orig_sample_rate: int, sample_rate: int) -> torch.Tensor:
+    """Band-limited (windowed-sinc) resampling along the last dimension, with kernels cached per rate pair.
+
+    Args:
+        waveform: float tensor ``(..., samples)`` on any device.
+        orig_sample_rate: its rate in Hz.
+        sample_rate: the rate wanted, in Hz.
+
+    Returns:
+        Tensor ``(..., ceil(samples * sample_rate / orig_sample_rate))``, same dtype and device.
+
+    Example:
+        >>> resample(torch.randn(2, 44100), 44100, 16000).shape
+        torch.Size([2, 16000])
+    """
+    orig_sample_rate = check_sample_rate(orig_sample_rate, name="orig_sample_rate")
+    sample_rate = check_sample_rate(sample_rate)
+    if orig_sample_rate == sample_rate:
+        return waveform
+    if not waveform.is_floating_point():
+        raise ParameterError(f"resample needs a floating point waveform, got {waveform.dtype}")
+    plain = waveform.as_subclass(torch.Tensor)
+    return _resampler(orig_sample_rate, sample_rate, plain.dtype, str(plain.device))(plain)
