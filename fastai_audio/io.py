@@ -71,9 +71,10 @@ def _check_readable(path) -> Path:
 
 
 def _decode_error(path, err: Exception) -> AudioFileError:
+    detail = getattr(err, "error_string", None) or str(err)  # libsndfile's reason, without the path again
     return AudioFileError(
         path,
-        f"cannot be decoded as audio ({err}); the file is truncated, corrupt or not audio. "
+        f"cannot be decoded as audio ({detail}); the file is truncated, corrupt or not audio. "
         "Run `fastai-audio check` on the folder to list every bad file, or load with on_error='skip'",
     )
 

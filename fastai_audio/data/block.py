@@ -121,7 +121,7 @@ class RegexLabeller:
         m = (self.regex.match if self.match else self.regex.search)(s)
         if m is None:
             raise ParameterError(
-                f"label pattern {self.regex.pattern!r} matches nothing in {s}; fix the pattern "
+                f"label pattern r'{self.regex.pattern}' matches nothing in {s}; fix the pattern "
                 "(test it with re.search on that path) or filter such files out first"
             )
         return m.group(1)

@@ -154,6 +154,17 @@ def _render(synth, pitch: int, velocity: int, sample_rate: int) -> np.ndarray:
     return np.concatenate([held, tail]).reshape(-1, 2).mean(axis=1, dtype=np.float32)
 
 
+def _fit_level(wave: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """Return ``(wave, its peak)``, the wave scaled down to peak ``_MAX_PEAK`` if louder (a gain, not a clip),
+    or ``(None, peak)`` when it is silent (peak below -60 dBFS)."""
+    peak = float(np.abs(wave).max())
+    if peak < _SILENT_PEAK:
+        return None, peak
+    if peak > _MAX_PEAK:
+        wave = wave * np.float32(_MAX_PEAK / peak)
+    return wave, peak
+
+
 def _example(note: _Note, note_id: int, sample_rate: int) -> dict:
     return {
         "note": note_id,
@@ -172,9 +183,9 @@ def _example(note: _Note, note_id: int, sample_rate: int) -> dict:
     }
 
 
-def _write_json(path: Path, obj) -> None:
+def _write_json(path: Path, obj, indent: int | None = 2) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(obj, indent=indent, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -329,13 +340,11 @@ def synth_nsynth(
                 missing_presets.append(note.program)
         if not has_preset:
             continue
-        wave = _render(synth, note.pitch, note.velocity, sample_rate)
-        peak = float(np.abs(wave).max())
-        if peak < _SILENT_PEAK:
+        wave, peak = _fit_level(_render(synth, note.pitch, note.velocity, sample_rate))
+        if wave is None:
             silent.append(note.note_str)
             continue
         if peak > _MAX_PEAK:
-            wave = wave * np.float32(_MAX_PEAK / peak)
             scaled.append(note.note_str)
         save_audio(dest / note.split / (note.note_str + ".wav"), torch.from_numpy(wave)[None], sample_rate,
                    subtype="PCM_16", format="WAV")  # fmt: skip
@@ -351,7 +360,7 @@ def synth_nsynth(
     note_ids = {n.note_str: i for i, n in enumerate(sorted(written, key=lambda n: n.note_str))}
     for split in NSYNTH_SPLITS:
         examples = {n.note_str: _example(n, note_ids[n.note_str], sample_rate) for n in written if n.split == split}
-        _write_json(dest / split / "examples.json", dict(sorted(examples.items())))
+        _write_json(dest / split / "examples.json", examples, indent=None)  # compact, like NSynth's
     counts = {
         "notes": {s: sum(n.split == s for n in written) for s in NSYNTH_SPLITS},
         "families": {

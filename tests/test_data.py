@@ -1,0 +1,196 @@
+import pickle
+import shutil
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import sine, tree_digest, write
+from fastai.data.block import CategoryBlock, DataBlock
+from fastai.data.transforms import GrandparentSplitter, parent_label
+
+from fastai_audio import AudioFileError, ParameterError, TensorAudio
+from fastai_audio.data import AudioBlock, AudioDataLoaders, RegexLabeller, get_audio_files
+
+
+def test_get_audio_files_finds_every_clip(toy_folder):
+    files = get_audio_files(toy_folder)
+    assert len(files) == 20 and all(f.suffix == ".wav" for f in files)
+    assert len(get_audio_files(toy_folder, folders=["valid"])) == 8
+    (toy_folder / "notes.txt").write_text("not audio")
+    assert len(get_audio_files(toy_folder)) == 20
+    (toy_folder / "notes.txt").unlink()
+
+
+def test_from_folder_batches(toy_folder):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0)
+    x, y = dls.one_batch()
+    assert isinstance(x, TensorAudio) and x.shape == (4, 1, 16000) and x.dtype == torch.float32
+    assert x.sample_rate == 16000
+    assert dls.c == 2 and dls.classes == ["high", "low"]
+    assert len(dls.train_ds) == 12 and len(dls.valid_ds) == 8
+
+
+def test_validation_crops_are_deterministic(toy_folder):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=8, duration=1.0, num_workers=0)
+    a, b = dls.valid.one_batch()[0], dls.valid.one_batch()[0]
+    torch.testing.assert_close(a, b)
+
+
+def test_workers_keep_the_sample_rate(toy_folder):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=3, duration=0.5, sample_rate=8000, num_workers=2)
+    batches = list(dls.train)
+    assert len(batches) == 4
+    assert all(isinstance(x, TensorAudio) and x.sample_rate == 8000 and x.shape[-1] == 4000 for x, _ in batches)
+
+
+def test_dataloaders_pickle_round_trip(toy_folder):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0)
+    back = pickle.loads(pickle.dumps(dls))
+    (x0, y0), (x1, y1) = dls.valid.one_batch(), back.valid.one_batch()
+    torch.testing.assert_close(x0, x1)
+    assert y0.tolist() == y1.tolist() and x1.sample_rate == 16000
+
+
+def test_audio_block_in_a_datablock(toy_folder):
+    dblock = DataBlock(blocks=(AudioBlock(sample_rate=8000, duration=0.25), CategoryBlock),
+                       get_items=get_audio_files, get_y=parent_label, splitter=GrandparentSplitter())  # fmt: skip
+    dls = dblock.dataloaders(toy_folder, bs=5, num_workers=0)
+    x, _ = dls.one_batch()
+    assert x.shape == (5, 1, 2000) and x.sample_rate == 8000
+
+
+def test_stereo_is_kept_when_mono_is_false(tmp_path):
+    for i in range(4):
+        write(tmp_path / ("train" if i < 2 else "valid") / "a" / f"{i}.wav", sine(440, 8000, 0.5, channels=8), 8000)
+    dls = AudioDataLoaders.from_folder(tmp_path, bs=2, mono=False, sample_rate=8000, duration=0.5, num_workers=0)
+    x, _ = dls.one_batch()
+    assert x.shape == (2, 8, 4000)
+    assert float(x[0, 7].abs().max()) == pytest.approx(float(x[0, 0].abs().max()) / 8, rel=1e-3)  # kept apart
+    dls = AudioDataLoaders.from_folder(tmp_path, bs=2, mono=True, sample_rate=8000, duration=0.5, num_workers=0)
+    assert dls.one_batch()[0].shape == (2, 1, 4000)
+
+
+def test_from_re_labels_with_the_pattern(toy_folder):
+    dls = AudioDataLoaders.from_re(toy_folder, r"(low|high)_\d+\.wav$", valid_pct=None, bs=4, duration=1.0,
+                                   num_workers=0)  # fmt: skip
+    assert dls.classes == ["high", "low"] and len(dls.valid_ds) == 8
+
+
+def test_from_re_names_the_file_the_pattern_misses(toy_folder):
+    with pytest.raises(ParameterError, match=r"label pattern r'\(cat\)_\\d\+' matches nothing in .*(low|high)_\d\.wav"):
+        AudioDataLoaders.from_re(toy_folder, r"(cat)_\d+", bs=4, num_workers=0)
+
+
+def test_regex_labeller_needs_a_group():
+    with pytest.raises(ParameterError, match="needs a group"):
+        RegexLabeller(r"\w+\.wav")
+    assert pickle.loads(pickle.dumps(RegexLabeller(r"(\w+)_\d"))).__call__("a/b/dog_1.wav") == "dog"
+
+
+def test_from_df_single_and_multi_label(toy_folder):
+    files = sorted(get_audio_files(toy_folder))
+    df = pd.DataFrame({"fname": [str(f.relative_to(toy_folder)) for f in files],
+                       "tags": [f"{f.parent.name} {'odd' if i % 2 else 'even'}" for i, f in enumerate(files)],
+                       "label": [f.parent.name for f in files],
+                       "is_valid": [f.parts[-3] == "valid" for f in files]})  # fmt: skip
+    dls = AudioDataLoaders.from_df(df, toy_folder, "fname", "label", valid_col="is_valid", bs=4, duration=1.0,
+                                   num_workers=0)  # fmt: skip
+    assert dls.classes == ["high", "low"] and len(dls.valid_ds) == 8
+    multi = AudioDataLoaders.from_df(df, toy_folder, "fname", "tags", label_delim=" ", valid_col="is_valid", bs=4,
+                                     duration=1.0, num_workers=0)  # fmt: skip
+    x, y = multi.one_batch()
+    assert multi.classes == ["even", "high", "low", "odd"] and y.shape == (4, 4) and y.sum(1).tolist() == [2.0] * 4
+
+
+def test_from_df_unknown_column(toy_folder):
+    with pytest.raises(ParameterError, match="fn_col 'file' is not a column"):
+        AudioDataLoaders.from_df(pd.DataFrame({"fname": [], "label": []}), toy_folder, "file", "label")
+
+
+def test_variable_length_batches_pad_and_report_lengths(toy_folder):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=None, num_workers=0)
+    for x, _ in dls.train:
+        assert x.lengths.shape == (x.shape[0],) and int(x.lengths.max()) == x.shape[-1]
+        for clip, n in zip(x, x.lengths):
+            assert clip[..., n:].abs().sum() == 0  # padding is silence
+            assert clip[..., :n].abs().max() > 0.1
+    # validation batches come longest first (get_preds restores dataset order)
+    lengths = np.concatenate([x.lengths.numpy() for x, _ in dls.valid])
+    assert (np.diff(lengths) <= 0).all()
+
+
+def test_bucketing_reduces_padding(tmp_path):
+    rng = np.random.default_rng(0)
+    for i, seconds in enumerate(rng.uniform(0.1, 2.0, size=64)):
+        write(tmp_path / "train" / "a" / f"{i}.wav", sine(440, 8000, seconds), 8000)
+    write(tmp_path / "valid" / "a" / "v.wav", sine(440, 8000, 0.5), 8000)
+    dls = AudioDataLoaders.from_folder(tmp_path, bs=8, duration=None, sample_rate=8000, num_workers=0)
+
+    def padded_fraction(batches):
+        total = sum(x.shape[0] * x.shape[-1] for x in batches)
+        return 1 - sum(int(x.lengths.sum()) for x in batches) / total
+
+    bucketed = padded_fraction([x for x, _ in dls.train])
+    lengths = dls.train.lengths
+    order = np.random.default_rng(1).permutation(len(lengths))
+    random_batches = [lengths[order[s : s + 8]] for s in range(0, len(order), 8)]
+    unbucketed = 1 - sum(b.sum() for b in random_batches) / sum(len(b) * b.max() for b in random_batches)
+    assert bucketed < 0.1 < unbucketed
+
+
+def test_mixed_rates_without_resampling_name_the_files(toy_folder):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=12, sample_rate=None, duration=None, num_workers=0,
+                                       shuffle=False)  # fmt: skip
+    with pytest.raises(ParameterError, match=r"different sample rates: .*\.wav is at \d+ Hz and .*sample_rate="):
+        dls.train.one_batch()
+
+
+def test_mixed_channels_without_downmix_name_the_files(toy_folder):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=12, mono=False, duration=1.0, num_workers=0)
+    with pytest.raises(ParameterError, match="different channel counts: .*mono=True"):
+        dls.train.one_batch()
+
+
+def test_mixed_rates_are_resampled_to_one(toy_folder):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=12, sample_rate=16000, duration=1.0, num_workers=0)
+    x, _ = dls.train.one_batch()
+    assert x.shape == (12, 1, 16000) and x.sample_rate == 16000
+
+
+def test_on_error_skip_warns_naming_every_bad_file(toy_folder, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(toy_folder, root)
+    (root / "train" / "low" / "empty.wav").write_bytes(b"")
+    (root / "valid" / "high" / "text.wav").write_text("this is not audio")
+    with pytest.warns(UserWarning, match=r"skipping 2 bad audio file\(s\) of 22:") as record:
+        dls = AudioDataLoaders.from_folder(root, bs=4, duration=1.0, num_workers=0, on_error="skip")
+    message = str(record[0].message)
+    assert "empty.wav: is empty" in message and "text.wav: cannot be decoded" in message
+    assert len(dls.train_ds) + len(dls.valid_ds) == 20
+    raising = AudioDataLoaders.from_folder(root, bs=22, duration=1.0, num_workers=0, shuffle=False)
+    with pytest.raises(AudioFileError, match="empty.wav: is empty"):
+        raising.train.one_batch()
+
+
+def test_show_batch_titles_each_clip_with_its_label(toy_folder):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0)
+    dls.show_batch(max_n=4)
+    axes = [ax for ax in plt.gcf().axes if ax.has_data()]
+    assert len(axes) == 4
+    assert {ax.get_title() for ax in axes} <= {"low", "high"}
+    assert all(ax.get_xlabel() == "time (s)" for ax in axes)
+    plt.close("all")
+
+
+def test_source_files_are_never_modified(toy_folder):
+    before = tree_digest(toy_folder)
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=None, num_workers=0)
+    for _ in dls.train:
+        pass
+    for _ in dls.valid:
+        pass
+    dls.show_batch(max_n=2)
+    plt.close("all")
+    assert tree_digest(toy_folder) == before
