@@ -48,7 +48,7 @@ def test_croppad_pinned_draw_gives_exact_output():
     tfm = CropPad(num_samples=4)
     tfm.before_call(None, split_idx=0)
     tfm._u = 0.999  # pin the draw: the last possible offset
-    assert tfm.encodes(ramp(10)).tolist() == [[6, 7, 8, 9]]
+    assert tfm._encode(ramp(10)).tolist() == [[6, 7, 8, 9]]
 
 
 def test_croppad_duration_uses_each_clips_rate():
@@ -101,3 +101,14 @@ def test_transforms_pickle(tfm):
     x = TensorAudio(torch.randn(1, 32000), sample_rate=16000)
     if not isinstance(tfm, CropPad):
         torch.testing.assert_close(back(x), tfm(x))
+
+
+@pytest.mark.parametrize("tfm", [DownmixMono(), Resample(8000), CropPad(num_samples=300)])
+def test_fast_path_equals_dispatch_and_passes_labels_through(tfm):
+    x = TensorAudio(torch.randn(2, 1000), sample_rate=16000)
+    via_dispatch = tfm.encodes(x)  # plum-dispatched method
+    fast = tfm(x, split_idx=1)
+    torch.testing.assert_close(fast, via_dispatch)
+    label = torch.tensor(3)
+    out_x, out_label = tfm((x, label), split_idx=1)
+    assert out_label is label and out_x.shape == fast.shape

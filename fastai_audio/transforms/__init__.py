@@ -1,5 +1,5 @@
 """fastai Transforms for audio. Item transforms run per clip on CPU workers."""
 
-from .item import CropPad, DownmixMono, OpenAudio, Resample
+from .item import AudioTransform, CropPad, DownmixMono, OpenAudio, Resample
 
-__all__ = ["OpenAudio", "DownmixMono", "Resample", "CropPad"]
+__all__ = ["AudioTransform", "OpenAudio", "DownmixMono", "Resample", "CropPad"]
