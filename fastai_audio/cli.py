@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failure, 2 usage error).
 
-    Example:
+    Examples:
         >>> main(["check", "data/"])
         0
     """

@@ -10,6 +10,7 @@ from fastai.torch_core import TensorBase
 from fastai.vision.data import get_grid
 from plum import dispatch
 
+from .errors import ParameterError
 from .io import load_audio
 
 __all__ = ["TensorAudio"]
@@ -22,7 +23,7 @@ class TensorAudio(TensorBase):
     the fastai way, so it survives torch ops, pickling, ``DataLoader`` workers, collation and ``.to(device)``.
     dtype: float32 from the loaders; any floating dtype works. Tested on CPU and CUDA.
 
-    Example:
+    Examples:
         >>> x = TensorAudio.create("guitar_acoustic_010-060-100.wav")
         >>> x.shape, x.sample_rate, x.duration
         (torch.Size([1, 64000]), 16000, 4.0)
@@ -45,7 +46,7 @@ class TensorAudio(TensorBase):
             wav, sr = load_audio(fn, sample_rate=sample_rate, mono=mono, **kwargs)
             return cls(wav, sample_rate=sr, path=Path(fn))
         if sample_rate is None:
-            raise TypeError("TensorAudio.create(array) needs sample_rate=<rate in Hz>")
+            raise ParameterError("TensorAudio.create(array) needs the array's rate: pass sample_rate=<Hz>")
         wav = torch.as_tensor(np.asarray(fn) if not isinstance(fn, torch.Tensor) else fn).float()
         return cls(wav[None] if wav.ndim == 1 else wav, sample_rate=int(sample_rate))
 

@@ -91,7 +91,7 @@ def audio_info(path) -> AudioInfo:
     Raises:
         AudioFileError: the file is missing, unreadable or not audio; the message names the file.
 
-    Example:
+    Examples:
         >>> info = audio_info("guitar_acoustic_010-060-100.wav")
         >>> info.sample_rate, info.channels, info.duration
         (16000, 1, 4.0)
@@ -129,7 +129,7 @@ def load_audio(
         AudioFileError: missing, empty, undecodable file, no samples, NaN/Inf samples, or offset past the end.
         ParameterError: a negative offset, a non-positive duration or sample rate.
 
-    Example:
+    Examples:
         >>> x, sr = load_audio("note.flac", sample_rate=16000, mono=True, duration=4.0)
         >>> x.shape, x.dtype, sr
         (torch.Size([1, 64000]), torch.float32, 16000)
@@ -182,7 +182,7 @@ def save_audio(path, waveform, sample_rate: int, *, subtype: str | None = None, 
     Returns:
         The path written.
 
-    Example:
+    Examples:
         >>> save_audio("sine.flac", torch.sin(torch.arange(16000) * 0.1)[None], 16000)
     """
     check_sample_rate(sample_rate)
@@ -214,7 +214,7 @@ def resample(waveform: torch.Tensor, orig_sample_rate: int, sample_rate: int) ->
     Returns:
         Tensor ``(..., ceil(samples * sample_rate / orig_sample_rate))``, same dtype and device.
 
-    Example:
+    Examples:
         >>> resample(torch.randn(2, 44100), 44100, 16000).shape
         torch.Size([2, 16000])
     """

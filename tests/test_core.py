@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import sine, write
 
-from fastai_audio import TensorAudio
+from fastai_audio import ParameterError, TensorAudio
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def test_create_from_file_records_rate_and_path(tmp_path):
 
 
 def test_create_from_array_needs_a_rate():
-    with pytest.raises(TypeError, match="sample_rate"):
+    with pytest.raises(ParameterError, match="sample_rate"):
         TensorAudio.create(np.zeros(10))
     x = TensorAudio.create(np.zeros(10), sample_rate=8000)
     assert x.shape == (1, 10) and x.dtype == torch.float32 and x.duration == pytest.approx(10 / 8000)

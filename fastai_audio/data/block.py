@@ -42,7 +42,7 @@ def AudioBlock(
         A ``TransformBlock`` producing ``TensorAudio`` items ``(channels, samples)``; batches are
         ``(batch, channels, samples)``.
 
-    Example:
+    Examples:
         >>> dblock = DataBlock(blocks=(AudioBlock(sample_rate=16000, duration=4.0), CategoryBlock),
         ...                    get_items=get_audio_files, get_y=parent_label, splitter=GrandparentSplitter())
         >>> dls = dblock.dataloaders("data/", bs=32)
@@ -72,12 +72,12 @@ def get_audio_files(path, recurse: bool = True, folders=None, extensions=None):
         extensions: file extensions to keep (default: every format libsndfile reads, ``AUDIO_EXTENSIONS``).
 
     Returns:
-        A fastcore ``L`` of ``Path`` objects, sorted within each folder.
+        A fastcore ``L`` of ``Path`` objects in sorted order (so seeded random splits agree across machines).
 
     Raises:
         AudioFileError: ``path`` is missing, not a folder, or cannot be listed.
 
-    Example:
+    Examples:
         >>> files = get_audio_files("nsynth/", folders=["train"])
         >>> files[0].name
         'bass_electronic_000-036-100.wav'
@@ -93,7 +93,7 @@ def get_audio_files(path, recurse: bool = True, folders=None, extensions=None):
         raise AudioFileError(root, "permission denied while listing the folder; make it readable") from None
     exts = AUDIO_EXTENSIONS if extensions is None else {e.lower() if e.startswith(".") else "." + e.lower()
                                                         for e in extensions}  # fmt: skip
-    return get_files(root, extensions=exts, recurse=recurse, folders=folders)
+    return get_files(root, extensions=exts, recurse=recurse, folders=folders).sorted()
 
 
 class RegexLabeller:
@@ -102,7 +102,7 @@ class RegexLabeller:
     Unlike a lambda it survives ``learn.export()``; an item the pattern misses raises a ``ParameterError`` that
     names the file and the pattern.
 
-    Example:
+    Examples:
         >>> RegexLabeller(r"(\\w+)_\\w+_\\d+-\\d+-\\d+.wav$")(Path("train/guitar_acoustic_010-060-100.wav"))
         'guitar'
     """

@@ -40,7 +40,7 @@ def check_audio_files(files, *, num_workers: int | None = None, progress: bool =
         DataFrame with one row per file, in input order: ``path``, ``ok`` (bool), ``reason`` (empty when ok),
         ``sample_rate``, ``channels``, ``duration`` (seconds).
 
-    Example:
+    Examples:
         >>> report = check_audio_files(get_audio_files("data/"))
         >>> report[~report.ok][["path", "reason"]]
     """
@@ -62,7 +62,7 @@ def drop_bad_files(files, on_error: str = "raise") -> list:
     ``'raise'`` returns them untouched (a bad file raises ``AudioFileError`` when it is loaded); ``'skip'``
     decodes all of them once, warns (``UserWarning``) naming every bad file and its reason, and returns the good ones.
 
-    Example:
+    Examples:
         >>> good = drop_bad_files(files, on_error="skip")
     """
     check_choice("on_error", on_error, ("raise", "skip"))

@@ -32,7 +32,7 @@ class AudioItemList:
         items: the file paths (``Path``).
         path: the root folder (becomes the Learner's ``path``).
 
-    Example:
+    Examples:
         >>> data = (AudioItemList.from_folder("nsynth").split_by_folder()
         ...         .label_from_re(r"(\\w+)_\\w+_\\d+-\\d+-\\d+.wav$").databunch(bs=64))
         >>> data.c, data.classes[:2]
@@ -105,6 +105,12 @@ class AudioItemList:
         """Files under ``path/train`` train, files under ``path/valid`` validate; others are dropped."""
         tr, va = (self.path / train).resolve(), (self.path / valid).resolve()
         keep = [o for o in self.items if tr in o.resolve().parents or va in o.resolve().parents]
+        for name, folder in (("train", tr), ("valid", va)):
+            if not any(folder in o.resolve().parents for o in keep):
+                raise ParameterError(
+                    f"split_by_folder found no audio files under {folder}; pass {name}='<folder name>' "
+                    f"(sub-folders of {self.path}: {sorted(p.name for p in self.path.iterdir() if p.is_dir())})"
+                )
         kept = self._new(keep)
         return kept._split([va in o.resolve().parents for o in kept.items])
 
@@ -175,13 +181,13 @@ class _LabelledAudioItemList:
 
         Args:
             bs: batch size.
-            tfms: batch transforms, e.g. ``get_frequency_batch_transforms(...)``, or None for raw audio.
+            tfms: batch transforms (e.g. the spectrogram front-end's), or None for raw audio batches.
             sample_rate, duration, mono: as in ``AudioBlock``.
             num_workers: loader worker processes (default fastai's: the CPU count, at most 16).
             on_error: ``'raise'`` or ``'skip'`` bad files (skip warns naming each).
             **kwargs: passed to ``AudioDataLoaders`` (``device``, ``pad_mode``, ``item_tfms``, ``seed``...).
 
-        Example:
+        Examples:
             >>> data = split_list.label_from_re(pattern).databunch(bs=64, tfms=tfms)
             >>> xs, ys = data.one_batch()
         """
@@ -189,7 +195,7 @@ class _LabelledAudioItemList:
         label_of = {str(o): lab for o, lab in zip(src.items, self.labels)}
         valid = {str(o) for o, v in zip(src.items, self.split.is_valid) if v}
         files = drop_bad_files(src.items, on_error)
-        df = pd.DataFrame({"fname": [str(o) for o in files], "label": [label_of[str(o)] for o in files],
+        df = pd.DataFrame({"fname": [str(Path(o).resolve()) for o in files], "label": [label_of[str(o)] for o in files],
                            "is_valid": [str(o) in valid for o in files]})  # fmt: skip
         if num_workers is not None:
             kwargs["num_workers"] = num_workers

@@ -36,6 +36,16 @@ class AudioDataLoaders(DataLoaders):
         """The class names (the labels' vocabulary), as in fastai v1's ``data.classes``."""
         return list(self.vocab)
 
+    def show_batch(self, b=None, max_n: int = 9, **kwargs):
+        """Show ``max_n`` items of a training batch (waveforms, or spectrograms once the front-end runs).
+
+        As in fastai v1 (and the seed), an int as the first argument is the number of items: ``show_batch(3)``.
+        Other arguments go to fastai's ``TfmdDL.show_batch`` (``ctxs``, ``show``, ``unique``, ``figsize``...).
+        """
+        if isinstance(b, int):
+            b, max_n = None, b
+        return self.train.show_batch(b=b, max_n=max_n, **kwargs)
+
     @classmethod
     def _from_block(cls, source, path, *, get_items=None, get_x=None, get_y, splitter, vocab=None,
                     label_delim=None, sample_rate=16000, duration=4.0, mono=True, pad_mode="zeros",
@@ -66,7 +76,7 @@ class AudioDataLoaders(DataLoaders):
             valid_func: ``Path -> bool``, True for validation files.
             on_error: ``'raise'`` or ``'skip'`` bad files.
 
-        Example:
+        Examples:
             >>> dls = AudioDataLoaders.from_files("data", get_audio_files("data"), parent_label, valid_pct=0.2)
         """
         files = drop_bad_files(files, on_error)
@@ -86,13 +96,14 @@ class AudioDataLoaders(DataLoaders):
 
         Args:
             path: the data set's root.
-            train, valid: names of the training and validation sub-folders.
+            train: name of the training sub-folder.
+            valid: name of the validation sub-folder.
             valid_pct: if given, ignore the folders' split and hold out this fraction at random.
             label_func: picklable ``Path -> label``; default ``parent_label``.
             seed: seed of the random split.
             on_error: ``'raise'`` or ``'skip'`` bad files.
 
-        Example:
+        Examples:
             >>> dls = AudioDataLoaders.from_folder("speech_commands", valid_pct=0.1, duration=1.0, bs=128)
             >>> xb, yb = dls.one_batch()   # xb: TensorAudio (128, 1, 16000)
         """
@@ -118,17 +129,22 @@ class AudioDataLoaders(DataLoaders):
             path: the data set's root.
             pattern: regular expression with one group, e.g. NSynth's family ``r'(\\w+)_\\w+_\\d+-\\d+-\\d+.wav$'``.
             fnames: the files (default: every audio file under ``path``).
-            valid_pct: fraction held out at random; ``None`` splits by the ``train``/``valid`` folders instead.
+            valid_pct: fraction held out at random; ``None`` splits by the ``train``/``valid`` folders instead
+                (files outside both are left out).
+            train: the training sub-folder when ``valid_pct=None``.
+            valid: the validation sub-folder when ``valid_pct=None``.
             seed: seed of the random split.
+            on_error: ``'raise'`` or ``'skip'`` bad files.
 
         Raises:
             ParameterError: a file the pattern does not match (the message names it and the pattern).
 
-        Example:
+        Examples:
             >>> dls = AudioDataLoaders.from_re("nsynth", r"(\\w+)_\\w+_\\d+-\\d+-\\d+.wav$", valid_pct=None)
         """
         path = Path(path)
-        files = get_audio_files(path) if fnames is None else list(fnames)
+        folders = None if valid_pct is not None else [train, valid]
+        files = get_audio_files(path, folders=folders) if fnames is None else list(fnames)
         valid_func = None if valid_pct is not None else _InFolder(path / valid)
         return cls.from_files(path, files, RegexLabeller(pattern), valid_pct=valid_pct or 0.2, seed=seed,
                               valid_func=valid_func, on_error=on_error, **kwargs)  # fmt: skip
@@ -142,13 +158,17 @@ class AudioDataLoaders(DataLoaders):
         Args:
             df: one row per clip.
             path: folder the file names are relative to.
-            fn_col, label_col: column names or positions of the file name and the label.
+            fn_col: column name or position of the file name.
+            label_col: column name or position of the label.
             valid_col: boolean column marking validation rows (otherwise a random ``valid_pct`` split).
-            folder: sub-folder of ``path`` holding the files; ``suff``: suffix appended to file names.
+            valid_pct: fraction held out at random when there is no ``valid_col``.
+            seed: seed of the random split.
+            folder: sub-folder of ``path`` holding the files.
+            suff: suffix appended to every file name (e.g. ``'.wav'``).
             label_delim: split labels on this delimiter for multi-label targets (``MultiCategoryBlock``).
             on_error: ``'raise'`` or ``'skip'`` rows whose file is bad.
 
-        Example:
+        Examples:
             >>> df = pd.read_csv("esc50/meta/esc50.csv")
             >>> dls = AudioDataLoaders.from_df(df, "esc50", "filename", "category", folder="audio",
             ...                                duration=5.0, sample_rate=22050)
@@ -177,10 +197,12 @@ class AudioDataLoaders(DataLoaders):
             path: the data set's root.
             label: the field to predict: ``'instrument_family_str'`` (11 classes), ``'instrument_source_str'``,
                 ``'instrument_str'``, ``'pitch'``, ...
-            sources, families: keep only these instrument sources / families (e.g. ``sources='acoustic'``).
-            train, valid: the splits used for training and validation (``'test'`` stays out).
+            sources: keep only these instrument sources (e.g. ``'acoustic'``).
+            families: keep only these instrument families (e.g. ``['guitar', 'mallet']``).
+            train: the split used for training.
+            valid: the split used for validation (``'test'`` stays out).
 
-        Example:
+        Examples:
             >>> dls = AudioDataLoaders.from_nsynth(synth_nsynth("data/nsynth"), bs=64)
             >>> dls.c, dls.classes[:3]
             (11, ['bass', 'brass', 'flute'])

@@ -23,7 +23,7 @@ def crop(x: torch.Tensor, num_samples: int, offset: int = 0) -> torch.Tensor:
     Returns:
         A view ``(..., num_samples)``.
 
-    Example:
+    Examples:
         >>> crop(torch.arange(10.), 4, offset=3)
         tensor([3., 4., 5., 6.])
     """
@@ -45,7 +45,7 @@ def pad(x: torch.Tensor, num_samples: int, mode: str = "zeros") -> torch.Tensor:
     Returns:
         Tensor ``(..., num_samples)``, same dtype and device.
 
-    Example:
+    Examples:
         >>> pad(torch.tensor([1., 2., 3.]), 7, mode="repeat")
         tensor([1., 2., 3., 1., 2., 3., 1.])
     """
@@ -71,7 +71,7 @@ def pad_batch(xs: list[torch.Tensor], mode: str = "zeros") -> tuple[torch.Tensor
     Returns:
         ``(batch, lengths)``: a tensor ``(len(xs), channels, max(samples_i))`` and the true lengths as int64.
 
-    Example:
+    Examples:
         >>> b, n = pad_batch([torch.ones(1, 3), torch.ones(1, 5)])
         >>> b.shape, n
         (torch.Size([2, 1, 5]), tensor([3, 5]))

@@ -47,7 +47,7 @@ class OpenAudio(DisplayedTransform):
 
     Files are decoded at their own rate with all channels; ``DownmixMono`` and ``Resample`` follow.
 
-    Example:
+    Examples:
         >>> OpenAudio()("note.wav").shape
         torch.Size([2, 44100])
     """
@@ -71,7 +71,7 @@ class OpenAudio(DisplayedTransform):
 class DownmixMono(AudioTransform):
     """Average all channels into one: ``(channels, samples)`` -> ``(1, samples)``.
 
-    Example:
+    Examples:
         >>> DownmixMono()(TensorAudio(torch.ones(2, 5), sample_rate=8000)).shape
         torch.Size([1, 5])
     """
@@ -85,7 +85,7 @@ class DownmixMono(AudioTransform):
 class Resample(AudioTransform):
     """Resample to ``sample_rate`` Hz (windowed sinc, kernels cached per rate pair); no-op at that rate already.
 
-    Example:
+    Examples:
         >>> Resample(16000)(TensorAudio(torch.randn(1, 44100), sample_rate=44100)).shape
         torch.Size([1, 16000])
     """
@@ -117,7 +117,7 @@ class CropPad(AudioTransform, RandTransform):
         num_samples: alternatively, an exact number of samples.
         pad_mode: ``'zeros'``, ``'repeat'`` or ``'error'``.
 
-    Example:
+    Examples:
         >>> CropPad(1.0)(TensorAudio(torch.randn(1, 24000), sample_rate=16000), split_idx=1).shape
         torch.Size([1, 16000])
     """
