@@ -43,7 +43,7 @@ def valid_audio(x, *, source=None, min_samples: int = 1) -> torch.Tensor:
     Checks the dtype (floating point), the length (at least ``min_samples``) and that every value is finite.
     Returns ``x`` unchanged so it can be used inline. ``source`` names where the signal came from in messages.
 
-    Example:
+    Examples:
         >>> valid_audio(torch.zeros(1, 16000))
     """
     where = f" in {source}" if source is not None else ""

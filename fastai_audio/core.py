@@ -93,7 +93,8 @@ class TensorAudio(TensorBase):
         for i, ch in enumerate(wav):
             ctx.plot(t, ch, linewidth=0.5, alpha=0.8 if len(wav) > 1 else 1.0, label=f"ch {i}")
         ctx.set_xlim(t[0], t[-1] if len(t) > 1 else 1)
-        ctx.set_ylim(-1.05, 1.05)
+        peak = float(np.abs(wav).max()) if wav.size else 0.0
+        ctx.set_ylim(-1.1 * max(peak, 1e-3), 1.1 * max(peak, 1e-3))  # quiet notes stay visible
         ctx.set_xlabel("time (s)" if sr else "sample")
         if title is None and getattr(self, "path", None) is not None:
             title = Path(self.path).name

@@ -6,7 +6,7 @@ __all__ = ["AudioError", "AudioFileError", "ParameterError"]
 class AudioError(Exception):
     """Base class of every error fastai_audio raises on purpose.
 
-    Example:
+    Examples:
         >>> try:
         ...     load_audio("missing.wav")
         ... except AudioError as e:

@@ -221,6 +221,21 @@ def test_other_arguments_need_overwrite_which_keeps_foreign_files(tmp_path):
     assert {p.stem for p in (dest / "train").glob("*.wav")} == set(entries)  # no file left from seed 0
 
 
+def test_an_interrupted_render_is_redone(tmp_path):
+    dest = synth_nsynth(tmp_path / "d", 1, sample_rate=8000, progress=False)
+    manifest_path = dest / "synth_nsynth.json"
+    manifest = json.loads(manifest_path.read_text())
+    lost = dest / "train" / manifest["files"]["train"][0]
+    lost.unlink()
+    manifest["complete"] = False
+    manifest_path.write_text(json.dumps(manifest))
+    synth_nsynth(dest, 1, sample_rate=8000, progress=False)
+    assert lost.is_file() and json.loads(manifest_path.read_text())["complete"] is True
+    info = sf.info(str(lost))
+    assert (info.samplerate, info.frames) == (8000, 32000)  # rendered at the asked rate: 4 s
+    assert {e["sample_rate"] for e in json.loads((dest / "train" / "examples.json").read_text()).values()} == {8000}
+
+
 def test_a_folder_synth_nsynth_did_not_write_is_refused(tmp_path):
     (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8")
     for overwrite in (False, True):
@@ -239,6 +254,13 @@ def test_a_bad_size_lists_the_choices(tmp_path, size):
 def test_a_missing_soundfont_is_named(tmp_path):
     with pytest.raises(AudioFileError, match="nowhere.sf2"):
         synth_nsynth(tmp_path / "x", 1, soundfont=tmp_path / "nowhere.sf2", progress=False)
+
+
+def test_a_file_that_is_not_a_soundfont_is_named(tmp_path):
+    junk = tmp_path / "junk.sf2"
+    junk.write_bytes(b"RIFF but not a soundfont")
+    with pytest.raises(AudioFileError, match="junk.sf2.*cannot be loaded as a soundfont"):
+        synth_nsynth(tmp_path / "x", 1, soundfont=junk, progress=False)
 
 
 def test_a_missing_tinysoundfont_gives_the_install_command(tmp_path, monkeypatch):

@@ -60,15 +60,20 @@ def test_relative_root_and_all_splitters(toy_folder, monkeypatch):
 
 def test_label_from_func_and_df(toy_folder):
     items = AudioItemList.from_folder(toy_folder)
-    data = items.split_by_folder().label_from_func(lambda p: p.stem.split("_")[0]).databunch(
-        bs=4, duration=0.5, num_workers=0
+    data = (
+        items.split_by_folder()
+        .label_from_func(lambda p: p.stem.split("_")[0])
+        .databunch(bs=4, duration=0.5, num_workers=0)
     )
     assert data.classes == ["high", "low"]
     files = sorted(toy_folder.rglob("*.wav"))
     df = pd.DataFrame({"name": [str(f.relative_to(toy_folder)) for f in files],
                        "loud": ["yes" if "_1" in f.name else "no" for f in files]})  # fmt: skip
-    data = AudioItemList.from_df(df, toy_folder).split_by_folder().label_from_df("loud").databunch(
-        bs=2, duration=0.5, num_workers=0
+    data = (
+        AudioItemList.from_df(df, toy_folder)
+        .split_by_folder()
+        .label_from_df("loud")
+        .databunch(bs=2, duration=0.5, num_workers=0)
     )
     assert data.classes == ["no", "yes"] and len(data.train_ds) == 12
 

@@ -59,10 +59,11 @@ class AudioItemList:
         return cls(get_audio_files(path, recurse=recurse, folders=folders, extensions=extensions), path)
 
     @classmethod
-    def from_df(
-        cls, df: pd.DataFrame, path=".", cols=0, folder: str | None = None, suffix: str = ""
-    ) -> AudioItemList:
-        """File names from column ``cols`` of ``df``, relative to ``path/folder``; keeps ``df`` for ``label_from_df``."""
+    def from_df(cls, df: pd.DataFrame, path=".", cols=0, folder=None, suffix: str = "") -> AudioItemList:
+        """File names from column ``cols`` of ``df``, relative to ``path/folder``.
+
+        ``df`` is kept for ``label_from_df``.
+        """
         col = df.columns[cols] if isinstance(cols, int) else cols
         root = Path(path) / folder if folder else Path(path)
         res = cls([root / f"{o}{suffix}" for o in df[col]], path)

@@ -135,7 +135,7 @@ _DRUM = "drum or unpitched percussion: NSynth has no percussion family"
 
 #: GM program -> why it is left out of the generated dataset (the 30 programs not in ``GM_PROGRAMS``).
 GM_EXCLUDED: dict[int, str] = {
-    47: "Timpani: " + _DRUM,
+    47: "Timpani: a pitched drum, but NSynth has no percussion family",
     55: "Orchestra Hit: a layered ensemble stab, not one instrument",
     88: "Pad 1 (new age): " + _PAD,
     89: "Pad 2 (warm): " + _PAD,

@@ -165,12 +165,12 @@ def read_nsynth(path, *, splits=None, families=None, sources=None, on_missing: s
             is missing or unreadable, or (with ``on_missing='raise'``) a listed wav is missing.
         ParameterError: an unknown split, family or source name (the message lists the allowed ones).
 
-    Example:
-        >>> df = read_nsynth("data/nsynth", sources="acoustic", families=["guitar", "mallet"])
+    Examples:
+        >>> df = read_nsynth("data/nsynth_small", sources="acoustic", families=["guitar", "mallet"])
         >>> df[["note_str", "instrument_family_str", "pitch", "velocity", "split"]].head(2)
                           note_str instrument_family_str  pitch  velocity  split
-        0  guitar_acoustic_000-040-075                guitar     40        75  train
-        1  guitar_acoustic_000-052-025                guitar     52        25  train
+        0  guitar_acoustic_000-045-127                guitar     45       127  train
+        1  guitar_acoustic_000-062-025                guitar     62        25  train
         >>> dls = DataBlock(blocks=(AudioBlock, CategoryBlock), get_x=ColReader("fname"),
         ...                 get_y=ColReader("instrument_family_str")).dataloaders(df[df.split != "test"])
     """

@@ -6,10 +6,12 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,14 @@ from .._validate import check_sample_rate
 from ..errors import AudioError, AudioFileError, ParameterError
 from ..io import save_audio
 from .gm import FAMILY_PITCH_RANGES, GM_EXCLUDED, GM_PROGRAMS
-from .nsynth import NSYNTH_FAMILIES, NSYNTH_QUALITIES, NSYNTH_SOURCES, NSYNTH_SPLITS, NSYNTH_VELOCITIES
+from .nsynth import (
+    NSYNTH_FAMILIES,
+    NSYNTH_PATTERN,
+    NSYNTH_QUALITIES,
+    NSYNTH_SOURCES,
+    NSYNTH_SPLITS,
+    NSYNTH_VELOCITIES,
+)
 
 __all__ = ["synth_nsynth", "SYNTH_SIZES"]
 
@@ -151,7 +160,8 @@ def _render(synth, pitch: int, velocity: int, sample_rate: int) -> np.ndarray:
     held = np.frombuffer(synth.generate(int(_HELD_S * sample_rate)), dtype=np.float32)
     synth.noteoff(0, pitch)
     tail = np.frombuffer(synth.generate(int(_RELEASE_S * sample_rate)), dtype=np.float32)
-    return np.concatenate([held, tail]).reshape(-1, 2).mean(axis=1, dtype=np.float32)
+    stereo = np.concatenate([held, tail])
+    return (stereo[0::2] + stereo[1::2]) * np.float32(0.5)
 
 
 def _fit_level(wave: np.ndarray) -> tuple[np.ndarray | None, float]:
@@ -190,17 +200,26 @@ def _write_json(path: Path, obj, indent: int | None = 2) -> None:
 
 
 def _is_complete(dest: Path, manifest: dict) -> bool:
-    return manifest.get("complete") is True and all(
-        (dest / split / "examples.json").is_file() and all((dest / split / n).is_file() for n in names)
-        for split, names in manifest["files"].items()
+    files = manifest.get("files")
+    return (
+        manifest.get("complete") is True
+        and isinstance(files, dict)
+        and all(
+            (dest / split / "examples.json").is_file() and all((dest / split / n).is_file() for n in names)
+            for split, names in files.items()
+        )
     )
 
 
 def _remove_ours(dest: Path, manifest: dict) -> None:
     """Delete what a previous ``synth_nsynth`` run wrote (the files its manifest names), nothing else."""
-    for split, names in manifest.get("files", {}).items():
+    files = manifest.get("files")
+    for split, names in (files if isinstance(files, dict) else {}).items():
+        if split not in NSYNTH_SPLITS:
+            continue
         folder = dest / split
-        for name in [*names, "examples.json", "examples.json.tmp"]:
+        ours = [n for n in names if isinstance(n, str) and re.fullmatch(NSYNTH_PATTERN, n)]  # never a path
+        for name in [*ours, "examples.json", "examples.json.tmp"]:
             (folder / name).unlink(missing_ok=True)
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
@@ -235,6 +254,62 @@ def _prepare(dest: Path, args: dict, overwrite: bool) -> bool:
     return False
 
 
+def _render_all(synth, sfid: int, plan: list[_Note], dest: Path, sample_rate: int, progress: bool) -> dict:
+    """Render and write every planned note; return the notes written and those skipped or scaled."""
+    outcome = {"written": [], "silent": [], "scaled": [], "missing_presets": []}
+    notes = plan
+    if progress:
+        from fastprogress.fastprogress import ConsoleProgressBar, progress_bar
+
+        notes = progress_bar(plan)
+    for program, group in groupby(notes, key=lambda n: n.program):
+        try:
+            synth.program_select(0, sfid, 0, program)
+        except RuntimeError:  # the soundfont lacks this preset: groupby skips the rest of its notes
+            outcome["missing_presets"].append(program)
+            continue
+        for note in group:
+            wave, peak = _fit_level(_render(synth, note.pitch, note.velocity, sample_rate))
+            if wave is None:
+                outcome["silent"].append(note.note_str)
+                continue
+            if peak > _MAX_PEAK:
+                outcome["scaled"].append(note.note_str)
+            path = dest / note.split / (note.note_str + ".wav")
+            save_audio(path, torch.from_numpy(wave)[None], sample_rate, subtype="PCM_16", format="WAV")
+            outcome["written"].append(note)
+    if progress and isinstance(notes, ConsoleProgressBar):
+        print()  # the console bar leaves its line open; end it before the summary
+    return outcome
+
+
+def _write_examples(dest: Path, written: list[_Note], sample_rate: int) -> None:
+    """One NSynth ``examples.json`` per split; ``note`` ids rank the note names over the whole dataset."""
+    note_ids = {n.note_str: i for i, n in enumerate(sorted(written, key=lambda n: n.note_str))}
+    for split in NSYNTH_SPLITS:
+        examples = {n.note_str: _example(n, note_ids[n.note_str], sample_rate) for n in written if n.split == split}
+        _write_json(dest / split / "examples.json", examples, indent=None)  # compact, like NSynth's
+
+
+def _summary(plan: list[_Note], written: list[_Note], outcome: dict) -> dict:
+    """The manifest's record of a finished render: files, programs per split, counts, skipped and scaled notes."""
+    return {
+        "files": {s: sorted(n.note_str + ".wav" for n in written if n.split == s) for s in NSYNTH_SPLITS},
+        "programs": {s: sorted({n.program for n in plan if n.split == s}) for s in NSYNTH_SPLITS},
+        "instruments": {n.instrument_str: n.program for n in plan},
+        "excluded_programs": sorted(GM_EXCLUDED),
+        "counts": {
+            "notes": {s: sum(n.split == s for n in written) for s in NSYNTH_SPLITS},
+            "families": {
+                s: dict(sorted(Counter(n.family for n in written if n.split == s).items())) for s in NSYNTH_SPLITS
+            },
+            "silent_skipped": len(outcome["silent"]),
+            "scaled_to_peak": len(outcome["scaled"]),
+        },
+        **outcome,
+    }
+
+
 def synth_nsynth(
     dest,
     size="small",
@@ -262,7 +337,7 @@ def synth_nsynth(
     Args:
         dest: the dataset root to create: a new or empty folder, or one this function rendered before.
         size: ``'small'`` (4 notes per program, about 390 notes, 50 MB, a second or two), ``'medium'`` (30 per
-            program, about 2,900 notes, 380 MB), ``'full'`` (every pitch x velocity, about 26,500 notes, 3.4 GB),
+            program, about 2,900 notes, 370 MB), ``'full'`` (every pitch x velocity, about 26,500 notes, 3.3 GB),
             or an int: that many notes per program, drawn evenly across its pitch range.
         soundfont: a General MIDI ``.sf2``/``.sf3`` file; ``None`` uses ``TimGM6mb.sf2`` shipped with pretty_midi.
         sample_rate: rate of the files in Hz (NSynth: 16000); the synth renders at it directly.
@@ -282,14 +357,14 @@ def synth_nsynth(
             arguments and ``overwrite`` is False.
         AudioError: ``dest`` is a non-empty folder this function did not write.
 
-    Example:
+    Examples:
         >>> root = synth_nsynth("data/nsynth_small", "small", progress=False)
         >>> df = read_nsynth(root)
         >>> df.groupby("split").size()
         split
-        test      58
-        train    266
-        valid     65
+        test      60
+        train    270
+        valid     60
         dtype: int64
     """
     size = _check_size(size)
@@ -311,82 +386,37 @@ def synth_nsynth(
     synth = tinysoundfont.Synth(gain=_GAIN_DB, samplerate=sample_rate)
     try:
         sfid = synth.sfload(str(soundfont))
-    except Exception as err:  # tinysoundfont raises its own SoundFontException or OSError, depending on the fault
+    except RuntimeError as err:
         raise AudioFileError(soundfont, f"cannot be loaded as a soundfont ({err}); pass a .sf2 or .sf3 file") from None
     plan = _plan(SYNTH_SIZES[size] if isinstance(size, str) else size, int(seed))
-    planned = {split: sorted(n.note_str + ".wav" for n in plan if n.split == split) for split in NSYNTH_SPLITS}
-    split_programs = {s: sorted({n.program for n in plan if n.split == s}) for s in NSYNTH_SPLITS}
     dest.mkdir(parents=True, exist_ok=True)
+    planned = {s: sorted(n.note_str + ".wav" for n in plan if n.split == s) for s in NSYNTH_SPLITS}
     manifest = {"args": args, "complete": False, "files": planned, "soundfont": str(soundfont)}
     _write_json(dest / _MANIFEST, manifest)  # written first, so an interrupted render's files can be found
     for split in NSYNTH_SPLITS:
         (dest / split).mkdir(exist_ok=True)
 
-    written, silent, scaled, missing_presets = [], [], [], []
-    current = None
-    notes = plan
-    if progress:
-        from fastprogress import progress_bar
-
-        notes = progress_bar(plan)
-    for note in notes:
-        if note.program != current:
-            current = note.program
-            try:
-                synth.program_select(0, sfid, 0, note.program)
-                has_preset = True
-            except RuntimeError:
-                has_preset = False
-                missing_presets.append(note.program)
-        if not has_preset:
-            continue
-        wave, peak = _fit_level(_render(synth, note.pitch, note.velocity, sample_rate))
-        if wave is None:
-            silent.append(note.note_str)
-            continue
-        if peak > _MAX_PEAK:
-            scaled.append(note.note_str)
-        save_audio(dest / note.split / (note.note_str + ".wav"), torch.from_numpy(wave)[None], sample_rate,
-                   subtype="PCM_16", format="WAV")  # fmt: skip
-        written.append(note)
-    if missing_presets:
+    outcome = _render_all(synth, sfid, plan, dest, sample_rate, progress)
+    if outcome["missing_presets"]:
         warnings.warn(
-            f"{soundfont.name} has no bank-0 preset for GM programs {missing_presets}; their notes were skipped",
+            f"{soundfont.name} has no bank-0 preset for GM programs {outcome['missing_presets']}; "
+            "their notes were skipped",
             stacklevel=2,
         )
+    written = outcome.pop("written")
     if not written:
         raise AudioFileError(soundfont, "rendered no audible note; is it a General MIDI soundfont?")
-
-    note_ids = {n.note_str: i for i, n in enumerate(sorted(written, key=lambda n: n.note_str))}
-    for split in NSYNTH_SPLITS:
-        examples = {n.note_str: _example(n, note_ids[n.note_str], sample_rate) for n in written if n.split == split}
-        _write_json(dest / split / "examples.json", examples, indent=None)  # compact, like NSynth's
-    counts = {
-        "notes": {s: sum(n.split == s for n in written) for s in NSYNTH_SPLITS},
-        "families": {
-            s: dict(sorted(Counter(n.family for n in written if n.split == s).items())) for s in NSYNTH_SPLITS
-        },
-        "silent_skipped": len(silent),
-        "scaled_to_peak": len(scaled),
-    }
-    manifest.update(
-        complete=True,
-        files={s: sorted(n.note_str + ".wav" for n in written if n.split == s) for s in NSYNTH_SPLITS},
-        programs=split_programs,
-        instruments={n.instrument_str: n.program for n in plan},
-        excluded_programs=sorted(GM_EXCLUDED),
-        missing_presets=missing_presets,
-        counts=counts,
-        silent=silent,
-        scaled=scaled,
-    )
+    _write_examples(dest, written, sample_rate)
+    manifest.update(_summary(plan, written, outcome), complete=True)
     _write_json(dest / _MANIFEST, manifest)
 
+    counts = manifest["counts"]
     per_family = Counter(n.family for n in written)
     summary = (
         f"synth_nsynth: {len(written)} notes in {dest} ({time.perf_counter() - start:.1f} s): "
         + ", ".join(f"{s} {counts['notes'][s]}" for s in NSYNTH_SPLITS)
-        + f"; skipped {len(silent)} silent, scaled {len(scaled)} loud to peak {_MAX_PEAK}; per family: "
+        + f"; skipped {counts['silent_skipped']} silent, scaled {counts['scaled_to_peak']} loud to peak "
+        + f"{_MAX_PEAK}; per family: "
         + ", ".join(f"{f} {per_family[f]}" for f in NSYNTH_FAMILIES)
     )
     _log.info(summary)
