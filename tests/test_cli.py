@@ -66,3 +66,15 @@ def test_console_script_exit_codes(mixed_folder):
     assert bad.returncode == 1 and "broken.wav" in bad.stdout
     usage = subprocess.run([str(CLI), "check"], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+def test_synth_nsynth_command_returns_the_root(nsynth_small, capsys):
+    # same arguments as the cached fixture: the command finds the finished render and prints its root
+    assert main(["synth-nsynth", str(nsynth_small), "--size", "small", "--no-progress"]) == 0
+    assert capsys.readouterr().out.strip() == str(nsynth_small)
+
+
+def test_synth_nsynth_command_bad_soundfont(tmp_path, capsys):
+    assert main(["synth-nsynth", str(tmp_path / "out"), "--soundfont", str(tmp_path / "missing.sf2")]) == 1
+    err = capsys.readouterr().err
+    assert "fastai-audio synth-nsynth: error:" in err and "missing.sf2: no such soundfont" in err
