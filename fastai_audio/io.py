@@ -139,34 +139,50 @@ def load_audio(
         raise ParameterError(f"offset must be >= 0 seconds, got {offset!r}")
     if duration is not None and not duration > 0:
         raise ParameterError(f"duration must be > 0 seconds or None, got {duration!r}")
-    path = _check_readable(path)
+
+    def span(total: int, native_sr: int) -> tuple[int, int]:
+        start = int(round(offset * native_sr))
+        if start and start >= total:
+            length = f"{total / native_sr:.3f} s long"
+            raise AudioFileError(path, f"offset {offset} s is past the end of the file ({length})")
+        return start, -1 if duration is None else max(1, int(round(duration * native_sr)))
+
+    wav, native_sr = read_span(path, span)
+    if mono and wav.shape[0] > 1:
+        wav = wav.mean(dim=0, keepdim=True)
+    if sample_rate is not None and sample_rate != native_sr:
+        wav = resample(wav, native_sr, sample_rate)
+    return wav, int(sample_rate or native_sr)
+
+
+def read_span(path, span=None) -> tuple[torch.Tensor, int]:
+    """Decode part of a file at its own rate; ``span(total_frames, sample_rate) -> (start, frames)`` picks the part.
+
+    The building block of ``load_audio`` and of the loaders' ``OpenAudio``, which choose what to read once the header
+    is known (``frames=-1`` reads to the end). The common case costs one ``open``: the file is diagnosed (missing,
+    a directory, unreadable, empty) only after libsndfile refuses it.
+
+    Returns:
+        ``(waveform, sample_rate)``: float32 ``(channels, frames)`` and the file's rate.
+    """
     try:
         with sf.SoundFile(str(path)) as f:
             native_sr, total = int(f.samplerate), f.frames
-            start = int(round(offset * native_sr))
-            if start and start >= total:
-                raise AudioFileError(
-                    path, f"offset {offset} s is past the end of the file ({total / native_sr:.3f} s long)"
-                )
-            frames = -1 if duration is None else max(1, int(round(duration * native_sr)))
+            start, frames = span(total, native_sr) if span is not None else (0, -1)
             if start:
                 f.seek(start)
             data = f.read(frames, dtype="float32", always_2d=True)
     except AudioFileError:
         raise
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as err:
+        _check_readable(path)  # raises the precise reason (missing, directory, permission, empty) when there is one
         raise _decode_error(path, err) from None
     if data.shape[0] == 0:
         raise AudioFileError(path, "holds no samples; delete it or regenerate it")
     if not np.isfinite(data).all():
         bad = int((~np.isfinite(data)).sum())
         raise AudioFileError(path, f"holds {bad} NaN/Inf samples; the file is corrupt, re-export or delete it")
-    wav = torch.from_numpy(np.ascontiguousarray(data.T))
-    if mono and wav.shape[0] > 1:
-        wav = wav.mean(dim=0, keepdim=True)
-    if sample_rate is not None and sample_rate != native_sr:
-        wav = resample(wav, native_sr, sample_rate)
-    return wav, int(sample_rate or native_sr)
+    return torch.from_numpy(np.ascontiguousarray(data.T)), native_sr
 
 
 def save_audio(path, waveform, sample_rate: int, *, subtype: str | None = None, format: str | None = None) -> Path:

@@ -102,7 +102,16 @@ def test_unreadable_directory(tmp_path, monkeypatch):
 
 def test_unreadable_file(tmp_path, monkeypatch):
     path = write(tmp_path / "secret.wav", sine(440, 8000, 0.1), 8000)
+    # root reads everything: simulate the OS refusing both the permission check and the open
     monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != path)
+    real_init = sf.SoundFile.__init__
+
+    def refuse(self, file, *args, **kwargs):
+        if Path(file) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        real_init(self, file, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "__init__", refuse)
     with pytest.raises(AudioFileError, match=r"secret\.wav: permission denied"):
         load_audio(path)
 

@@ -31,7 +31,7 @@ def test_seed_snippet_on_a_rendered_nsynth(nsynth_small):
     for split in ("train", "valid"):
         ds = getattr(data, f"{split}_ds")
         meta = json.loads((nsynth_small / split / "examples.json").read_text())
-        for fname, label in zip(ds.items.fname, ds.tls[1]):
+        for (fname, _), label in zip(ds.items, ds.tls[1]):
             name = Path(fname).name
             assert "acoustic" in name and Path(fname).parent.name == split
             assert data.classes[int(label)] == re.search(SEED_PATTERN, name).group(1)

@@ -1,7 +1,10 @@
 import pickle
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
+from conftest import write
 
 from fastai_audio import ParameterError, TensorAudio
 from fastai_audio.functional import crop, pad, pad_batch
@@ -87,11 +90,57 @@ def test_resample_changes_rate_and_length_and_keeps_path():
     assert isinstance(out, TensorAudio)
 
 
-def test_open_audio_wraps_arrays_only_with_a_rate():
-    with pytest.raises(ParameterError, match="sample_rate"):
+def test_open_audio_needs_a_path_or_tensor_audio():
+    with pytest.raises(ParameterError, match=r"cannot open a Tensor as audio: .*TensorAudio.create"):
         OpenAudio()(torch.zeros(100))
-    x = OpenAudio(8000)(torch.zeros(100))
-    assert isinstance(x, TensorAudio) and x.sample_rate == 8000 and x.shape == (1, 100)
+    x = OpenAudio(8000, mono=True, duration=0.5)(TensorAudio(torch.ones(2, 16000), sample_rate=16000))
+    assert x.shape == (1, 4000) and x.sample_rate == 8000
+
+
+def _ramp_file(tmp_path, sample_rate, seconds, channels=1):
+    n = int(sample_rate * seconds)
+    ramp = np.tile(np.arange(n, dtype=np.float32) / n, (channels, 1)) * 0.9
+    return write(tmp_path / f"ramp_{sample_rate}_{channels}.wav", ramp, sample_rate, "FLOAT"), ramp
+
+
+def test_open_audio_equals_the_item_transforms_one_by_one(tmp_path):
+    path, _ = _ramp_file(tmp_path, 16000, 3.0, channels=2)
+    fused = OpenAudio(16000, mono=True, duration=1.0)(path, split_idx=1)
+    steps = CropPad(1.0)(Resample(16000)(DownmixMono()(TensorAudio.create(path))), split_idx=1)
+    torch.testing.assert_close(fused, steps, rtol=0, atol=0)
+    assert fused.path == path and fused.sample_rate == 16000
+
+
+def test_open_audio_resampled_window_matches_away_from_its_edges(tmp_path):
+    path, _ = _ramp_file(tmp_path, 44100, 3.0, channels=2)
+    fused = OpenAudio(16000, mono=True, duration=1.0)(path, split_idx=1)
+    steps = CropPad(1.0)(Resample(16000)(DownmixMono()(TensorAudio.create(path))), split_idx=1)
+    assert fused.shape == steps.shape == (1, 16000)
+    # the window is resampled on its own: the sinc filter sees no neighbours in its first and last few samples
+    torch.testing.assert_close(fused[..., 64:-64], steps[..., 64:-64], rtol=0, atol=1e-3)
+
+
+def test_open_audio_reads_only_the_window(tmp_path, monkeypatch):
+    path, ramp = _ramp_file(tmp_path, 8000, 10.0)
+    asked = []
+    real_read = sf.SoundFile.read
+
+    def spy(self, frames=-1, *args, **kwargs):
+        asked.append(frames)
+        return real_read(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", spy)
+    tfm = OpenAudio(None, duration=0.5)
+    starts = set()
+    for _ in range(50):
+        x = tfm(path, split_idx=0)
+        start = int(round(float(x[0, 0]) / 0.9 * 80000))
+        np.testing.assert_allclose(x[0].numpy(), ramp[0, start : start + 4000], atol=1e-6)  # one contiguous window
+        starts.add(start)
+    assert set(asked) == {4000}  # never the whole file
+    assert len(starts) > 40 and min(starts) >= 0 and max(starts) <= 76000
+    centre = tfm(path, split_idx=1)
+    assert int(round(float(centre[0, 0]) / 0.9 * 80000)) == 38000
 
 
 @pytest.mark.parametrize("tfm", [OpenAudio(16000), DownmixMono(), Resample(16000), CropPad(2.0, pad_mode="repeat")])

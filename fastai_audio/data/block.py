@@ -11,7 +11,7 @@ from fastai.data.transforms import get_files
 from .._validate import check_choice, check_positive, check_sample_rate
 from ..errors import AudioFileError, ParameterError
 from ..io import AUDIO_EXTENSIONS
-from ..transforms import CropPad, DownmixMono, OpenAudio, Resample
+from ..transforms import OpenAudio
 from .loader import AudioDL
 
 __all__ = ["AudioBlock", "get_audio_files", "RegexLabeller"]
@@ -26,8 +26,9 @@ def AudioBlock(
 ) -> TransformBlock:
     """A fastai ``TransformBlock`` that turns file paths into ``TensorAudio`` of one rate, channel count and length.
 
-    Item transforms, in order: ``DownmixMono`` (when ``mono``), ``Resample(sample_rate)`` (when given),
-    ``CropPad(duration)`` (when given: random crop on training, centred crop elsewhere; short clips padded).
+    Its type transform ``OpenAudio`` decodes each file and runs, in order, ``DownmixMono`` (when ``mono``),
+    ``Resample(sample_rate)`` (when given) and ``CropPad(duration)`` (when given: random crop on training, centred
+    elsewhere, short clips padded), reading only the cropped window from disk.
     With ``duration=None`` batches are padded to their longest clip and the loader buckets by length; the batch's
     ``TensorAudio.lengths`` holds the true lengths.
 
@@ -52,14 +53,10 @@ def AudioBlock(
     check_choice("pad_mode", pad_mode, ("zeros", "repeat", "error"))
     if duration is None and pad_mode == "error":
         raise ParameterError("pad_mode='error' needs a duration: variable-length batches always pad")
-    item_tfms = [DownmixMono()] if mono else []
-    if sample_rate is not None:
-        item_tfms.append(Resample(sample_rate))
-    if duration is not None:
-        item_tfms.append(CropPad(duration, pad_mode=pad_mode))
     dl_kwargs = {"variable_length": duration is None, "pad_mode": "zeros" if pad_mode == "error" else pad_mode,
                  "sample_rate": sample_rate}  # fmt: skip
-    return TransformBlock(type_tfms=OpenAudio(sample_rate), item_tfms=item_tfms, dl_type=AudioDL, dls_kwargs=dl_kwargs)
+    open_audio = OpenAudio(sample_rate, mono=mono, duration=duration, pad_mode=pad_mode)
+    return TransformBlock(type_tfms=open_audio, dl_type=AudioDL, dls_kwargs=dl_kwargs)
 
 
 def get_audio_files(path, recurse: bool = True, folders=None, extensions=None):

@@ -26,23 +26,25 @@ def _describe(x) -> str:
 
 def _check_batchable(xs: list, variable_length: bool):
     """Mixed rates, channel counts or (for fixed-length batches) lengths get an error naming two culprits."""
-    first = xs[0]
-    for x in xs[1:]:
-        if getattr(x, "sample_rate", None) != getattr(first, "sample_rate", None):
+    with torch._C.DisableTorchFunctionSubclass():  # plain shape reads: fastai's metadata hook costs ~10 us each
+        shapes = [tuple(x.shape) for x in xs]
+    rates = [x.__dict__.get("sample_rate") for x in xs]
+    first, (rate0, shape0) = xs[0], (rates[0], shapes[0])
+    for x, rate, shape in zip(xs[1:], rates[1:], shapes[1:]):
+        if rate != rate0:
             raise ParameterError(
-                f"cannot batch clips with different sample rates: {_describe(first)} is at "
-                f"{first.sample_rate} Hz and {_describe(x)} at {x.sample_rate} Hz; "
-                "pass sample_rate=<Hz> (e.g. 16000) so every clip is resampled to one rate"
+                f"cannot batch clips with different sample rates: {_describe(first)} is at {rate0} Hz and "
+                f"{_describe(x)} at {rate} Hz; pass sample_rate=<Hz> (e.g. 16000) to resample every clip to one rate"
             )
-        if x.shape[:-1] != first.shape[:-1]:
+        if shape[:-1] != shape0[:-1]:
             raise ParameterError(
-                f"cannot batch clips with different channel counts: {_describe(first)} has "
-                f"{first.shape[-2]} and {_describe(x)} has {x.shape[-2]}; pass mono=True to downmix every clip"
+                f"cannot batch clips with different channel counts: {_describe(first)} has {shape0[-2]} and "
+                f"{_describe(x)} has {shape[-2]}; pass mono=True to downmix every clip"
             )
-        if not variable_length and x.shape[-1] != first.shape[-1]:
+        if not variable_length and shape[-1] != shape0[-1]:
             raise ParameterError(
-                f"cannot batch clips of different lengths: {_describe(first)} has {first.shape[-1]} samples "
-                f"and {_describe(x)} has {x.shape[-1]}; pass duration=<seconds> to crop/pad every clip, "
+                f"cannot batch clips of different lengths: {_describe(first)} has {shape0[-1]} samples and "
+                f"{_describe(x)} has {shape[-1]}; pass duration=<seconds> to crop/pad every clip, "
                 "or duration=None for padded variable-length batches"
             )
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 from fastai.data.block import CategoryBlock, DataBlock, MultiCategoryBlock
 from fastai.data.core import DataLoaders
-from fastai.data.transforms import ColReader, ColSplitter, FuncSplitter, RandomSplitter, parent_label
+from fastai.data.transforms import FuncSplitter, RandomSplitter, ToTensor, parent_label
+from fastcore.foundation import L
 
 from .._validate import check_choice
 from ..errors import ParameterError
@@ -57,6 +58,9 @@ class AudioDataLoaders(DataLoaders):
             get_items=get_items, get_x=get_x, get_y=get_y, splitter=splitter,
             item_tfms=item_tfms, batch_tfms=batch_tfms,
         )  # fmt: skip
+        # ToTensor (which fastai adds to every block) has nothing to convert here: audio and labels are tensors
+        # already, and its failed type lookup per item costs more than the crop.
+        dblock.item_tfms = L(t for t in dblock.item_tfms if not isinstance(t, ToTensor))
         dls = dblock.dataloaders(source, path=path, **kwargs)
         dls.__class__ = cls
         return dls
@@ -178,14 +182,32 @@ class AudioDataLoaders(DataLoaders):
         fn_name = df.columns[fn_col] if isinstance(fn_col, int) else fn_col
         if fn_name not in df.columns:
             raise ParameterError(f"fn_col {fn_col!r} is not a column of the DataFrame ({list(df.columns)})")
-        get_x = _FileReader(fn_name, path / folder if folder else path, suff)
+        label_name = df.columns[label_col] if isinstance(label_col, int) else label_col
+        if label_name not in df.columns:
+            raise ParameterError(f"label_col {label_col!r} is not a column of the DataFrame ({list(df.columns)})")
+        folder_path = path / folder if folder else path
+        files = [folder_path / f"{name}{suff}" for name in df[fn_name]]
+        labels = list(df[label_name])
+        if label_delim is not None:
+            labels = [str(o).split(label_delim) if isinstance(o, str) else list(o) for o in labels]
+        if valid_col is not None:
+            is_valid = [bool(v) for v in df[valid_col]]
         if check_choice("on_error", on_error, ("raise", "skip")) == "skip":
-            files = [get_x(row) for _, row in df.iterrows()]
             keep = {str(f) for f in drop_bad_files(files, on_error)}
-            df = df[[str(f) in keep for f in files]].reset_index(drop=True)
-        splitter = ColSplitter(valid_col) if valid_col is not None else RandomSplitter(valid_pct, seed=seed)
-        get_y = ColReader(label_col, label_delim=label_delim)
-        return cls._from_block(df, path, get_x=get_x, get_y=get_y, splitter=splitter, label_delim=label_delim,
+            mask = [str(f) in keep for f in files]
+            files, labels = [o for o, m in zip(files, mask) if m], [o for o, m in zip(labels, mask) if m]
+            is_valid = [o for o, m in zip(is_valid, mask) if m] if valid_col is not None else None
+        # Plain [file, label] lists (not tuples, which fastai transforms element-wise): a DataFrame row per item
+        # costs more than decoding a short clip.
+        items = [[f, label] for f, label in zip(files, labels)]
+        if valid_col is not None:
+            splitter = _FixedSplit(
+                [i for i, v in enumerate(is_valid) if not v], [i for i, v in enumerate(is_valid) if v]
+            )
+        else:
+            splitter = RandomSplitter(valid_pct, seed=seed)
+        get_x, get_y = _Field(0), _Field(1)
+        return cls._from_block(items, path, get_x=get_x, get_y=get_y, splitter=splitter, label_delim=label_delim,
                                **kwargs)  # fmt: skip
 
     @classmethod
@@ -227,11 +249,21 @@ class _InFolder:
         return self.folder in Path(o).resolve().parents
 
 
-class _FileReader:
-    """Picklable ``row -> Path``: ``folder / row[col] + suff`` (absolute names are kept as they are)."""
+class _Field:
+    """Picklable ``item -> item[i]`` for the loaders' ``[file, label]`` items."""
 
-    def __init__(self, col: str, folder, suff: str = ""):
-        self.col, self.folder, self.suff = col, Path(folder), suff
+    def __init__(self, i: int):
+        self.i = i
 
-    def __call__(self, row) -> Path:
-        return self.folder / f"{row[self.col]}{self.suff}"
+    def __call__(self, o):
+        return o[self.i]
+
+
+class _FixedSplit:
+    """Picklable splitter returning fixed training and validation indices."""
+
+    def __init__(self, train_idx: list, valid_idx: list):
+        self.train_idx, self.valid_idx = train_idx, valid_idx
+
+    def __call__(self, items) -> tuple[list, list]:
+        return self.train_idx, self.valid_idx
