@@ -13,6 +13,7 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 import torch
 
@@ -30,14 +31,56 @@ def bare_loop(files) -> float:
     return len(files) / (time.perf_counter() - start)
 
 
-def through_loader(root, num_workers: int, bs: int) -> tuple[float, int]:
-    dls = AudioDataLoaders.from_nsynth(root, bs=bs, num_workers=num_workers, sample_rate=16000, duration=4.0)
+def bare_loop_batched(files, bs: int) -> float:
+    """The baseline plus what any loader must add: stacking clips into batches."""
+    start = time.perf_counter()
+    for s in range(0, len(files), bs):
+        torch.stack([torch.from_numpy(sf.read(str(f), dtype="float32", always_2d=True)[0].T.copy())
+                     for f in files[s : s + bs]])  # fmt: skip
+    return len(files) / (time.perf_counter() - start)
+
+
+def make_long_files(root: Path, n: int = 100, seconds: float = 30.0, sample_rate: int = 16000) -> list:
+    """Long recordings (white noise, 16-bit) for the crop-from-long-files case; cached."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(n):
+        path = root / "train" / "noise" / f"long_{i:03d}.wav"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(path), (0.1 * rng.standard_normal(int(seconds * sample_rate))).astype(np.float32),
+                     sample_rate, subtype="PCM_16")  # fmt: skip
+        files.append(path)
+    valid = root / "valid" / "noise" / "long_valid.wav"
+    if not valid.exists():
+        valid.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(valid), np.zeros(int(seconds * sample_rate), dtype=np.float32), sample_rate, subtype="PCM_16")
+    return files
+
+
+def epoch_rate(dls) -> float:
     dl = dls.train.new(shuffle=True, drop_last=False)
     n = 0
     start = time.perf_counter()
     for x, _ in dl:
         n += x.shape[0]
-    return n / (time.perf_counter() - start), n
+    return n / (time.perf_counter() - start)
+
+
+def through_loader(root, num_workers: int, bs: int) -> float:
+    dls = AudioDataLoaders.from_nsynth(root, bs=bs, num_workers=num_workers, sample_rate=16000, duration=4.0)
+    return epoch_rate(dls)
+
+
+def print_table(title: str, rows: dict, base_name: str):
+    base = statistics.median(rows[base_name])
+    print(f"\n{title}")
+    print(f"| {'pipeline':<44} | {'clips/s':>9} | {'x baseline':>10} |")
+    print(f"|{'-' * 46}|{'-' * 11}|{'-' * 12}|")
+    for name, values in rows.items():
+        med = statistics.median(values)
+        print(f"| {name:<44} | {med:9.0f} | {med / base:10.2f} |")
 
 
 def main():
@@ -52,20 +95,30 @@ def main():
     for f in files:  # warm the page cache so every contender reads from memory
         Path(f).read_bytes()
 
-    rows = {"soundfile.read loop (baseline)": [bare_loop(files) for _ in range(args.repeats)]}
+    base_name = "soundfile.read loop (baseline)"
+    rows = {base_name: [bare_loop(files) for _ in range(args.repeats)]}
+    rows[f"soundfile.read loop + torch.stack (bs={args.bs})"] = [bare_loop_batched(files, args.bs)
+                                                               for _ in range(args.repeats)]  # fmt: skip
     for workers in (0, 2):
-        rows[f"dls.train, num_workers={workers}"] = [through_loader(root, workers, args.bs)[0]
+        rows[f"dls.train, num_workers={workers}"] = [through_loader(root, workers, args.bs)
                                                      for _ in range(args.repeats)]  # fmt: skip
-    base = statistics.median(rows["soundfile.read loop (baseline)"])
-    print(f"# bench/loader.py  {time.strftime('%Y-%m-%d')}  {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, torch {torch.__version__}")  # fmt: skip
-    print(f"# {len(files)} clips of 4 s at 16 kHz (synth_nsynth size={args.size}), bs={args.bs}, "
-          f"median of {args.repeats}")  # fmt: skip
-    print(f"| {'pipeline':<36} | {'clips/s':>9} | {'x baseline':>10} |")
-    print(f"|{'-' * 38}|{'-' * 11}|{'-' * 12}|")
-    for name, values in rows.items():
-        med = statistics.median(values)
-        print(f"| {name:<36} | {med:9.0f} | {med / base:10.2f} |")
+    print(f"# bench/loader.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__}, median of {args.repeats}")  # fmt: skip
+    print_table(f"{len(files)} NSynth-format clips of 4 s at 16 kHz (synth_nsynth size={args.size}), bs={args.bs}",
+                rows, base_name)  # fmt: skip
+
+    long_files = make_long_files(CACHE / "long_30s")
+    for f in long_files:
+        Path(f).read_bytes()
+    rows = {base_name: [bare_loop(long_files) for _ in range(args.repeats)]}
+    for workers in (0, 2):
+        rows[f"4 s crops via dls.train, num_workers={workers}"] = [
+            epoch_rate(
+                AudioDataLoaders.from_folder(CACHE / "long_30s", bs=args.bs, num_workers=workers, duration=4.0)
+            )  # fmt: skip
+            for _ in range(args.repeats)
+        ]
+    print_table(f"{len(long_files)} files of 30 s (random 4 s training crops; only the crop is read)", rows, base_name)
 
 
 if __name__ == "__main__":
