@@ -64,3 +64,17 @@ def nsynth_small(tmp_path_factory) -> Path:
 
     dest = Path(os.environ.get("FASTAI_AUDIO_TEST_CACHE", CACHE)) / "nsynth_small"
     return synth_nsynth(dest, size="small", progress=False)
+
+
+@pytest.fixture
+def frames_read(monkeypatch) -> list:
+    """The ``frames`` argument of every ``soundfile.SoundFile.read`` call made during the test, in order."""
+    asked = []
+    real_read = sf.SoundFile.read
+
+    def spy(self, frames=-1, *args, **kwargs):
+        asked.append(frames)
+        return real_read(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", spy)
+    return asked
