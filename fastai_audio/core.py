@@ -1,4 +1,4 @@
-"""``TensorAudio``: a waveform tensor that knows its sample rate, and how fastai shows batches of it."""
+"""The audio tensor types, ``TensorAudio`` (waveforms) and ``TensorSpectrogram``, and how fastai shows their batches."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from plum import dispatch
 from .errors import ParameterError
 from .io import load_audio
 
-__all__ = ["TensorAudio"]
+__all__ = ["TensorAudio", "TensorSpectrogram"]
 
 
 class TensorAudio(TensorBase):
@@ -116,12 +116,124 @@ def _in_notebook() -> bool:
     return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
-@dispatch  # adds a method to fastai's show_batch (plum dispatches on the batch's types)
-def show_batch(x: TensorAudio, y, samples, ctxs=None, max_n=9, nrows=None, ncols=None, figsize=None, **kwargs):
+class TensorSpectrogram(TensorBase):
+    """A spectrogram ``(channels, freq, frames)``, or a batch ``(batch, channels, freq, frames)``, that knows its axes.
+
+    Metadata, kept through torch ops, pickling, workers and ``.to(device)`` like ``TensorAudio``'s:
+    ``sample_rate`` and ``hop_length`` (the time axis), ``scale`` (``'linear'``, ``'mel'``, ``'cqt'`` or
+    ``'mfcc'``: the frequency axis) with ``n_fft`` (linear), ``f_min``/``f_max``/``mel_scale`` (mel),
+    ``f_min``/``bins_per_octave`` (cqt), ``db`` (values in decibels) and ``normalized``; ``lengths`` (valid frames
+    per item) for padded variable-length batches.
+
+    Examples:
+        >>> S = MelSpectrogram(sample_rate=16000, n_mels=64)(TensorAudio(torch.randn(8, 1, 64000), sample_rate=16000))
+        >>> S.shape, S.scale, S.duration
+        (torch.Size([8, 1, 64, 251]), 'mel', 4.0)
+        >>> S[0].show()        # time in seconds, frequency in Hz, a colour bar
+    """
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered by the frames (of each item, for a batch)."""
+        return self.shape[-1] * self.hop_length / self.sample_rate
+
+    def frequencies(self) -> np.ndarray:
+        """Centre frequency in Hz of every row (None for MFCCs, whose rows are coefficients)."""
+        return _row_frequencies(self.__dict__, self.shape[-2])
+
+    def show(self, ctx=None, figsize=(6, 3), title=None, channel: int = 0, cmap: str = "magma",
+             colorbar: bool | None = None, **kwargs):  # fmt: skip
+        """Draw one channel as an image: time in seconds across, frequency in Hz up, with a colour bar.
+
+        Args:
+            ctx: matplotlib ``Axes`` to draw in (``show_batch`` passes one); a new figure when None.
+            figsize: size of a new figure.
+            title: axes title.
+            channel: which channel to draw.
+            cmap: matplotlib colour map.
+            colorbar: draw a colour bar (default: only for a new figure).
+        """
+        import matplotlib.pyplot as plt
+
+        new_figure = ctx is None
+        if new_figure:
+            _, ctx = plt.subplots(figsize=figsize)
+        img = self.detach().float().cpu().as_subclass(torch.Tensor)
+        while img.ndim > 2:
+            img = img[channel] if img.ndim == 3 else img[0]
+        meta = self.__dict__
+        sr, hop = meta.get("sample_rate"), meta.get("hop_length")
+        seconds = img.shape[-1] * hop / sr if sr and hop else img.shape[-1]
+        im = ctx.imshow(img.numpy(), origin="lower", aspect="auto", cmap=cmap,
+                        extent=(0, seconds, -0.5, img.shape[0] - 0.5), interpolation="nearest")  # fmt: skip
+        ctx.set_xlabel("time (s)" if sr and hop else "frame")
+        freqs = _row_frequencies(meta, img.shape[0])
+        if freqs is None:
+            ctx.set_ylabel("coefficient" if meta.get("scale") == "mfcc" else "bin")
+        else:
+            ticks = _hz_ticks(freqs)
+            ctx.set_yticks(np.interp(ticks, freqs, np.arange(len(freqs))))
+            ctx.set_yticklabels([f"{t / 1000:g}k" if t >= 1000 else f"{t:g}" for t in ticks])
+            ctx.set_ylabel("Hz")
+        if title is not None:
+            ctx.set_title(title)
+        if colorbar if colorbar is not None else new_figure:
+            unit = "normalized" if meta.get("normalized") else ("dB" if meta.get("db") else "")
+            ctx.figure.colorbar(im, ax=ctx, label=unit)
+        return ctx
+
+
+def _row_frequencies(meta: dict, n_rows: int):
+    scale, sr = meta.get("scale"), meta.get("sample_rate")
+    if scale == "linear" and sr and meta.get("n_fft"):
+        return np.arange(n_rows) * sr / meta["n_fft"]
+    if scale == "mel" and sr:
+        f_min, f_max = meta.get("f_min", 0.0), meta.get("f_max") or sr / 2
+        htk = meta.get("mel_scale", "slaney") == "htk"
+        mels = np.linspace(_hz_to_mel(f_min, htk), _hz_to_mel(f_max, htk), n_rows + 2)[1:-1]
+        return _mel_to_hz(mels, htk)
+    if scale == "cqt" and meta.get("f_min") and meta.get("bins_per_octave"):
+        return meta["f_min"] * 2.0 ** (np.arange(n_rows) / meta["bins_per_octave"])
+    return None
+
+
+def _hz_ticks(freqs: np.ndarray) -> list:
+    candidates = [31.25, 62.5, 125, 250, 500, 1000, 2000, 4000, 8000, 16000]
+    return [f for f in candidates if freqs[0] <= f <= freqs[-1]] or [float(freqs[0]), float(freqs[-1])]
+
+
+# The mel scales of librosa/torchaudio, for axis labels only (the filterbanks are built in fastai_audio.functional).
+def _hz_to_mel(f, htk: bool):
+    f = np.asarray(f, dtype=np.float64)
+    if htk:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+    lin = f / (200.0 / 3)
+    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), lin)
+
+
+def _mel_to_hz(m, htk: bool):
+    m = np.asarray(m, dtype=np.float64)
+    if htk:
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), (200.0 / 3) * m)
+
+
+def _show_grid(samples, ctxs, max_n, nrows, ncols, figsize, **kwargs):
     if ctxs is None:
         n = min(len(samples), max_n)
-        ctxs = get_grid(n, nrows=nrows, ncols=ncols or min(n, 3), figsize=figsize or (4 * min(n, 3), 2.2 * -(-n // 3)))
+        cols = ncols or min(n, 3)
+        ctxs = get_grid(n, nrows=nrows, ncols=cols, figsize=figsize or (4 * cols, 2.4 * -(-n // cols)))
     for i in range(len(samples[0])):
         ctxs = [s[i].show(ctx=c, **kwargs) for s, c, _ in zip(samples, ctxs, range(max_n))]
     ctxs[0].figure.tight_layout()
     return ctxs
+
+
+@dispatch  # adds a method to fastai's show_batch (plum dispatches on the batch's types)
+def show_batch(x: TensorAudio, y, samples, ctxs=None, max_n=9, nrows=None, ncols=None, figsize=None, **kwargs):
+    return _show_grid(samples, ctxs, max_n, nrows, ncols, figsize, **kwargs)
+
+
+@dispatch
+def show_batch(x: TensorSpectrogram, y, samples, ctxs=None, max_n=9, nrows=None, ncols=None, figsize=None, **kwargs):  # noqa: F811
+    return _show_grid(samples, ctxs, max_n, nrows, ncols, figsize, **kwargs)
