@@ -1,5 +1,27 @@
-"""fastai Transforms for audio. Item transforms run per clip on CPU workers."""
+"""fastai Transforms for audio: per-clip transforms run on CPU workers, batch transforms on the batch's device."""
 
+from .base import TypedTransform
 from .item import AudioTransform, CropPad, DownmixMono, OpenAudio, Resample
+from .presets import MEL_PRESETS, MelConfig, get_frequency_batch_transforms, mel_transforms
+from .spectral import CQT, MFCC, AmplitudeToDB, AudioFrontEnd, Delta, MelSpectrogram, Normalize, Spectrogram
 
-__all__ = ["AudioTransform", "OpenAudio", "DownmixMono", "Resample", "CropPad"]
+__all__ = [
+    "AmplitudeToDB",
+    "AudioFrontEnd",
+    "AudioTransform",
+    "CQT",
+    "CropPad",
+    "Delta",
+    "DownmixMono",
+    "MEL_PRESETS",
+    "MFCC",
+    "MelConfig",
+    "MelSpectrogram",
+    "Normalize",
+    "OpenAudio",
+    "Resample",
+    "Spectrogram",
+    "TypedTransform",
+    "get_frequency_batch_transforms",
+    "mel_transforms",
+]

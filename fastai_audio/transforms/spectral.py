@@ -1,0 +1,500 @@
+"""Batch transforms that turn waveforms into spectrograms on the batch's device: the "on the fly" front-end.
+
+Each transform is a picklable fastai ``Transform`` that stores its parameters and an ``nn.Module`` (``layer``) holding
+its precomputed buffers (window, filterbank, DCT matrix). The layer calls exactly one function of
+``fastai_audio.functional``; the transform moves the layer to the batch's device once and wraps the result in a
+``TensorSpectrogram`` that knows its axes. Inputs: ``TensorAudio`` batches ``(B, C, samples)`` from the loaders, or
+plain tensors ``(B, samples)`` / ``(B, C, samples)``; outputs ``(B, C, freq, frames)``. Labels pass through untouched.
+
+With ``trainable=True`` the window and filterbank are ``nn.Parameter``s: put the transforms in the model with
+``AudioFrontEnd`` so the optimiser updates them (nnAudio's idea); in a ``DataLoader`` they act as constants.
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+
+import torch
+from torch import nn
+
+from .._validate import check_choice, check_positive, check_sample_rate
+from ..core import TensorAudio, TensorSpectrogram
+from ..errors import ParameterError
+from ..functional import amplitude_to_db, cqt, cqt_kernels, deltas, mel_filterbank, mfcc, stft_power
+from .base import TypedTransform
+
+__all__ = [
+    "Spectrogram",
+    "MelSpectrogram",
+    "CQT",
+    "AmplitudeToDB",
+    "MFCC",
+    "Delta",
+    "Normalize",
+    "AudioFrontEnd",
+]
+
+
+def _as_batch(x: torch.Tensor) -> torch.Tensor:
+    """``(samples,)`` -> ``(1, 1, samples)``; ``(B, samples)`` -> ``(B, 1, samples)``; ``(B, C, samples)`` as is."""
+    if x.ndim == 1:
+        return x[None, None]
+    if x.ndim == 2:
+        return x[:, None]
+    if x.ndim == 3:
+        return x
+    raise ParameterError(f"expected audio of shape (samples,), (batch, samples) or (batch, channels, samples), "
+                         f"got {tuple(x.shape)}")  # fmt: skip
+
+
+def _as_spec_batch(x: torch.Tensor) -> torch.Tensor:
+    """``(freq, frames)`` -> ``(1, 1, freq, frames)``; ``(B, freq, frames)`` -> ``(B, 1, ...)``; 4-D as is."""
+    if x.ndim == 2:
+        return x[None, None]
+    if x.ndim == 3:
+        return x[:, None]
+    if x.ndim == 4:
+        return x
+    raise ParameterError(f"expected a spectrogram batch (batch, channels, freq, frames), got {tuple(x.shape)}")
+
+
+def _meta(x) -> dict:
+    return dict(x.__dict__) if isinstance(x, (TensorAudio, TensorSpectrogram)) else {}
+
+
+def _frame_lengths(lengths, hop_length: int, center: bool, n_fft: int):
+    if lengths is None:
+        return None
+    lengths = torch.as_tensor(lengths)
+    return lengths // hop_length + 1 if center else (lengths - n_fft) // hop_length + 1
+
+
+class _STFTLayer(nn.Module):
+    """Window (buffer, or parameter when trainable) + ``stft_power``."""
+
+    def __init__(self, n_fft, hop_length, win_length, center, pad_mode, power, trainable):
+        super().__init__()
+        self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
+        self.center, self.pad_mode, self.power = center, pad_mode, power
+        window = torch.hann_window(win_length, periodic=True)
+        if trainable:
+            self.window = nn.Parameter(window)
+        else:
+            self.register_buffer("window", window)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return stft_power(x, self.n_fft, hop_length=self.hop_length, win_length=self.win_length, window=self.window,
+                          center=self.center, pad_mode=self.pad_mode, power=self.power)  # fmt: skip
+
+
+class _MelLayer(_STFTLayer):
+    """``_STFTLayer`` followed by a mel filterbank (buffer, or parameter when trainable)."""
+
+    def __init__(self, fb: torch.Tensor, *args):
+        super().__init__(*args)
+        trainable = isinstance(self.window, nn.Parameter)
+        if trainable:
+            self.fb = nn.Parameter(fb)
+        else:
+            self.register_buffer("fb", fb)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spec = super().forward(x)  # float32 (or float64) whatever the autocast state
+        with torch.autocast(spec.device.type, enabled=False):  # keep the filterbank product in that precision
+            return torch.matmul(self.fb.to(spec.dtype), spec)
+
+
+class _LayerTransform(TypedTransform):
+    """A transform computing with ``self.layer``, moved to each batch's device (a no-op once it is there)."""
+
+    plain_tensors = True
+
+    _layer_device = None
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        plain = x.as_subclass(torch.Tensor)
+        if self._layer_device != plain.device:
+            self.layer.to(plain.device)
+            self._layer_device = plain.device
+        return self.layer(plain)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_layer_device", None)  # checked again after unpickling, wherever the layer then lives
+        return state
+
+
+def _check_rate(x, sample_rate: int, name: str):
+    rate = x.__dict__.get("sample_rate") if isinstance(x, TensorAudio) else None
+    if rate is not None and rate != sample_rate:
+        raise ParameterError(
+            f"the batch is at {rate} Hz but {name} was built for sample_rate={sample_rate}; build it with "
+            f"sample_rate={rate}, or resample the audio with AudioBlock(sample_rate={sample_rate})"
+        )
+
+
+class Spectrogram(_LayerTransform):
+    """Power (or magnitude) spectrogram of each clip: ``(B, C, samples)`` -> ``(B, C, n_fft // 2 + 1, frames)``.
+
+    Calls :func:`fastai_audio.functional.stft_power` on the batch's device. Output float32 (float64 for float64
+    input; float32 under fp16/bf16 autocast: the STFT always runs in float32).
+
+    Args:
+        n_fft: FFT size.
+        hop_length: samples between frames (default ``win_length // 4``).
+        win_length: Hann window length (default ``n_fft``).
+        center: pad ``n_fft // 2`` on both sides so frame ``t`` is centred on sample ``t * hop_length``.
+        pad_mode: padding for ``center``: ``'reflect'``, ``'constant'``, ``'replicate'``, ``'circular'``.
+        power: 2 for power, 1 for magnitude.
+        trainable: make the window an ``nn.Parameter`` (see ``AudioFrontEnd``).
+
+    Examples:
+        >>> Spectrogram(n_fft=512, hop_length=128)(torch.randn(4, 16000)).shape
+        torch.Size([4, 1, 257, 126])
+    """
+
+    order = 20
+    accepts = (TensorAudio,)
+
+    def __init__(self, n_fft: int = 1024, hop_length: int | None = None, win_length: int | None = None, *,
+                 center: bool = True, pad_mode: str = "reflect", power: float = 2.0,
+                 trainable: bool = False):  # fmt: skip
+        super().__init__()
+        self.n_fft = check_positive("n_fft", n_fft, integer=True)
+        self.win_length = check_positive("win_length", win_length or n_fft, integer=True)
+        if self.win_length > self.n_fft:
+            raise ParameterError(f"win_length={win_length} must be <= n_fft={n_fft}")
+        self.hop_length = check_positive("hop_length", hop_length or self.win_length // 4, integer=True)
+        self.center, self.pad_mode, self.power, self.trainable = center, pad_mode, power, trainable
+        self.layer = self._make_layer()
+
+    def _make_layer(self) -> nn.Module:
+        return _STFTLayer(self.n_fft, self.hop_length, self.win_length, self.center, self.pad_mode, self.power,
+                          self.trainable)  # fmt: skip
+
+    def _axes(self, x) -> dict:
+        return {"scale": "linear", "n_fft": self.n_fft}
+
+    def _encode(self, x) -> TensorSpectrogram:
+        meta = _meta(x)
+        out = TensorSpectrogram(self._run(_as_batch(x)))
+        out.__dict__.update({k: v for k, v in meta.items() if k not in ("path", "lengths")})
+        out.__dict__.update(self._axes(x), hop_length=self.hop_length, db=False, normalized=False)
+        lengths = _frame_lengths(meta.get("lengths"), self.hop_length, self.center, self.n_fft)
+        if lengths is not None:
+            out.lengths = lengths
+        return out
+
+
+class MelSpectrogram(Spectrogram):
+    """Mel spectrogram of each clip: ``(B, C, samples)`` -> ``(B, C, n_mels, frames)``.
+
+    ``stft_power`` then a ``mel_filterbank`` matmul, on the batch's device, with every parameter of both functions
+    (torchaudio's names). Matches ``librosa.feature.melspectrogram`` and torchaudio's ``MelSpectrogram`` given the
+    same parameters (tested to 1e-5 relative in float64). A ``TensorAudio`` batch must be at ``sample_rate``.
+
+    Args:
+        sample_rate: rate of the audio (Hz).
+        n_fft: FFT size.
+        hop_length: samples between frames (default ``win_length // 4``).
+        win_length: Hann window length (default ``n_fft``).
+        n_mels: number of mel bands.
+        f_min: lowest frequency (Hz).
+        f_max: highest frequency (Hz), at most ``sample_rate / 2`` (default).
+        mel_scale: ``'slaney'`` (librosa's default) or ``'htk'`` (torchaudio's default).
+        norm: ``'slaney'`` (filters of equal area) or None (peak 1).
+        center: centre frames on their sample (pad ``n_fft // 2``).
+        pad_mode: padding for ``center``.
+        power: 2 for power, 1 for magnitude.
+        trainable: make the window and the filterbank ``nn.Parameter``s (see ``AudioFrontEnd``).
+
+    Examples:
+        >>> tfm = MelSpectrogram(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=64, f_min=20, f_max=8000)
+        >>> tfm(TensorAudio(torch.randn(8, 1, 64000), sample_rate=16000)).shape
+        torch.Size([8, 1, 64, 251])
+    """
+
+    def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, hop_length: int | None = None,
+                 win_length: int | None = None, n_mels: int = 128, f_min: float = 0.0, f_max: float | None = None, *,
+                 mel_scale: str = "slaney", norm: str | None = "slaney", center: bool = True,
+                 pad_mode: str = "reflect", power: float = 2.0, trainable: bool = False):  # fmt: skip
+        self.sample_rate = check_sample_rate(sample_rate)
+        self.n_mels, self.f_min, self.f_max = n_mels, float(f_min), f_max
+        self.mel_scale, self.norm = mel_scale, norm
+        self._fb = mel_filterbank(sample_rate, n_fft, n_mels, f_min=f_min, f_max=f_max, mel_scale=mel_scale, norm=norm)
+        super().__init__(n_fft, hop_length, win_length, center=center, pad_mode=pad_mode, power=power,
+                         trainable=trainable)  # fmt: skip
+        del self._fb
+
+    def _make_layer(self) -> nn.Module:
+        return _MelLayer(self._fb, self.n_fft, self.hop_length, self.win_length, self.center, self.pad_mode,
+                         self.power, self.trainable)  # fmt: skip
+
+    def _axes(self, x) -> dict:
+        _check_rate(x, self.sample_rate, "MelSpectrogram")
+        return {"scale": "mel", "sample_rate": self.sample_rate, "f_min": self.f_min,
+                "f_max": self.f_max or self.sample_rate / 2, "mel_scale": self.mel_scale}  # fmt: skip
+
+
+class _CQTLayer(nn.Module):
+    def __init__(self, sample_rate, hop_length, f_min, n_bins, bins_per_octave, filter_scale, center, pad_mode,
+                 output):  # fmt: skip
+        super().__init__()
+        self.kwargs = dict(hop_length=hop_length, f_min=f_min, n_bins=n_bins, bins_per_octave=bins_per_octave,
+                           filter_scale=filter_scale, center=center, pad_mode=pad_mode, output=output)  # fmt: skip
+        self.sample_rate = sample_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return cqt(x, self.sample_rate, **self.kwargs)
+
+
+class CQT(_LayerTransform):
+    """Constant-Q transform of each clip: ``(B, C, samples)`` -> ``(B, C, n_bins, frames)``.
+
+    Calls :func:`fastai_audio.functional.cqt` (nnAudio's CQT1992v2 approach: precomputed complex kernels applied as
+    a strided ``conv1d``, normalised like ``librosa.cqt``) on the batch's device. Output ``'power'`` by default, so
+    ``AmplitudeToDB()`` follows it as it follows ``MelSpectrogram``.
+
+    Args:
+        sample_rate: rate of the audio (Hz).
+        hop_length: samples between frames.
+        f_min: centre frequency of the lowest bin (Hz; default C1, 32.70 Hz).
+        n_bins: number of bins; the top one must stay below ``sample_rate / 2``.
+        bins_per_octave: bins per octave (12: semitones).
+        filter_scale: scales every filter's length (Q).
+        center: centre frames on their sample.
+        pad_mode: padding for ``center``.
+        output: ``'power'``, ``'magnitude'``.
+
+    Examples:
+        >>> CQT(sample_rate=16000, hop_length=256)(torch.randn(2, 16000)).shape
+        torch.Size([2, 1, 84, 63])
+    """
+
+    order = 20
+    accepts = (TensorAudio,)
+
+    def __init__(self, sample_rate: int = 16000, hop_length: int = 512, f_min: float = 32.70, n_bins: int = 84,
+                 bins_per_octave: int = 12, *, filter_scale: float = 1.0, center: bool = True,
+                 pad_mode: str = "constant", output: str = "power"):  # fmt: skip
+        super().__init__()
+        self.sample_rate = check_sample_rate(sample_rate)
+        self.hop_length, self.f_min, self.n_bins, self.bins_per_octave = hop_length, f_min, n_bins, bins_per_octave
+        self.filter_scale, self.center, self.pad_mode = filter_scale, center, pad_mode
+        self.output = check_choice("output", output, ("power", "magnitude"))
+        self.layer = _CQTLayer(sample_rate, hop_length, f_min, n_bins, bins_per_octave, filter_scale, center,
+                               pad_mode, output)  # fmt: skip
+        check_positive("hop_length", hop_length, integer=True)
+        # builds (and caches) the kernels now: bad parameters fail here, not at the first batch
+        cqt_kernels(sample_rate, f_min=f_min, n_bins=n_bins, bins_per_octave=bins_per_octave, filter_scale=filter_scale)
+
+    def _encode(self, x) -> TensorSpectrogram:
+        _check_rate(x, self.sample_rate, "CQT")
+        meta = _meta(x)
+        out = TensorSpectrogram(self._run(_as_batch(x)))
+        out.__dict__.update({k: v for k, v in meta.items() if k not in ("path", "lengths")})
+        out.__dict__.update(scale="cqt", sample_rate=self.sample_rate, hop_length=self.hop_length, f_min=self.f_min,
+                            bins_per_octave=self.bins_per_octave, db=False, normalized=False)  # fmt: skip
+        return out
+
+
+class _SpecTransform(TypedTransform):
+    """Transforms from spectrogram to spectrogram: metadata carried over, plain tensors accepted."""
+
+    accepts = (TensorSpectrogram,)
+    plain_tensors = True
+
+    def _wrap(self, x, value: torch.Tensor, **meta) -> TensorSpectrogram:
+        out = TensorSpectrogram(value)
+        out.__dict__.update(_meta(x))
+        out.__dict__.update(meta)
+        return out
+
+
+class AmplitudeToDB(_SpecTransform):
+    """Convert a power (or magnitude) spectrogram to decibels, per item: ``(B, C, F, T)`` -> same shape.
+
+    Calls :func:`fastai_audio.functional.amplitude_to_db`. With ``ref='max'`` each item's loudest bin is 0 dB and
+    ``top_db`` clamps each item ``top_db`` below its own maximum: never across the batch, so a batch equals its
+    items one by one.
+
+    Args:
+        stype: ``'power'`` (10 log10) or ``'magnitude'`` (20 log10): what the input holds.
+        ref: ``'max'`` (per item) or a positive reference value.
+        amin: floor applied before the log.
+        top_db: dynamic range kept below each item's maximum, or None.
+
+    Examples:
+        >>> AmplitudeToDB(top_db=80)(MelSpectrogram()(torch.randn(2, 16000))).amax(dim=(1, 2, 3))
+        TensorSpectrogram([0., 0.])
+    """
+
+    order = 30
+
+    def __init__(self, stype: str = "power", ref="max", amin: float = 1e-10, top_db: float | None = 80.0):
+        super().__init__()
+        self.stype = check_choice("stype", stype, ("power", "magnitude"))
+        if ref != "max":
+            check_positive("ref", ref)
+        self.ref, self.amin = ref, check_positive("amin", amin)
+        if top_db is not None and not top_db >= 0:
+            raise ParameterError(f"top_db must be >= 0 dB or None, got {top_db!r}")
+        self.top_db = top_db
+
+    def _encode(self, x) -> TensorSpectrogram:
+        db = amplitude_to_db(_as_spec_batch(x.as_subclass(torch.Tensor)), stype=self.stype, ref=self.ref,
+                             amin=self.amin, top_db=self.top_db)  # fmt: skip
+        return self._wrap(x, db, db=True)
+
+
+class MFCC(_SpecTransform):
+    """Mel-frequency cepstral coefficients of a log-mel batch: ``(B, C, n_mels, T)`` -> ``(B, C, n_mfcc, T)``.
+
+    Calls :func:`fastai_audio.functional.mfcc` (a DCT-II over the mel axis, like ``librosa.feature.mfcc``). Put it
+    after ``MelSpectrogram`` and ``AmplitudeToDB``.
+
+    Args:
+        n_mfcc: number of coefficients kept (at most ``n_mels``).
+        dct_norm: ``'ortho'`` or None.
+
+    Examples:
+        >>> tfms = [MelSpectrogram(n_mels=64), AmplitudeToDB(), MFCC(n_mfcc=20)]
+    """
+
+    order = 40
+
+    def __init__(self, n_mfcc: int = 20, *, dct_norm: str | None = "ortho"):
+        super().__init__()
+        self.n_mfcc = check_positive("n_mfcc", n_mfcc, integer=True)
+        self.dct_norm = check_choice("dct_norm", dct_norm, ("ortho", None))
+
+    def _encode(self, x) -> TensorSpectrogram:
+        coeffs = mfcc(_as_spec_batch(x.as_subclass(torch.Tensor)), self.n_mfcc, dct_norm=self.dct_norm)
+        return self._wrap(x, coeffs, scale="mfcc")
+
+
+class Delta(_SpecTransform):
+    """Stack deltas (and delta-deltas) as extra channels: ``(B, C, F, T)`` -> ``(B, C * (1 + order), F, T)``.
+
+    Calls :func:`fastai_audio.functional.deltas` along time (librosa's ``feature.delta``, width ``width``);
+    ``order=2`` adds the deltas of the deltas. Three channels (static, delta, delta-delta) also suit ImageNet stems.
+
+    Args:
+        width: odd window length in frames (>= 3).
+        order: 1 (deltas) or 2 (deltas and delta-deltas).
+
+    Examples:
+        >>> Delta(order=2)(torch.randn(4, 1, 64, 100)).shape
+        torch.Size([4, 3, 64, 100])
+    """
+
+    order = 50
+
+    def __init__(self, width: int = 9, order: int = 2):
+        super().__init__()
+        self.width = width
+        self.n_deltas = check_choice("order", order, (1, 2))
+
+    def _encode(self, x) -> TensorSpectrogram:
+        spec = _as_spec_batch(x.as_subclass(torch.Tensor))
+        stack = [spec, deltas(spec, self.width)]
+        if self.n_deltas == 2:
+            stack.append(deltas(stack[1], self.width))
+        return self._wrap(x, torch.cat(stack, dim=1))
+
+
+class Normalize(_SpecTransform):
+    """Standardise spectrograms: per frequency bin with statistics of the training set, or per item.
+
+    ``mode='dataset'`` (default): mean and std of every (channel, frequency) row, estimated at set-up from
+    ``n_batches`` training batches (after the transforms before it), then ``(x - mean) / std``; ``decodes``
+    undoes it, so ``show_batch`` draws decibels. ``mode='item'``: each item to zero mean and unit variance over
+    all its values (no set-up, nothing to undo). Give ``mean`` and ``std`` to skip the estimate.
+
+    Args:
+        mode: ``'dataset'`` or ``'item'``.
+        mean: ``(C, F)`` or broadcastable, for ``'dataset'``; estimated when None.
+        std: like ``mean``.
+        n_batches: training batches sampled for the estimate.
+        eps: added to the standard deviation.
+
+    Examples:
+        >>> dls = AudioDataLoaders.from_folder(path, batch_tfms=[MelSpectrogram(), AmplitudeToDB(), Normalize()])
+        >>> dls.after_batch[-1].mean.shape
+        torch.Size([1, 1, 128, 1])
+    """
+
+    order = 60
+
+    def __init__(self, mode: str = "dataset", *, mean=None, std=None, n_batches: int = 4, eps: float = 1e-6):
+        super().__init__()
+        self.mode = check_choice("mode", mode, ("dataset", "item"))
+        self.n_batches = check_positive("n_batches", n_batches, integer=True)
+        self.eps = eps
+        self.mean = None if mean is None else _as_stat(torch.as_tensor(mean, dtype=torch.float32))
+        self.std = None if std is None else _as_stat(torch.as_tensor(std, dtype=torch.float32))
+
+    def setups(self, dl):
+        if self.mode != "dataset" or (self.mean is not None and self.std is not None):
+            return
+        with dl.fake_l.no_multiproc():
+            batches = [b[0] for b in islice(dl, self.n_batches)]
+        xs = torch.cat([_as_spec_batch(x.as_subclass(torch.Tensor)).float().cpu() for x in batches])
+        self.mean = xs.mean(dim=(0, 3), keepdim=True)
+        self.std = xs.std(dim=(0, 3), keepdim=True)
+
+    def _stats(self, x: torch.Tensor):
+        if self.mean is None:
+            raise ParameterError(
+                "Normalize(mode='dataset') has no statistics yet: use it in a DataLoaders' batch_tfms (it estimates "
+                "them from training batches), pass mean= and std=, or use mode='item'"
+            )
+        return self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
+
+    def _encode(self, x) -> TensorSpectrogram:
+        spec = _as_spec_batch(x.as_subclass(torch.Tensor))
+        if self.mode == "item":
+            mean = spec.mean(dim=(1, 2, 3), keepdim=True)
+            std = spec.std(dim=(1, 2, 3), keepdim=True)
+        else:
+            mean, std = self._stats(spec)
+        return self._wrap(x, (spec - mean) / (std + self.eps), normalized=True)
+
+    def decodes(self, x: TensorSpectrogram):
+        if self.mode == "item" or self.mean is None:
+            return x
+        mean, std = self._stats(x)
+        out = TensorSpectrogram(x.as_subclass(torch.Tensor) * (std + self.eps) + mean)
+        out.__dict__.update(x.__dict__, normalized=False)
+        return out
+
+
+def _as_stat(t: torch.Tensor) -> torch.Tensor:
+    """``(F,)`` -> ``(1, 1, F, 1)``; ``(C, F)`` -> ``(1, C, F, 1)``; 4-D kept."""
+    if t.ndim == 1:
+        return t[None, None, :, None]
+    if t.ndim == 2:
+        return t[None, :, :, None]
+    return t
+
+
+class AudioFrontEnd(nn.Module):
+    """The spectral transforms as one ``nn.Module``, to run inside a model (e.g. with ``trainable=True`` layers).
+
+    Applies the transforms in order and registers their layers, so ``model.parameters()`` includes a trainable
+    window or filterbank and the Learner optimises them. Input: raw audio batches ``(B, C, samples)``.
+
+    Examples:
+        >>> front = AudioFrontEnd([MelSpectrogram(trainable=True), AmplitudeToDB()])
+        >>> model = nn.Sequential(front, cnn)
+    """
+
+    def __init__(self, tfms):
+        super().__init__()
+        self.tfms = list(tfms)
+        self.layers = nn.ModuleList([t.layer for t in self.tfms if isinstance(getattr(t, "layer", None), nn.Module)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for t in self.tfms:
+            x = t._encode(x)
+        return x

@@ -1,0 +1,206 @@
+"""The batch front-end: transforms equal their functions, keep metadata, work in DataLoaders, pickle, train."""
+
+import pickle
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from conftest import sine
+from fastai.torch_core import TensorCategory
+
+from fastai_audio import ParameterError, TensorAudio
+from fastai_audio.core import TensorSpectrogram
+from fastai_audio.data import AudioDataLoaders, AudioItemList
+from fastai_audio.functional import amplitude_to_db, deltas, mel_filterbank, mfcc, stft_power
+from fastai_audio.transforms import (
+    CQT,
+    MEL_PRESETS,
+    MFCC,
+    AmplitudeToDB,
+    AudioFrontEnd,
+    Delta,
+    MelSpectrogram,
+    Normalize,
+    Spectrogram,
+    get_frequency_batch_transforms,
+    mel_transforms,
+)
+
+SEED_PATTERN = r"(\w+)_\w+_\d+-\d+-\d+.wav$"
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    x = np.stack([sine(220 * (i + 1), 16000, 1.0) * (0.1 + i) + 0.01 * rng.standard_normal((1, 16000))
+                  for i in range(3)]).astype(np.float32)  # fmt: skip
+    return TensorAudio(torch.from_numpy(x), sample_rate=16000)
+
+
+def test_mel_transform_equals_its_functions(batch):
+    tfm = MelSpectrogram(sample_rate=16000, n_fft=512, hop_length=128, n_mels=40, f_min=20, f_max=8000)
+    out = tfm(batch)
+    fb = mel_filterbank(16000, 512, 40, f_min=20, f_max=8000, mel_scale="slaney", norm="slaney")
+    expected = fb @ stft_power(batch.as_subclass(torch.Tensor), 512, hop_length=128)
+    assert isinstance(out, TensorSpectrogram) and out.shape == (3, 1, 40, 126)
+    torch.testing.assert_close(out.as_subclass(torch.Tensor), expected, rtol=1e-5, atol=1e-6)
+    assert (out.scale, out.sample_rate, out.hop_length, out.f_min, out.f_max) == ("mel", 16000, 128, 20.0, 8000)
+
+
+def test_a_batch_equals_its_items(batch):
+    tfms = [MelSpectrogram(n_mels=32, n_fft=512), AmplitudeToDB(top_db=60), MFCC(n_mfcc=13), Delta()]
+
+    def run(x):
+        for t in tfms:
+            x = t(x)
+        return x
+
+    whole = run(batch)
+    for i in range(batch.shape[0]):
+        torch.testing.assert_close(whole[i : i + 1], run(batch[i : i + 1]), rtol=1e-5, atol=1e-4)
+
+
+def test_plain_tensors_and_labels(batch):
+    tfm = Spectrogram(n_fft=256, hop_length=64)
+    plain = tfm(torch.randn(2, 1000))
+    assert isinstance(plain, TensorSpectrogram) and plain.shape == (2, 1, 129, 16)
+    label = TensorCategory([1, 2, 0])
+    x, y = tfm((batch, label))
+    assert y is label and x.shape[:2] == (3, 1)
+
+
+def test_wrong_rate_is_refused(batch):
+    with pytest.raises(
+        ParameterError, match="the batch is at 16000 Hz but MelSpectrogram was built for sample_rate=8000"
+    ):
+        MelSpectrogram(sample_rate=8000)(batch)
+
+
+def test_amplitude_to_db_is_per_item(batch):
+    spec = MelSpectrogram(n_mels=32)(batch)
+    db = AmplitudeToDB(top_db=50)(spec)
+    flat = db.as_subclass(torch.Tensor).flatten(1)
+    assert torch.allclose(flat.amax(1), torch.zeros(3))  # each item's own maximum is 0 dB
+    assert (flat.amin(1) >= -50.0).all() and (flat.amin(1) == -50.0).sum() == 2  # clamped below its own maximum
+    for i in range(3):  # a quiet item is not clamped relative to a loud one
+        torch.testing.assert_close(db[i : i + 1], AmplitudeToDB(top_db=50)(spec[i : i + 1]))
+    assert db.db and db.scale == "mel"
+    torch.testing.assert_close(db.as_subclass(torch.Tensor),
+                               amplitude_to_db(spec.as_subclass(torch.Tensor), top_db=50.0))  # fmt: skip
+
+
+def test_mfcc_and_delta_equal_their_functions(batch):
+    logmel = AmplitudeToDB()(MelSpectrogram(n_mels=40)(batch))
+    coeffs = MFCC(n_mfcc=13)(logmel)
+    torch.testing.assert_close(coeffs.as_subclass(torch.Tensor), mfcc(logmel.as_subclass(torch.Tensor), 13))
+    assert coeffs.scale == "mfcc" and coeffs.shape[-2] == 13
+    stacked = Delta(width=5, order=2)(coeffs)
+    plain = coeffs.as_subclass(torch.Tensor)
+    assert stacked.shape[1] == 3
+    torch.testing.assert_close(stacked[:, :1].as_subclass(torch.Tensor), plain)
+    torch.testing.assert_close(stacked[:, 1:2].as_subclass(torch.Tensor), deltas(plain, 5))
+    torch.testing.assert_close(stacked[:, 2:].as_subclass(torch.Tensor), deltas(deltas(plain, 5), 5))
+
+
+def test_lengths_become_frame_counts():
+    x = TensorAudio(torch.randn(2, 1, 4000), sample_rate=16000)
+    x.lengths = torch.tensor([4000, 2000])
+    out = MelSpectrogram(n_mels=16, n_fft=256, hop_length=100)(x)
+    assert out.lengths.tolist() == [41, 21] and out.shape[-1] == 41
+
+
+def test_cqt_transform(batch):
+    out = CQT(sample_rate=16000, hop_length=256, n_bins=60)(batch)
+    assert isinstance(out, TensorSpectrogram) and out.shape[:3] == (3, 1, 60) and out.scale == "cqt"
+    # the 660 Hz tone of item 2 peaks 52 semitones above C1 (12 * log2(660 / 32.70) = 52.0)
+    assert int(out[2, 0].mean(-1).argmax()) == 52
+
+
+def test_normalize_dataset_statistics_and_decode(toy_folder):
+    tfms = [MelSpectrogram(n_mels=16, n_fft=512), AmplitudeToDB(), Normalize(n_batches=3)]
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=tfms)
+    norm = dls.after_batch.fs[-1]
+    assert norm.mean.shape == (1, 1, 16, 1) and norm.std.shape == (1, 1, 16, 1)
+    x, _ = dls.train.one_batch()
+    assert x.normalized and abs(float(x.mean())) < 1.0
+    raw = AmplitudeToDB()(MelSpectrogram(n_mels=16, n_fft=512)(dls.train.one_batch()[0]))  # not the same batch
+    decoded = norm.decode(norm(raw))
+    torch.testing.assert_close(decoded.as_subclass(torch.Tensor), raw.as_subclass(torch.Tensor), rtol=1e-4, atol=1e-3)
+
+
+def test_normalize_per_item_and_without_statistics(batch):
+    spec = AmplitudeToDB()(MelSpectrogram(n_mels=16)(batch))
+    out = Normalize(mode="item")(spec).as_subclass(torch.Tensor).flatten(1)
+    torch.testing.assert_close(out.mean(1), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.std(1), torch.ones(3), atol=1e-4, rtol=0)
+    with pytest.raises(ParameterError, match="has no statistics yet"):
+        Normalize()(spec)
+
+
+def test_seed_front_end_feeds_the_seed_chain(nsynth_small):
+    tfms = get_frequency_batch_transforms(n_fft=1024, n_hop=256, n_mels=40, sample_rate=16000)
+    data = (AudioItemList.from_folder(nsynth_small).split_by_folder().label_from_re(SEED_PATTERN)
+            .databunch(bs=64, tfms=tfms, num_workers=0))  # fmt: skip
+    xs, ys = data.one_batch()
+    assert isinstance(xs, TensorSpectrogram) and xs.shape == (64, 1, 40, 251) and ys.shape == (64,)
+    data.show_batch(3)
+    axes = [ax for ax in plt.gcf().axes if ax.images]
+    assert len(axes) == 3 and all(ax.get_ylabel() == "Hz" and ax.get_xlabel() == "time (s)" for ax in axes)
+    assert {ax.get_title() for ax in axes} <= set(data.classes)
+    plt.close("all")
+
+
+def test_front_end_transforms_pickle(toy_folder):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=mel_transforms())
+    back = pickle.loads(pickle.dumps(dls))
+    torch.testing.assert_close(back.valid.one_batch()[0].as_subclass(torch.Tensor),
+                               dls.valid.one_batch()[0].as_subclass(torch.Tensor))  # fmt: skip
+
+
+def test_trainable_front_end_gets_gradients(batch):
+    mel = MelSpectrogram(n_mels=16, n_fft=256, trainable=True)
+    front = AudioFrontEnd([mel, AmplitudeToDB(top_db=None)])
+    params = dict(front.named_parameters())
+    assert {"layers.0.window", "layers.0.fb"} <= set(params)
+    out = front(batch.as_subclass(torch.Tensor))
+    out.mean().backward()
+    assert params["layers.0.fb"].grad is not None and params["layers.0.fb"].grad.abs().sum() > 0
+    assert params["layers.0.window"].grad is not None and torch.isfinite(params["layers.0.window"].grad).all()
+
+
+def test_mixed_precision_runs_the_stft_in_float32(batch):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = MelSpectrogram(n_mels=16)(batch)
+    assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", sorted(MEL_PRESETS))
+def test_presets_build_working_front_ends(name):
+    cfg = MEL_PRESETS[name]
+    tfms = mel_transforms(name, normalize="item")
+    x = TensorAudio(torch.randn(2, 1, cfg.sample_rate), sample_rate=cfg.sample_rate)
+    for t in tfms:
+        x = t(x)
+    assert x.shape[:3] == (2, 1, cfg.n_mels) and x.normalized
+
+
+def test_unknown_preset():
+    with pytest.raises(ParameterError, match="unknown preset 'radio'"):
+        mel_transforms("radio")
+
+
+def test_spectrogram_show_labels_its_axes():
+    x = TensorAudio(torch.from_numpy(sine(1000, 16000, 1.0)), sample_rate=16000)
+    spec = AmplitudeToDB()(MelSpectrogram(n_mels=64, f_max=8000)(x))[0]
+    ax = spec.show()
+    assert ax.get_xlabel() == "time (s)" and ax.get_ylabel() == "Hz"
+    assert ax.images[0].get_extent()[1] == pytest.approx(spec.duration)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "1k" in labels and "4k" in labels
+    # the 1 kHz tone is drawn at the 1k tick
+    row = int(spec[0].mean(-1).argmax())
+    tick = ax.get_yticks()[labels.index("1k")]
+    assert abs(row - tick) <= 1
+    assert len(ax.figure.axes) == 2  # the colour bar
+    plt.close("all")
