@@ -32,6 +32,7 @@ docs: install
 
 bench: install
 	$(BIN)/python bench/loader.py
+	$(BIN)/python bench/frontend.py
 
 lint: install
 	$(BIN)/ruff check fastai_audio tests bench examples

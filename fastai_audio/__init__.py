@@ -10,7 +10,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
     import fastai.torch_basics  # noqa: F401
 
-from .core import TensorAudio  # noqa: E402
+from .core import TensorAudio, TensorSpectrogram  # noqa: E402
 from .errors import AudioError, AudioFileError, ParameterError  # noqa: E402
 from .io import AudioInfo, audio_info, load_audio, resample, save_audio  # noqa: E402
 
@@ -20,6 +20,7 @@ __all__ = [
     "AudioInfo",
     "ParameterError",
     "TensorAudio",
+    "TensorSpectrogram",
     "__version__",
     "audio_info",
     "load_audio",
