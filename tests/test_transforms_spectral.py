@@ -167,6 +167,7 @@ def test_trainable_front_end_gets_gradients(batch):
     out.mean().backward()
     assert params["layers.0.fb"].grad is not None and params["layers.0.fb"].grad.abs().sum() > 0
     assert params["layers.0.window"].grad is not None and torch.isfinite(params["layers.0.window"].grad).all()
+    assert not mel(batch).requires_grad  # as a batch transform in a DataLoader it builds no autograd graph
 
 
 def test_mixed_precision_runs_the_stft_in_float32(batch):

@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from fastai.data.block import CategoryBlock, DataBlock, MultiCategoryBlock
+from fastai.data.block import DataBlock, MultiCategoryBlock, TransformBlock
 from fastai.data.core import DataLoaders
-from fastai.data.transforms import FuncSplitter, RandomSplitter, ToTensor, parent_label
+from fastai.data.transforms import Categorize, FuncSplitter, RandomSplitter, ToTensor, parent_label
+from fastai.torch_core import TensorCategory
 from fastcore.foundation import L
+from fasttransform import DisplayedTransform
 
 from .._validate import check_choice
 from ..errors import ParameterError
@@ -52,7 +54,7 @@ class AudioDataLoaders(DataLoaders):
                     label_delim=None, sample_rate=16000, duration=4.0, mono=True, pad_mode="zeros",
                     item_tfms=None, batch_tfms=None, **kwargs):  # fmt: skip
         y_block = (MultiCategoryBlock(vocab=vocab) if label_delim is not None
-                   else CategoryBlock(vocab=vocab))  # fmt: skip
+                   else TransformBlock(type_tfms=_Categorize(vocab=vocab)))  # fmt: skip
         dblock = DataBlock(
             blocks=(AudioBlock(**_block_kwargs(sample_rate, duration, mono, pad_mode)), y_block),
             get_items=get_items, get_x=get_x, get_y=get_y, splitter=splitter,
@@ -249,14 +251,31 @@ class _InFolder:
         return self.folder in Path(o).resolve().parents
 
 
-class _Field:
-    """Picklable ``item -> item[i]`` for the loaders' ``[file, label]`` items."""
+class _Field(DisplayedTransform):
+    """Picklable ``item -> item[i]`` for the loaders' ``[file, label]`` items; no dispatch on the data path."""
 
     def __init__(self, i: int):
+        super().__init__()
         self.i = i
 
-    def __call__(self, o):
+    def encodes(self, o):
         return o[self.i]
+
+    def _do_call(self, nm, *args, **kwargs):
+        return args[0][self.i] if nm == "encodes" else args[0]
+
+
+class _Categorize(Categorize):
+    """fastai's ``Categorize`` with the same encoding, minus the type dispatch per item (labels are plain values)."""
+
+    def _do_call(self, nm, *args, **kwargs):
+        o = args[0]
+        if nm != "encodes" or isinstance(o, tuple):
+            return super()._do_call(nm, *args, **kwargs)
+        try:
+            return TensorCategory(self.vocab.o2i[o])
+        except KeyError as e:
+            raise KeyError(f"Label '{o}' was not included in the training dataset") from e
 
 
 class _FixedSplit:

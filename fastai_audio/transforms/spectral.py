@@ -118,6 +118,12 @@ class _LayerTransform(TypedTransform):
             self._layer_device = plain.device
         return self.layer(plain)
 
+    def _do_call(self, nm, *args, **kwargs):
+        # In a DataLoader the layer is a constant, even when trainable: no autograd graph per batch. AudioFrontEnd
+        # calls _encode directly, with gradients.
+        with torch.no_grad():
+            return super()._do_call(nm, *args, **kwargs)
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_layer_device", None)  # checked again after unpickling, wherever the layer then lives
