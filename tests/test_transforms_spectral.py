@@ -205,3 +205,16 @@ def test_spectrogram_show_labels_its_axes():
     assert abs(row - tick) <= 1
     assert len(ax.figure.axes) == 2  # the colour bar
     plt.close("all")
+
+
+def test_every_function_parameter_is_exposed():
+    window = torch.hamming_window(400, periodic=True)
+    tfm = MelSpectrogram(sample_rate=16000, n_fft=512, hop_length=160, win_length=400, n_mels=40, f_min=50,
+                         f_max=7000, mel_scale="htk", norm=None, window=window, center=False, pad_mode="constant",
+                         power=1.0)  # fmt: skip
+    x = torch.randn(2, 16000)
+    fb = mel_filterbank(16000, 512, 40, f_min=50, f_max=7000, mel_scale="htk", norm=None)
+    expected = fb @ stft_power(x, 512, hop_length=160, win_length=400, window=window, center=False, power=1.0)
+    torch.testing.assert_close(tfm(x)[:, 0].as_subclass(torch.Tensor), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ParameterError, match="window must hold win_length=400 values"):
+        MelSpectrogram(win_length=400, window=torch.ones(512))

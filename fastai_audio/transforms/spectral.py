@@ -72,11 +72,15 @@ def _frame_lengths(lengths, hop_length: int, center: bool, n_fft: int):
 class _STFTLayer(nn.Module):
     """Window (buffer, or parameter when trainable) + ``stft_power``."""
 
-    def __init__(self, n_fft, hop_length, win_length, center, pad_mode, power, trainable):
+    def __init__(self, n_fft, hop_length, win_length, window, center, pad_mode, power, trainable):
         super().__init__()
         self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
         self.center, self.pad_mode, self.power = center, pad_mode, power
-        window = torch.hann_window(win_length, periodic=True)
+        window = torch.hann_window(win_length, periodic=True) if window is None else torch.as_tensor(window).float()
+        if window.shape != (win_length,):
+            raise ParameterError(
+                f"window must be a 1-D tensor of win_length={win_length} values, got {tuple(window.shape)}"
+            )
         if trainable:
             self.window = nn.Parameter(window)
         else:
@@ -148,7 +152,8 @@ class Spectrogram(_LayerTransform):
     Args:
         n_fft: FFT size.
         hop_length: samples between frames (default ``win_length // 4``).
-        win_length: Hann window length (default ``n_fft``).
+        win_length: window length (default ``n_fft``).
+        window: a window tensor of ``win_length`` values (default: periodic Hann).
         center: pad ``n_fft // 2`` on both sides so frame ``t`` is centred on sample ``t * hop_length``.
         pad_mode: padding for ``center``: ``'reflect'``, ``'constant'``, ``'replicate'``, ``'circular'``.
         power: 2 for power, 1 for magnitude.
@@ -163,7 +168,7 @@ class Spectrogram(_LayerTransform):
     accepts = (TensorAudio,)
 
     def __init__(self, n_fft: int = 1024, hop_length: int | None = None, win_length: int | None = None, *,
-                 center: bool = True, pad_mode: str = "reflect", power: float = 2.0,
+                 window: torch.Tensor | None = None, center: bool = True, pad_mode: str = "reflect", power: float = 2.0,
                  trainable: bool = False):  # fmt: skip
         super().__init__()
         self.n_fft = check_positive("n_fft", n_fft, integer=True)
@@ -172,10 +177,10 @@ class Spectrogram(_LayerTransform):
             raise ParameterError(f"win_length={win_length} must be <= n_fft={n_fft}")
         self.hop_length = check_positive("hop_length", hop_length or self.win_length // 4, integer=True)
         self.center, self.pad_mode, self.power, self.trainable = center, pad_mode, power, trainable
-        self.layer = self._make_layer()
+        self.layer = self._make_layer(window)
 
-    def _make_layer(self) -> nn.Module:
-        return _STFTLayer(self.n_fft, self.hop_length, self.win_length, self.center, self.pad_mode, self.power,
+    def _make_layer(self, window) -> nn.Module:
+        return _STFTLayer(self.n_fft, self.hop_length, self.win_length, window, self.center, self.pad_mode, self.power,
                           self.trainable)  # fmt: skip
 
     def _axes(self, x) -> dict:
@@ -203,12 +208,13 @@ class MelSpectrogram(Spectrogram):
         sample_rate: rate of the audio (Hz).
         n_fft: FFT size.
         hop_length: samples between frames (default ``win_length // 4``).
-        win_length: Hann window length (default ``n_fft``).
+        win_length: window length (default ``n_fft``).
         n_mels: number of mel bands.
         f_min: lowest frequency (Hz).
         f_max: highest frequency (Hz), at most ``sample_rate / 2`` (default).
         mel_scale: ``'slaney'`` (librosa's default) or ``'htk'`` (torchaudio's default).
         norm: ``'slaney'`` (filters of equal area) or None (peak 1).
+        window: a window tensor of ``win_length`` values (default: periodic Hann).
         center: centre frames on their sample (pad ``n_fft // 2``).
         pad_mode: padding for ``center``.
         power: 2 for power, 1 for magnitude.
@@ -222,18 +228,19 @@ class MelSpectrogram(Spectrogram):
 
     def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, hop_length: int | None = None,
                  win_length: int | None = None, n_mels: int = 128, f_min: float = 0.0, f_max: float | None = None, *,
-                 mel_scale: str = "slaney", norm: str | None = "slaney", center: bool = True,
-                 pad_mode: str = "reflect", power: float = 2.0, trainable: bool = False):  # fmt: skip
+                 mel_scale: str = "slaney", norm: str | None = "slaney", window: torch.Tensor | None = None,
+                 center: bool = True, pad_mode: str = "reflect", power: float = 2.0,
+                 trainable: bool = False):  # fmt: skip
         self.sample_rate = check_sample_rate(sample_rate)
         self.n_mels, self.f_min, self.f_max = n_mels, float(f_min), f_max
         self.mel_scale, self.norm = mel_scale, norm
         self._fb = mel_filterbank(sample_rate, n_fft, n_mels, f_min=f_min, f_max=f_max, mel_scale=mel_scale, norm=norm)
-        super().__init__(n_fft, hop_length, win_length, center=center, pad_mode=pad_mode, power=power,
+        super().__init__(n_fft, hop_length, win_length, window=window, center=center, pad_mode=pad_mode, power=power,
                          trainable=trainable)  # fmt: skip
         del self._fb
 
-    def _make_layer(self) -> nn.Module:
-        return _MelLayer(self._fb, self.n_fft, self.hop_length, self.win_length, self.center, self.pad_mode,
+    def _make_layer(self, window) -> nn.Module:
+        return _MelLayer(self._fb, self.n_fft, self.hop_length, self.win_length, window, self.center, self.pad_mode,
                          self.power, self.trainable)  # fmt: skip
 
     def _axes(self, x) -> dict:
@@ -243,11 +250,9 @@ class MelSpectrogram(Spectrogram):
 
 
 class _CQTLayer(nn.Module):
-    def __init__(self, sample_rate, hop_length, f_min, n_bins, bins_per_octave, filter_scale, center, pad_mode,
-                 output):  # fmt: skip
+    def __init__(self, sample_rate, **kwargs):
         super().__init__()
-        self.kwargs = dict(hop_length=hop_length, f_min=f_min, n_bins=n_bins, bins_per_octave=bins_per_octave,
-                           filter_scale=filter_scale, center=center, pad_mode=pad_mode, output=output)  # fmt: skip
+        self.kwargs = kwargs
         self.sample_rate = sample_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -268,6 +273,8 @@ class CQT(_LayerTransform):
         n_bins: number of bins; the top one must stay below ``sample_rate / 2``.
         bins_per_octave: bins per octave (12: semitones).
         filter_scale: scales every filter's length (Q).
+        window: ``'hann'``, ``'hamming'`` or ``'blackman'``.
+        norm: scale like ``librosa.cqt(scale=True)``; False keeps unit-L1 kernels.
         center: centre frames on their sample.
         pad_mode: padding for ``center``.
         output: ``'power'``, ``'magnitude'``.
@@ -281,18 +288,33 @@ class CQT(_LayerTransform):
     accepts = (TensorAudio,)
 
     def __init__(self, sample_rate: int = 16000, hop_length: int = 512, f_min: float = 32.70, n_bins: int = 84,
-                 bins_per_octave: int = 12, *, filter_scale: float = 1.0, center: bool = True,
-                 pad_mode: str = "constant", output: str = "power"):  # fmt: skip
+                 bins_per_octave: int = 12, *, filter_scale: float = 1.0, window: str = "hann", norm: bool = True,
+                 center: bool = True, pad_mode: str = "constant", output: str = "power"):  # fmt: skip
         super().__init__()
         self.sample_rate = check_sample_rate(sample_rate)
         self.hop_length, self.f_min, self.n_bins, self.bins_per_octave = hop_length, f_min, n_bins, bins_per_octave
-        self.filter_scale, self.center, self.pad_mode = filter_scale, center, pad_mode
+        self.filter_scale, self.window, self.norm, self.center, self.pad_mode = (
+            filter_scale,
+            window,
+            norm,
+            center,
+            pad_mode,
+        )
         self.output = check_choice("output", output, ("power", "magnitude"))
-        self.layer = _CQTLayer(sample_rate, hop_length, f_min, n_bins, bins_per_octave, filter_scale, center,
-                               pad_mode, output)  # fmt: skip
+        self.layer = _CQTLayer(sample_rate, hop_length=hop_length, f_min=f_min, n_bins=n_bins,
+                               bins_per_octave=bins_per_octave, filter_scale=filter_scale, window=window, norm=norm,
+                               center=center, pad_mode=pad_mode, output=output)  # fmt: skip
         check_positive("hop_length", hop_length, integer=True)
         # builds (and caches) the kernels now: bad parameters fail here, not at the first batch
-        cqt_kernels(sample_rate, f_min=f_min, n_bins=n_bins, bins_per_octave=bins_per_octave, filter_scale=filter_scale)
+        cqt_kernels(
+            sample_rate,
+            f_min=f_min,
+            n_bins=n_bins,
+            bins_per_octave=bins_per_octave,
+            filter_scale=filter_scale,
+            window=window,
+            norm=norm,
+        )
 
     def _encode(self, x) -> TensorSpectrogram:
         _check_rate(x, self.sample_rate, "CQT")
