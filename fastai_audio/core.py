@@ -152,6 +152,7 @@ class TensorSpectrogram(TensorBase):
             channel: which channel to draw.
             cmap: matplotlib colour map.
             colorbar: draw a colour bar (default: only for a new figure).
+            **kwargs: passed to ``imshow`` (e.g. ``vmin``, ``vmax``).
         """
         import matplotlib.pyplot as plt
 
@@ -163,15 +164,17 @@ class TensorSpectrogram(TensorBase):
             img = img[channel] if img.ndim == 3 else img[0]
         meta = self.__dict__
         sr, hop = meta.get("sample_rate"), meta.get("hop_length")
-        seconds = img.shape[-1] * hop / sr if sr and hop else img.shape[-1]
-        im = ctx.imshow(img.numpy(), origin="lower", aspect="auto", cmap=cmap,
-                        extent=(0, seconds, -0.5, img.shape[0] - 0.5), interpolation="nearest")  # fmt: skip
+        # frame t is centred on sample t * hop (+ n_fft / 2 without centring): each pixel spans one hop around it
+        frame = hop / sr if sr and hop else 1.0
+        start = (0.0 if meta.get("center", True) else meta.get("n_fft", 0) / 2 / sr) - frame / 2 if sr and hop else -0.5
+        kwargs = {"origin": "lower", "aspect": "auto", "cmap": cmap, "interpolation": "nearest", **kwargs}
+        im = ctx.imshow(img.numpy(), extent=(start, start + img.shape[-1] * frame, -0.5, img.shape[0] - 0.5), **kwargs)
         ctx.set_xlabel("time (s)" if sr and hop else "frame")
         freqs = _row_frequencies(meta, img.shape[0])
         if freqs is None:
             ctx.set_ylabel("coefficient" if meta.get("scale") == "mfcc" else "bin")
         else:
-            ticks = _hz_ticks(freqs)
+            ticks = _hz_ticks(freqs, linear=meta.get("scale") == "linear")
             ctx.set_yticks(np.interp(ticks, freqs, np.arange(len(freqs))))
             ctx.set_yticklabels([f"{t / 1000:g}k" if t >= 1000 else f"{t:g}" for t in ticks])
             ctx.set_ylabel("Hz")
@@ -179,6 +182,7 @@ class TensorSpectrogram(TensorBase):
             ctx.set_title(title)
         if colorbar if colorbar is not None else new_figure:
             unit = "normalized" if meta.get("normalized") else ("dB" if meta.get("db") else "")
+            unit = "" if meta.get("scale") == "mfcc" or meta.get("deltas") else unit
             ctx.figure.colorbar(im, ax=ctx, label=unit)
         return ctx
 
@@ -197,9 +201,20 @@ def _row_frequencies(meta: dict, n_rows: int):
     return None
 
 
-def _hz_ticks(freqs: np.ndarray) -> list:
-    candidates = [31.25, 62.5, 125, 250, 500, 1000, 2000, 4000, 8000, 16000]
-    return [f for f in candidates if freqs[0] <= f <= freqs[-1]] or [float(freqs[0]), float(freqs[-1])]
+def _hz_ticks(freqs: np.ndarray, linear: bool = False, max_ticks: int = 6) -> list:
+    """Round frequencies to label: evenly spaced on a linear axis, octaves apart (and never crowded) otherwise."""
+    lo, hi = float(freqs[0]), float(freqs[-1])
+    if linear:
+        step = next(s for s in (250, 500, 1000, 2000, 4000, 8000, 16000, 32000) if hi / s <= max_ticks - 1)
+        return [float(f) for f in np.arange(0.0, hi + 1e-9, step) if f >= lo]
+    candidates = [f for f in (31.25, 62.5, 125, 250, 500, 1000, 2000, 4000, 8000, 16000) if lo <= f <= hi]
+    rows = np.interp(candidates, freqs, np.arange(len(freqs)))
+    ticks, last = [], -np.inf
+    for f, row in zip(candidates, rows):  # keep ticks at least an eighth of the axis apart
+        if row - last >= len(freqs) / 8:
+            ticks.append(f)
+            last = row
+    return ticks or [lo, hi]
 
 
 # The mel scales of librosa/torchaudio, for axis labels only (the filterbanks are built in fastai_audio.functional).

@@ -196,7 +196,8 @@ def test_spectrogram_show_labels_its_axes():
     spec = AmplitudeToDB()(MelSpectrogram(n_mels=64, f_max=8000)(x))[0]
     ax = spec.show()
     assert ax.get_xlabel() == "time (s)" and ax.get_ylabel() == "Hz"
-    assert ax.images[0].get_extent()[1] == pytest.approx(spec.duration)
+    left, right = ax.images[0].get_extent()[:2]
+    assert right - left == pytest.approx(spec.duration) and left == pytest.approx(-spec.hop_length / 2 / 16000)
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert "1k" in labels and "4k" in labels
     # the 1 kHz tone is drawn at the 1k tick
@@ -218,3 +219,11 @@ def test_every_function_parameter_is_exposed():
     torch.testing.assert_close(tfm(x)[:, 0].as_subclass(torch.Tensor), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ParameterError, match=r"window must be a 1-D tensor of win_length=400 values, got \(512,\)"):
         MelSpectrogram(win_length=400, window=torch.ones(512))
+
+
+def test_linear_axis_ticks_are_evenly_spaced():
+    spec = Spectrogram(n_fft=1024, hop_length=256)(TensorAudio(torch.randn(1, 1, 16000), sample_rate=16000))[0]
+    ax = spec.show(vmin=0, vmax=1)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["0", "2k", "4k", "6k", "8k"] and ax.images[0].get_clim() == (0, 1)
+    plt.close("all")

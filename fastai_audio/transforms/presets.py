@@ -59,15 +59,15 @@ class MelConfig:
         return tfms
 
 
-#: Named configurations. ``nsynth``: the seed's settings (16 kHz, n_fft 1024, hop 256, 20-8000 Hz) with 64 mels;
-#: ``nsynth40``: the same with the seed's 40 mels; ``speech``: 25 ms windows, 10 ms hop, 80 mels to 8 kHz (the
-#: common ASR front-end); ``music``: 22.05 kHz, n_fft 2048, hop 512, 128 mels (librosa's defaults).
 MEL_PRESETS = {
     "nsynth": MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=64, f_min=20.0, f_max=8000.0),
     "nsynth40": MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=40, f_min=20.0, f_max=8000.0),
     "speech": MelConfig(sample_rate=16000, n_fft=512, hop_length=160, win_length=400, n_mels=80, f_max=8000.0),
     "music": MelConfig(sample_rate=22050, n_fft=2048, hop_length=512, n_mels=128),
 }
+"""Named configurations. ``nsynth``: the seed's settings (16 kHz, n_fft 1024, hop 256, 20-8000 Hz) with 64 mels;
+``nsynth40``: the same with the seed's 40 mels; ``speech``: 25 ms windows, 10 ms hop, 80 mels to 8 kHz (the common
+ASR front-end); ``music``: 22.05 kHz, n_fft 2048, hop 512, 128 mels (librosa's defaults)."""
 
 
 def mel_transforms(preset: str = "nsynth", **kwargs) -> list:

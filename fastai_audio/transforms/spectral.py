@@ -190,7 +190,7 @@ class Spectrogram(_LayerTransform):
         meta = _meta(x)
         out = TensorSpectrogram(self._run(_as_batch(x)))
         out.__dict__.update({k: v for k, v in meta.items() if k not in ("path", "lengths")})
-        out.__dict__.update(self._axes(x), hop_length=self.hop_length, db=False, normalized=False)
+        out.__dict__.update(self._axes(x), hop_length=self.hop_length, center=self.center, db=False, normalized=False)
         lengths = _frame_lengths(meta.get("lengths"), self.hop_length, self.center, self.n_fft)
         if lengths is not None:
             out.lengths = lengths
@@ -322,7 +322,8 @@ class CQT(_LayerTransform):
         out = TensorSpectrogram(self._run(_as_batch(x)))
         out.__dict__.update({k: v for k, v in meta.items() if k not in ("path", "lengths")})
         out.__dict__.update(scale="cqt", sample_rate=self.sample_rate, hop_length=self.hop_length, f_min=self.f_min,
-                            bins_per_octave=self.bins_per_octave, db=False, normalized=False)  # fmt: skip
+                            bins_per_octave=self.bins_per_octave, center=self.center, db=False,
+                            normalized=False)  # fmt: skip
         return out
 
 
@@ -428,7 +429,7 @@ class Delta(_SpecTransform):
         stack = [spec, deltas(spec, self.width)]
         if self.n_deltas == 2:
             stack.append(deltas(stack[1], self.width))
-        return self._wrap(x, torch.cat(stack, dim=1))
+        return self._wrap(x, torch.cat(stack, dim=1), deltas=self.n_deltas)
 
 
 class Normalize(_SpecTransform):
