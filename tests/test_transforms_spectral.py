@@ -227,3 +227,9 @@ def test_linear_axis_ticks_are_evenly_spaced():
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == ["0", "2k", "4k", "6k", "8k"] and ax.images[0].get_clim() == (0, 1)
     plt.close("all")
+
+
+def test_cpu_chunking_gives_the_whole_batch_result():
+    tfm = MelSpectrogram(n_mels=32, n_fft=512)
+    x = torch.randn(40, 1, 16000)  # 40 clips: more than one chunk of 32
+    torch.testing.assert_close(tfm(x).as_subclass(torch.Tensor), tfm.layer._forward(x), rtol=0, atol=0)

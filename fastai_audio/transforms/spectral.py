@@ -69,6 +69,9 @@ def _frame_lengths(lengths, hop_length: int, center: bool, n_fft: int):
     return lengths // hop_length + 1 if center else (lengths - n_fft) // hop_length + 1
 
 
+_CPU_CHUNK_SAMPLES = 8 * 64000  # samples per chunk on a CPU (8 clips of 4 s at 16 kHz)
+
+
 class _STFTLayer(nn.Module):
     """Window (buffer, or parameter when trainable) + ``stft_power``."""
 
@@ -87,6 +90,14 @@ class _STFTLayer(nn.Module):
             self.register_buffer("window", window)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or x.ndim < 2:
+            return self._forward(x)
+        # On a CPU, a few clips at a time keep the complex spectrum in cache: about 2x faster for a batch of 64
+        # clips of 4 s than one call on the whole batch, with identical results. GPUs want the whole batch.
+        n = max(1, _CPU_CHUNK_SAMPLES // max(1, x[0].numel()))
+        return self._forward(x) if x.shape[0] <= n else torch.cat([self._forward(c) for c in x.split(n)])
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return stft_power(x, self.n_fft, hop_length=self.hop_length, win_length=self.win_length, window=self.window,
                           center=self.center, pad_mode=self.pad_mode, power=self.power)  # fmt: skip
 
@@ -102,8 +113,8 @@ class _MelLayer(_STFTLayer):
         else:
             self.register_buffer("fb", fb)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spec = super().forward(x)  # float32 (or float64) whatever the autocast state
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        spec = super()._forward(x)  # float32 (or float64) whatever the autocast state
         with torch.autocast(spec.device.type, enabled=False):  # keep the filterbank product in that precision
             return torch.matmul(self.fb.to(spec.dtype), spec)
 
