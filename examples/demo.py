@@ -2,7 +2,8 @@
 
 Renders a small NSynth-format data set from the General MIDI soundfont that pretty_midi ships (no download),
 loads it with AudioDataLoaders.from_nsynth, prints a summary of the data set and of one batch, and writes a
-show_batch picture of the waveforms to the output folder.
+show_batch picture of the waveforms, then of the log-mel spectrograms that the batch transforms compute, to the
+output folder.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from fastai_audio.data import AudioDataLoaders  # noqa: E402
 from fastai_audio.datasets import read_nsynth, synth_nsynth  # noqa: E402
+from fastai_audio.transforms import mel_transforms  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +54,21 @@ def main(argv=None):
     plt.savefig(picture, dpi=80)
     plt.close("all")
     print(f"\nwrote {picture}")
+
+    # The same clips as log-mel spectrograms, computed per batch by the front-end's batch transforms.
+    start = time.perf_counter()
+    dls = AudioDataLoaders.from_nsynth(root, bs=16, num_workers=0, batch_tfms=mel_transforms("nsynth"))
+    x, _ = dls.one_batch()
+    setup_s = time.perf_counter() - start
+    print(
+        f"\nwith batch_tfms=mel_transforms('nsynth'): {type(x).__name__} {tuple(x.shape)} "
+        f"({x.scale} scale, {x.f_min:g}-{x.f_max:g} Hz, hop {x.hop_length}; set-up {setup_s:.1f} s)"
+    )
+    dls.show_batch(max_n=9)
+    picture = args.out / "show_batch_spectrograms.png"
+    plt.savefig(picture, dpi=80)
+    plt.close("all")
+    print(f"wrote {picture}")
 
 
 if __name__ == "__main__":
