@@ -1,0 +1,153 @@
+"""``audio_learner`` / ``create_cnn``: an ImageNet CNN adapted to spectrograms, as a fastai ``Learner``.
+
+The first convolution of a torchvision ResNet (or any arch whose stem is a ``Conv2d``) is rebuilt for the
+spectrogram's channel count. For one channel the pretrained RGB kernels are **summed**, not averaged: a grey image fed
+to the original network reaches the stem as three identical channels, so its response is exactly the summed kernel
+applied once. Summing keeps the activations, and the BatchNorm statistics right after the stem, at the scale the
+pretrained weights expect for inputs of ImageNet-like spread, which the front-end's ``Normalize`` provides
+(standardised spectrograms, not ImageNet's RGB statistics). Averaging would shrink them threefold.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import torch
+from fastai.learner import Learner
+from fastai.optimizer import Adam
+from fastai.torch_core import defaults
+from fastai.vision.learner import _default_meta, add_head, create_body, model_meta, num_features_model
+
+from .core import TensorSpectrogram
+from .errors import AudioFileError, ParameterError
+
+__all__ = ["audio_learner", "create_cnn", "create_audio_model"]
+
+
+def _input_channels(dls) -> int:
+    x = dls.one_batch()[0]
+    if not isinstance(x, TensorSpectrogram) and x.ndim != 4:
+        raise ParameterError(
+            f"the batches are {type(x).__name__} {tuple(x.shape)}, not spectrograms (batch, channels, freq, time): "
+            "add the front-end, e.g. batch_tfms=mel_transforms('nsynth') or get_frequency_batch_transforms(...)"
+        )
+    return int(x.shape[1])
+
+
+def _hub_file(arch) -> tuple[object, Path]:
+    from torchvision.models import get_model_weights
+
+    weights = get_model_weights(arch).DEFAULT
+    return weights, Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+
+def _check_weights_available(arch, timeout: float = 3.0):
+    """Fail within seconds, naming the file and where it goes, when the weights are neither cached nor reachable."""
+    try:
+        weights, cached = _hub_file(arch)
+    except (ValueError, KeyError, TypeError):
+        return  # not a torchvision builder with registered weights: let the arch fetch its own
+    if cached.exists():
+        return
+    try:
+        urllib.request.urlopen(urllib.request.Request(weights.url, method="HEAD"), timeout=timeout).close()
+    except (urllib.error.URLError, OSError) as err:
+        raise AudioFileError(
+            cached,
+            f"pretrained weights for {arch.__name__} are not in the torch hub cache and cannot be downloaded "
+            f"({getattr(err, 'reason', err)}); copy {cached.name} there (it comes from {weights.url}), pass "
+            "weights='<path to a .pth state dict>', or train from scratch with pretrained=False",
+        ) from None
+
+
+def _load_state_dict(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise AudioFileError(path, "no such weights file; pass the path of a state dict saved with torch.save")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file: report them all the same way
+        raise AudioFileError(path, f"cannot be loaded as a state dict ({err})") from None
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def create_audio_model(arch, n_out: int, n_in: int = 1, *, pretrained: bool = True, weights=None, cut=None,
+                       **head_kwargs) -> torch.nn.Module:  # fmt: skip
+    """An ImageNet CNN with its stem rebuilt for ``n_in`` spectrogram channels and a new head of ``n_out`` outputs.
+
+    Args:
+        arch: a torchvision model builder (``resnet18``, ``resnet34``, ``resnet50``... or fastai's aliases).
+        n_out: number of outputs (classes).
+        n_in: spectrogram channels (1 for a log-mel; 3 with ``Delta(order=2)``).
+        pretrained: start from ImageNet weights (from the torch hub cache, downloaded there when online).
+        weights: a path to a state dict to start from instead of the hub's.
+        cut: where to cut the body (default: fastai's for the arch).
+        **head_kwargs: fastai ``add_head`` options (``lin_ftrs``, ``ps``, ``concat_pool``...).
+
+    Returns:
+        ``nn.Sequential(body, head)`` taking ``(batch, n_in, freq, time)``.
+
+    Examples:
+        >>> model = create_audio_model(resnet18, n_out=11, n_in=1, pretrained=False)
+        >>> model(torch.randn(2, 1, 64, 251)).shape
+        torch.Size([2, 11])
+    """
+    meta = model_meta.get(arch, _default_meta)
+    if weights is not None:
+        model = arch(weights=None)
+        missing, unexpected = model.load_state_dict(_load_state_dict(weights), strict=False)
+        if missing:
+            raise AudioFileError(weights, f"is not a {arch.__name__} state dict: {len(missing)} tensors are missing, "
+                                 f"e.g. {missing[:3]}")  # fmt: skip
+        pretrained = True
+    elif pretrained:
+        _check_weights_available(arch)
+        model = arch(weights=meta.get("weights", "DEFAULT"))
+    else:
+        model = arch(weights=None)
+    body = create_body(model, n_in, pretrained, cut if cut is not None else meta["cut"])
+    return add_head(body, num_features_model(body), n_out, **head_kwargs)
+
+
+def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_out: int | None = None,
+                  loss_func=None, metrics=None, opt_func=Adam, lr=defaults.lr, cbs=None, splitter=None, path=None,
+                  **kwargs) -> Learner:  # fmt: skip
+    """A fastai ``Learner`` for spectrogram batches: ``create_audio_model`` + fastai's training loop.
+
+    The spectrogram's channel count comes from one batch of ``dls``; the classes from ``dls.c``. With ``pretrained``
+    the body is frozen (``fine_tune`` / ``fit_one_cycle`` then ``unfreeze`` as usual). Offline with the weights not
+    cached, an ``AudioFileError`` names the file and where to put it within seconds.
+
+    Args:
+        dls: ``DataLoaders`` whose batches are ``TensorSpectrogram (B, C, F, T)`` (the front-end in ``batch_tfms``).
+        arch: torchvision builder (default ``resnet18``).
+        pretrained: ImageNet weights from the torch hub cache.
+        weights: path to a state dict instead.
+        n_out: outputs (default ``dls.c``).
+        loss_func, metrics, opt_func, lr, cbs, splitter, path: as in fastai's ``Learner``.
+        **kwargs: ``create_audio_model`` options (``cut``, ``lin_ftrs``, ``ps``...).
+
+    Examples:
+        >>> learn = audio_learner(dls, resnet18, metrics=accuracy)
+        >>> learn.fine_tune(3)
+    """
+    from torchvision.models import resnet18
+
+    arch = arch or resnet18
+    n_out = n_out if n_out is not None else getattr(dls, "c", None)
+    if not n_out:
+        raise ParameterError("n_out is not set and dls.c is unknown; pass n_out=<number of classes>")
+    model = create_audio_model(arch, n_out, _input_channels(dls), pretrained=pretrained, weights=weights, **kwargs)
+    meta = model_meta.get(arch, _default_meta)
+    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, cbs=cbs, metrics=metrics,
+                    splitter=splitter or meta["split"], path=path)  # fmt: skip
+    if pretrained or weights is not None:
+        learn.freeze()
+    return learn
+
+
+def create_cnn(data, arch=None, pretrained: bool = True, **kwargs) -> Learner:
+    """The seed's name for ``audio_learner``: ``learn = create_cnn(data, models.resnet18, metrics=accuracy)``."""
+    return audio_learner(data, arch, pretrained=pretrained, **kwargs)
