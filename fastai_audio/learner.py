@@ -20,10 +20,34 @@ from fastai.optimizer import Adam
 from fastai.torch_core import defaults
 from fastai.vision.learner import _default_meta, add_head, create_body, model_meta, num_features_model
 
-from .core import TensorSpectrogram
+from .core import TensorAudio, TensorSpectrogram
 from .errors import AudioFileError, ParameterError
 
-__all__ = ["audio_learner", "create_cnn", "create_audio_model"]
+__all__ = ["AudioLearner", "audio_learner", "create_cnn", "create_audio_model"]
+
+
+class AudioLearner(Learner):
+    """A fastai ``Learner`` whose ``predict`` also takes raw arrays with their ``sample_rate``.
+
+    Examples:
+        >>> learn.predict("note.wav")                      # any format, rate and channel count the loaders read
+        ('guitar', tensor(3), tensor([...]))
+        >>> learn.predict(samples, sample_rate=44100)      # a numpy array or tensor (samples,) or (channels, samples)
+    """
+
+    def predict(self, item, rm_type_tfms=None, with_input: bool = False, *, sample_rate: int | None = None):
+        """Predict one clip: a path, a ``TensorAudio``, or an array/tensor with its ``sample_rate``.
+
+        Returns fastai's ``(decoded label, label index, probabilities)`` (plus the input with ``with_input``). The
+        clip goes through the validation transforms: resampled, downmixed and centre-cropped like the training data.
+        """
+        if isinstance(item, str):
+            item = Path(item)
+        elif not isinstance(item, (Path, TensorAudio)):
+            if sample_rate is None:
+                raise ParameterError("predict on an array or tensor needs its rate: pass sample_rate=<Hz>")
+            item = TensorAudio.create(item, sample_rate=sample_rate)
+        return super().predict(item, rm_type_tfms=rm_type_tfms, with_input=with_input)
 
 
 def _input_channels(dls) -> int:
@@ -113,8 +137,8 @@ def create_audio_model(arch, n_out: int, n_in: int = 1, *, pretrained: bool = Tr
 
 def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_out: int | None = None,
                   loss_func=None, metrics=None, opt_func=Adam, lr=defaults.lr, cbs=None, splitter=None, path=None,
-                  **kwargs) -> Learner:  # fmt: skip
-    """A fastai ``Learner`` for spectrogram batches: ``create_audio_model`` + fastai's training loop.
+                  **kwargs) -> AudioLearner:  # fmt: skip
+    """An ``AudioLearner`` (a fastai ``Learner``) for spectrogram batches: ``create_audio_model`` + fastai's loop.
 
     The spectrogram's channel count comes from one batch of ``dls``; the classes from ``dls.c``. With ``pretrained``
     the body is frozen (``fine_tune`` / ``fit_one_cycle`` then ``unfreeze`` as usual). Offline with the weights not
@@ -141,13 +165,13 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
         raise ParameterError("n_out is not set and dls.c is unknown; pass n_out=<number of classes>")
     model = create_audio_model(arch, n_out, _input_channels(dls), pretrained=pretrained, weights=weights, **kwargs)
     meta = model_meta.get(arch, _default_meta)
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, cbs=cbs, metrics=metrics,
+    learn = AudioLearner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, cbs=cbs, metrics=metrics,
                     splitter=splitter or meta["split"], path=path)  # fmt: skip
     if pretrained or weights is not None:
         learn.freeze()
     return learn
 
 
-def create_cnn(data, arch=None, pretrained: bool = True, **kwargs) -> Learner:
+def create_cnn(data, arch=None, pretrained: bool = True, **kwargs) -> AudioLearner:
     """The seed's name for ``audio_learner``: ``learn = create_cnn(data, models.resnet18, metrics=accuracy)``."""
     return audio_learner(data, arch, pretrained=pretrained, **kwargs)

@@ -105,3 +105,72 @@ def test_waveform_batches_are_refused(toy_folder):
 def test_model_factory_shapes():
     model = create_audio_model(resnet18, n_out=11, n_in=1, pretrained=False)
     assert model(torch.randn(2, 1, 64, 251)).shape == (2, 11)
+
+
+@pytest.fixture(scope="module")
+def df_learner(toy_folder, tmp_path_factory):
+    """An untrained (eval-mode deterministic) learner over DataLoaders built from a DataFrame."""
+    import pandas as pd
+
+    files = sorted(toy_folder.rglob("*.wav"))
+    df = pd.DataFrame({"fname": [str(f) for f in files], "label": [f.parent.name for f in files],
+                       "is_valid": [f.parts[-3] == "valid" for f in files]})  # fmt: skip
+    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), Normalize(n_batches=2)]
+    dls = AudioDataLoaders.from_df(df, "/", "fname", "label", valid_col="is_valid", bs=4, duration=1.0,
+                                   num_workers=0, batch_tfms=tfms)  # fmt: skip
+    torch.manual_seed(0)
+    return audio_learner(dls, resnet18, pretrained=False, path=tmp_path_factory.mktemp("learn"))
+
+
+def test_predict_on_paths_arrays_and_other_formats(df_learner, tmp_path):
+    import numpy as np
+    import soundfile as sf
+    from conftest import sine
+
+    wav = sine(880, 16000, 1.5)  # a "high" clip, longer than the 1 s the model takes: centre-cropped
+    sf.write(str(tmp_path / "clip.wav"), wav.T, 16000, subtype="FLOAT")
+    label, index, probs = df_learner.predict(str(tmp_path / "clip.wav"))
+    assert label in ("high", "low") and probs.shape == (2,) and float(probs.sum()) == pytest.approx(1.0, abs=1e-5)
+    _, _, from_array = df_learner.predict(wav[0], sample_rate=16000)
+    torch.testing.assert_close(from_array, probs)
+    stereo48k = np.stack([sine(880, 48000, 1.5)[0], sine(880, 48000, 1.5)[0]])
+    sf.write(str(tmp_path / "clip48k.flac"), stereo48k.T, 48000, subtype="PCM_24")
+    _, _, from_flac = df_learner.predict(tmp_path / "clip48k.flac")  # resampled and downmixed like training data
+    assert from_flac.shape == (2,) and torch.isfinite(from_flac).all()
+    with pytest.raises(ParameterError, match="needs its rate: pass sample_rate"):
+        df_learner.predict(wav[0])
+
+
+@pytest.mark.filterwarnings("ignore:load_learner` uses Python's insecure pickle:UserWarning")
+def test_predictions_survive_export(df_learner, toy_folder, tmp_path):
+    clip = sorted((toy_folder / "valid" / "low").glob("*.wav"))[0]
+    before = df_learner.predict(clip)[2]
+    df_learner.export(tmp_path / "m.pkl")
+    back = load_learner(tmp_path / "m.pkl")
+    assert type(back).__name__ == "AudioLearner"
+    torch.testing.assert_close(back.predict(str(clip))[2], before)
+    preds, _ = back.get_preds(dl=back.dls.test_dl([clip, str(clip)]))
+    torch.testing.assert_close(preds[0], before)
+    torch.testing.assert_close(preds[1], before)
+
+
+def test_notebook_star_import_has_the_seed_names():
+    namespace = {}
+    exec("from fastai_audio.all import *", namespace)
+    for name in ("AudioItemList", "get_frequency_batch_transforms", "create_cnn", "models", "accuracy",
+                 "ClassificationInterpretation", "synth_nsynth", "TensorAudio", "MelSpectrogram"):  # fmt: skip
+        assert name in namespace, name
+    assert namespace["models"].resnet18 is resnet18
+
+
+def test_confusion_matrix_from_the_learner(df_learner):
+    import matplotlib.pyplot as plt
+    from fastai.interpret import ClassificationInterpretation
+
+    interp = ClassificationInterpretation.from_learner(df_learner)
+    cm = interp.confusion_matrix()
+    assert cm.shape == (2, 2) and cm.sum() == len(df_learner.dls.valid_ds)
+    interp.plot_confusion_matrix(figsize=(4, 4), dpi=60)
+    assert [t.get_text() for t in plt.gca().get_xticklabels()] == ["high", "low"]
+    plt.close("all")
+    assert all(actual != predicted for actual, predicted, _ in interp.most_confused(min_val=1))

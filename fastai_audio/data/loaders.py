@@ -14,7 +14,9 @@ from fastcore.foundation import L
 from fasttransform import DisplayedTransform
 
 from .._validate import check_choice
+from ..core import TensorAudio
 from ..errors import ParameterError
+from ..transforms import OpenAudio
 from .block import AudioBlock, RegexLabeller, get_audio_files
 from .check import drop_bad_files
 
@@ -48,6 +50,23 @@ class AudioDataLoaders(DataLoaders):
         if isinstance(b, int):
             b, max_n = None, b
         return self.train.show_batch(b=b, max_n=max_n, **kwargs)
+
+    def test_dl(self, test_items, rm_type_tfms=None, with_labels: bool = False, **kwargs):
+        """A ``DataLoader`` over new audio (validation transforms: centred crops), e.g. for ``get_preds``.
+
+        ``test_items`` are file paths (``str`` or ``Path``) or ``TensorAudio`` clips (any rate and channel count:
+        they go through the same downmix, resample and crop as the training files). Labels are not needed.
+
+        Examples:
+            >>> preds, _ = learn.get_preds(dl=dls.test_dl(get_audio_files("new_recordings")))
+        """
+        if not with_labels and rm_type_tfms is None:
+            items = [Path(o) if isinstance(o, str) else o for o in test_items]
+            fs = self.valid_ds.tls[0].tfms.fs
+            opener = next((i for i, t in enumerate(fs) if isinstance(t, OpenAudio)), None)
+            if opener is not None and all(isinstance(o, (Path, TensorAudio)) for o in items):
+                return super().test_dl(items, rm_type_tfms=opener, with_labels=False, **kwargs)
+        return super().test_dl(test_items, rm_type_tfms=rm_type_tfms, with_labels=with_labels, **kwargs)
 
     @classmethod
     def _from_block(cls, source, path, *, get_items=None, get_x=None, get_y, splitter, vocab=None,
