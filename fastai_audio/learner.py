@@ -20,6 +20,7 @@ from fastai.optimizer import Adam
 from fastai.torch_core import defaults
 from fastai.vision.learner import _default_meta, add_head, create_body, model_meta, num_features_model
 
+from . import interpret  # noqa: F401  (registers show_results / plot_top_losses for audio)
 from .core import TensorAudio, TensorSpectrogram
 from .errors import AudioFileError, ParameterError
 

@@ -174,3 +174,19 @@ def test_confusion_matrix_from_the_learner(df_learner):
     assert [t.get_text() for t in plt.gca().get_xticklabels()] == ["high", "low"]
     plt.close("all")
     assert all(actual != predicted for actual, predicted, _ in interp.most_confused(min_val=1))
+
+
+def test_show_results_and_top_losses_draw_spectrograms(df_learner):
+    import matplotlib.pyplot as plt
+    from fastai.interpret import ClassificationInterpretation
+
+    df_learner.show_results(max_n=4)
+    axes = [ax for ax in plt.gcf().axes if ax.images]
+    assert len(axes) == 4 and all("/" in ax.get_title() and ax.get_ylabel() == "Hz" for ax in axes)
+    plt.close("all")
+    interp = ClassificationInterpretation.from_learner(df_learner)
+    interp.plot_top_losses(3)
+    titles = [ax.get_title() for ax in plt.gcf().axes if ax.images]
+    losses = [float(t.split(" / ")[1]) for t in titles]
+    assert len(titles) == 3 and losses == sorted(losses, reverse=True)  # largest first
+    plt.close("all")
