@@ -227,3 +227,24 @@ def test_windows_cover_a_long_file_exactly(df_learner, tmp_path, seconds):
     ax = plot_taggram(res)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["high", "low"]
     plt.close("all")
+
+
+def test_multi_label_training_and_thresholded_predict(toy_folder, tmp_path):
+    import pandas as pd
+    from fastai.metrics import accuracy_multi
+
+    files = sorted(toy_folder.rglob("*.wav"))
+    df = pd.DataFrame({"fname": [str(f) for f in files],
+                       "tags": [f"{f.parent.name} {'odd' if i % 2 else 'even'}" for i, f in enumerate(files)],
+                       "is_valid": [f.parts[-3] == "valid" for f in files]})  # fmt: skip
+    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), Normalize(mode="item")]
+    dls = AudioDataLoaders.from_df(df, "/", "fname", "tags", label_delim=" ", valid_col="is_valid", bs=4,
+                                   duration=1.0, num_workers=0, batch_tfms=tfms)  # fmt: skip
+    torch.manual_seed(0)
+    learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy_multi, path=tmp_path)
+    assert type(learn.loss_func).__name__ == "BCEWithLogitsLossFlat"
+    learn.fit(1, 1e-3)
+    assert 0.0 <= learn.recorder.values[-1][2] <= 1.0  # accuracy_multi
+    labels, flags, probs = learn.predict(files[0])
+    assert probs.shape == (4,) and flags.dtype == torch.bool
+    assert flags.tolist() == (probs > 0.5).tolist() and list(labels) == [c for c, f in zip(dls.vocab, flags) if f]
