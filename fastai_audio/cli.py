@@ -1,5 +1,7 @@
 """The ``fastai-audio`` command: thin over the library, no logic of its own.
 
+    fastai-audio train DATA --arch resnet18 --epochs N --out model.pkl [--resume] [...]
+    fastai-audio predict MODEL FILE [FILE ...] [--window S --hop S] [--format table|csv|json]
     fastai-audio check PATH [PATH ...] [--all] [--format table|csv|json]
     fastai-audio synth-nsynth DEST [--size small|medium|full] [--soundfont PATH] [--sample-rate HZ]
 
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import AudioError
+from .errors import AudioError, AudioFileError
 
 __all__ = ["main"]
 
@@ -57,10 +59,157 @@ def _synth_nsynth(args) -> int:
     return 0
 
 
+def _train_dls(args):
+    from .data import AudioDataLoaders
+    from .transforms import mel_transforms
+
+    data = Path(args.data)
+    tfms = mel_transforms("nsynth", sample_rate=args.sample_rate, n_mels=args.n_mels, f_max=args.sample_rate / 2)
+    common = {"bs": args.bs, "num_workers": args.num_workers, "sample_rate": args.sample_rate,
+              "duration": args.duration, "batch_tfms": tfms, "seed": args.seed}  # fmt: skip
+    if data.is_file() and data.suffix.lower() == ".csv":
+        import pandas as pd
+
+        common.pop("seed")
+        return AudioDataLoaders.from_df(pd.read_csv(data), data.parent, args.fn_col, args.label_col,
+                                        valid_pct=args.valid_pct or 0.2, **common)  # fmt: skip
+    if any((data / split / "examples.json").is_file() or (data / f"nsynth-{split}" / "examples.json").is_file()
+           for split in ("train", "valid")):  # fmt: skip
+        common.pop("seed")
+        return AudioDataLoaders.from_nsynth(data, **common)
+    return AudioDataLoaders.from_folder(data, valid_pct=args.valid_pct, **common)
+
+
+def _last_checkpoint(folder: Path) -> int | None:
+    epochs = [int(p.stem.split("_")[-1]) for p in folder.glob("epoch_*.pth")]
+    return max(epochs) if epochs else None
+
+
+def _train(args) -> int:
+    import torch
+    from fastai.metrics import accuracy
+    from torchvision import models
+
+    from .learner import EpochCheckpoint, audio_learner
+
+    arch = getattr(models, args.arch, None)
+    if arch is None or not callable(arch):
+        print(f"fastai-audio train: error: unknown --arch {args.arch!r}; use a torchvision model name such as "
+              "resnet18, resnet34 or resnet50", file=sys.stderr)  # fmt: skip
+        return 2
+    out = Path(args.out)
+    checkpoints = (
+        Path(args.checkpoints) if args.checkpoints else out.with_suffix("").with_name(out.stem + "_checkpoints")
+    )
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    dls = _train_dls(args)
+    learn = audio_learner(dls, arch, pretrained=args.pretrained, metrics=accuracy, path=checkpoints, model_dir=".")
+    start = 0
+    if args.resume:
+        last = _last_checkpoint(checkpoints)
+        if last is None:
+            print(f"no checkpoint in {checkpoints}: starting from epoch 0", file=sys.stderr)
+        else:
+            learn.load(f"epoch_{last}", with_opt=True)
+            start = last + 1
+            print(f"resuming after epoch {last} from {checkpoints / f'epoch_{last}.pth'}", file=sys.stderr)
+    if start < args.epochs:
+        if args.unfreeze:
+            learn.unfreeze()
+        save = EpochCheckpoint(start, fname="epoch")
+        try:
+            learn.fit_one_cycle(args.epochs, args.lr, cbs=save, start_epoch=start)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted; finished epochs are saved in {checkpoints}: rerun with --resume to continue",
+                  file=sys.stderr)  # fmt: skip
+            return 130
+    else:
+        print(f"all {args.epochs} epochs are done already (checkpoints in {checkpoints})", file=sys.stderr)
+    loss, *metrics = learn.validate()
+    print(f"validation loss {loss:.4f}, accuracy {metrics[0]:.4f}" if metrics else f"validation loss {loss:.4f}")
+    learn.export(out.absolute())
+    print(f"exported {out}")
+    return 0
+
+
+def _predict(args) -> int:
+    import warnings
+
+    from fastai.learner import load_learner
+
+    from .inference import predict_files, predict_windows
+
+    model = Path(args.model)
+    if not model.is_file():
+        raise AudioFileError(
+            model, "no such model file; pass the .pkl written by `fastai-audio train` or learn.export()"
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="load_learner` uses Python's insecure pickle")
+        try:
+            learn = load_learner(model)
+        except Exception as err:  # pickle raises many types for a file that is not a model
+            raise AudioFileError(model, f"cannot be loaded as a fastai model ({type(err).__name__}: {err})") from None
+    files = [Path(f) for f in args.files]
+    with learn.no_bar():
+        if args.window is None:
+            table = predict_files(learn, files)
+        else:
+            import pandas as pd
+
+            tables = []
+            for f in files:
+                res = predict_windows(learn, f, window=args.window, hop=args.hop)
+                tables.append(res.to_df().assign(path=str(f), clip_prediction=res.label))
+            table = pd.concat(tables, ignore_index=True)
+            table = table[["path", "start", "end", "prediction", "clip_prediction",
+                           *[c for c in table.columns if c not in ("path", "start", "end", "prediction",
+                                                                    "clip_prediction")]]]  # fmt: skip
+    if args.format == "csv":
+        print(table.to_csv(index=False), end="")
+    elif args.format == "json":
+        print(table.to_json(orient="records", indent=2))
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastai-audio", description="Audio classification the fastai way.")
     parser.add_argument("--version", action="version", version=f"fastai_audio {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a spectrogram CNN on a folder, an NSynth set or a CSV")
+    train.add_argument("data", help="folder (train/ and valid/ sub-folders, labels from parent folders; or "
+                       "--valid-pct), NSynth root, or a CSV of file,label")  # fmt: skip
+    train.add_argument("--arch", default="resnet18", help="torchvision model name (resnet18, resnet34, resnet50...)")
+    train.add_argument("--epochs", type=int, default=5)
+    train.add_argument("--out", default="model.pkl", help="exported model")
+    train.add_argument("--resume", action="store_true", help="continue after the last finished epoch's checkpoint")
+    train.add_argument("--checkpoints", default=None, help="checkpoint folder (default: <out>_checkpoints)")
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--bs", type=int, default=32)
+    train.add_argument("--duration", type=float, default=4.0, help="seconds per clip")
+    train.add_argument("--sample-rate", type=int, default=16000)
+    train.add_argument("--n-mels", type=int, default=64)
+    train.add_argument("--valid-pct", type=float, default=None, help="random validation split instead of folders")
+    train.add_argument("--fn-col", default="fname", help="CSV column holding file names (relative to the CSV)")
+    train.add_argument("--label-col", default="label", help="CSV column holding labels")
+    train.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
+                       help="start from ImageNet weights in the torch hub cache")  # fmt: skip
+    train.add_argument("--unfreeze", action="store_true", help="train the whole pretrained network from the start")
+    train.add_argument("--num-workers", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=_train)
+
+    predict = sub.add_parser("predict", help="predict audio files with an exported model")
+    predict.add_argument("model", help="the .pkl written by `fastai-audio train` or learn.export()")
+    predict.add_argument("files", nargs="+", help="audio files")
+    predict.add_argument("--window", type=float, default=None, help="slide windows of this many seconds")
+    predict.add_argument("--hop", type=float, default=None, help="seconds between windows (default: window / 2)")
+    predict.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    predict.set_defaults(func=_predict)
 
     check = sub.add_parser("check", help="decode every audio file and report the bad ones")
     check.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")

@@ -14,7 +14,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import fastai.callback.all  # noqa: F401  (fit_one_cycle, fine_tune, lr_find, to_fp16... are patched on by it)
 import torch
+from fastai.callback.tracker import SaveModelCallback
 from fastai.learner import Learner
 from fastai.optimizer import Adam
 from fastai.torch_core import defaults
@@ -24,7 +26,7 @@ from . import interpret  # noqa: F401  (registers show_results / plot_top_losses
 from .core import TensorAudio, TensorSpectrogram
 from .errors import AudioFileError, ParameterError
 
-__all__ = ["AudioLearner", "audio_learner", "create_cnn", "create_audio_model"]
+__all__ = ["AudioLearner", "EpochCheckpoint", "audio_learner", "create_cnn", "create_audio_model"]
 
 
 class AudioLearner(Learner):
@@ -49,6 +51,27 @@ class AudioLearner(Learner):
                 raise ParameterError("predict on an array or tensor needs its rate: pass sample_rate=<Hz>")
             item = TensorAudio.create(item, sample_rate=sample_rate)
         return super().predict(item, rm_type_tfms=rm_type_tfms, with_input=with_input)
+
+
+class EpochCheckpoint(SaveModelCallback):
+    """Save model and optimiser after every epoch as ``{fname}_{epoch}.pth``, for resuming an interrupted run.
+
+    A run resumed with ``fit_one_cycle(n, start_epoch=k)`` skips epochs ``0..k-1``, but fastai still calls
+    ``after_epoch`` for them; this callback leaves their checkpoints alone, where ``SaveModelCallback`` would
+    overwrite them with the resumed weights.
+
+    Examples:
+        >>> learn.load("epoch_1", with_opt=True)
+        >>> learn.fit_one_cycle(5, start_epoch=2, cbs=EpochCheckpoint(2))
+    """
+
+    def __init__(self, start_epoch: int = 0, fname: str = "epoch"):
+        super().__init__(fname=fname, every_epoch=True, with_opt=True)
+        self.start_epoch = start_epoch
+
+    def after_epoch(self):
+        if self.epoch >= self.start_epoch:
+            super().after_epoch()
 
 
 def _input_channels(dls) -> int:
@@ -138,7 +161,7 @@ def create_audio_model(arch, n_out: int, n_in: int = 1, *, pretrained: bool = Tr
 
 def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_out: int | None = None,
                   loss_func=None, metrics=None, opt_func=Adam, lr=defaults.lr, cbs=None, splitter=None, path=None,
-                  **kwargs) -> AudioLearner:  # fmt: skip
+                  model_dir="models", **kwargs) -> AudioLearner:  # fmt: skip
     """An ``AudioLearner`` (a fastai ``Learner``) for spectrogram batches: ``create_audio_model`` + fastai's loop.
 
     The spectrogram's channel count comes from one batch of ``dls``; the classes from ``dls.c``. With ``pretrained``
@@ -151,7 +174,7 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
         pretrained: ImageNet weights from the torch hub cache.
         weights: path to a state dict instead.
         n_out: outputs (default ``dls.c``).
-        loss_func, metrics, opt_func, lr, cbs, splitter, path: as in fastai's ``Learner``.
+        loss_func, metrics, opt_func, lr, cbs, splitter, path, model_dir: as in fastai's ``Learner``.
         **kwargs: ``create_audio_model`` options (``cut``, ``lin_ftrs``, ``ps``...).
 
     Examples:
@@ -167,7 +190,7 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
     model = create_audio_model(arch, n_out, _input_channels(dls), pretrained=pretrained, weights=weights, **kwargs)
     meta = model_meta.get(arch, _default_meta)
     learn = AudioLearner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, cbs=cbs, metrics=metrics,
-                    splitter=splitter or meta["split"], path=path)  # fmt: skip
+                    splitter=splitter or meta["split"], path=path, model_dir=model_dir)  # fmt: skip
     if pretrained or weights is not None:
         learn.freeze()
     return learn

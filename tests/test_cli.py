@@ -78,3 +78,81 @@ def test_synth_nsynth_command_bad_soundfont(tmp_path, capsys):
     assert main(["synth-nsynth", str(tmp_path / "out"), "--soundfont", str(tmp_path / "missing.sf2")]) == 1
     err = capsys.readouterr().err
     assert "fastai-audio synth-nsynth: error:" in err and "missing.sf2: no such soundfont" in err
+
+
+TRAIN = ["--arch", "resnet18", "--no-pretrained", "--bs", "4", "--duration", "1.0", "--n-mels", "32", "--lr", "1e-3"]
+
+
+@pytest.fixture(scope="module")
+def trained(toy_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "model.pkl"
+    assert main(["train", str(toy_folder), "--epochs", "1", "--out", str(out), *TRAIN]) == 0
+    return out
+
+
+def test_train_exports_a_model_with_checkpoints(trained, capsys):
+    assert trained.is_file()
+    assert (trained.parent / "model_checkpoints" / "epoch_0.pth").is_file()
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_predict_formats(trained, toy_folder, capsys, fmt):
+    files = sorted((toy_folder / "valid" / "low").glob("*.wav"))[:2]
+    assert main(["predict", str(trained), *map(str, files), "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    if fmt == "json":
+        rows = json.loads(out)
+        assert [r["path"] for r in rows] == [str(f) for f in files] and {"high", "low"} <= rows[0].keys()
+    elif fmt == "csv":
+        assert out.splitlines()[0] == "path,prediction,probability,high,low" and len(out.splitlines()) == 3
+    else:
+        assert out.splitlines()[0].split() == ["path", "prediction", "probability", "high", "low"]
+
+
+def test_predict_windows(trained, tmp_path, capsys):
+    path = write(tmp_path / "long.wav", sine(220, 16000, 3.2), 16000)
+    assert main(["predict", str(trained), str(path), "--window", "1.0", "--hop", "1.0", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("path,start,end,prediction,clip_prediction") and len(lines) == 1 + 4  # 0,1,2,3 s
+
+
+def test_predict_bad_model_and_corrupt_audio(trained, tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "nope.pkl"), "x.wav"]) == 1
+    assert "nope.pkl: no such model file" in capsys.readouterr().err
+    (tmp_path / "junk.pkl").write_text("not a model")
+    assert main(["predict", str(tmp_path / "junk.pkl"), "x.wav"]) == 1
+    assert "junk.pkl: cannot be loaded as a fastai model" in capsys.readouterr().err
+    (tmp_path / "broken.wav").write_text("not audio")
+    assert main(["predict", str(trained), str(tmp_path / "broken.wav")]) == 1
+    assert "broken.wav: cannot be decoded as audio" in capsys.readouterr().err
+
+
+def test_resume_continues_after_the_last_finished_epoch(toy_folder, tmp_path, monkeypatch, capsys):
+    from fastai.callback.tracker import SaveModelCallback
+
+    out = tmp_path / "m.pkl"
+    real_after_epoch = SaveModelCallback.after_epoch
+
+    def interrupt_after_epoch_1(self):
+        real_after_epoch(self)
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(SaveModelCallback, "after_epoch", interrupt_after_epoch_1)
+    assert main(["train", str(toy_folder), "--epochs", "3", "--out", str(out), *TRAIN]) == 130
+    assert "rerun with --resume" in capsys.readouterr().err and not out.exists()
+    ckpt = tmp_path / "m_checkpoints"
+    saved = {p.name: p.read_bytes() for p in ckpt.glob("epoch_*.pth")}
+    assert sorted(saved) == ["epoch_0.pth", "epoch_1.pth"]
+
+    monkeypatch.setattr(SaveModelCallback, "after_epoch", real_after_epoch)
+    assert main(["train", str(toy_folder), "--epochs", "3", "--out", str(out), "--resume", *TRAIN]) == 0
+    err = capsys.readouterr().err
+    assert "resuming after epoch 1" in err and out.is_file()
+    assert sorted(p.name for p in ckpt.glob("epoch_*.pth")) == ["epoch_0.pth", "epoch_1.pth", "epoch_2.pth"]
+    assert all((ckpt / name).read_bytes() == data for name, data in saved.items())  # finished epochs kept as they were
+
+
+def test_train_unknown_arch(toy_folder, tmp_path, capsys):
+    assert main(["train", str(toy_folder), "--arch", "resnet7", "--out", str(tmp_path / "m.pkl")]) == 2
+    assert "unknown --arch 'resnet7'" in capsys.readouterr().err
