@@ -1,9 +1,10 @@
 """The main job, end to end on this machine: `make demo`.
 
 Renders a small NSynth-format data set from the General MIDI soundfont that pretty_midi ships (no download),
-loads it with AudioDataLoaders.from_nsynth, prints a summary of the data set and of one batch, and writes a
-show_batch picture of the waveforms, then of the log-mel spectrograms that the batch transforms compute, to the
-output folder.
+loads it with AudioDataLoaders.from_nsynth, prints a summary, writes show_batch pictures of the waveforms and of the
+log-mel spectrograms the batch transforms compute, trains a 1-channel resnet18 on the fly (ImageNet weights when
+they are in the torch hub cache, else from scratch), prints validation accuracy, writes the confusion matrix and the
+top losses, exports the model and predicts a held-out note.
 """
 
 from __future__ import annotations
@@ -16,9 +17,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from fastai.interpret import ClassificationInterpretation  # noqa: E402
+from fastai.metrics import accuracy  # noqa: E402
+from fastai.torch_core import set_seed  # noqa: E402
+from torchvision.models import resnet18  # noqa: E402
 
 from fastai_audio.data import AudioDataLoaders  # noqa: E402
 from fastai_audio.datasets import read_nsynth, synth_nsynth  # noqa: E402
+from fastai_audio.learner import audio_learner  # noqa: E402
 from fastai_audio.transforms import mel_transforms  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +36,9 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=ROOT / "demo_out", help="where the pictures go")
     parser.add_argument("--data", type=Path, default=ROOT / ".cache" / "nsynth_small", help="data set folder")
     parser.add_argument("--size", default="small", choices=("small", "medium", "full"))
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
+                        help="use resnet18's ImageNet weights when they are in the torch hub cache")  # fmt: skip
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -56,6 +66,7 @@ def main(argv=None):
     print(f"\nwrote {picture}")
 
     # The same clips as log-mel spectrograms, computed per batch by the front-end's batch transforms.
+    set_seed(0, reproducible=True)  # crops, shuffling and initial weights: the same run every time
     start = time.perf_counter()
     dls = AudioDataLoaders.from_nsynth(root, bs=16, num_workers=0, batch_tfms=mel_transforms("nsynth"))
     x, _ = dls.one_batch()
@@ -69,6 +80,51 @@ def main(argv=None):
     plt.savefig(picture, dpi=80)
     plt.close("all")
     print(f"wrote {picture}")
+
+    # Train a 1-channel resnet18 on the fly, look at the results, export, and predict a held-out note.
+    pretrained = args.pretrained and _hub_weights_cached()
+    print(f"\ntraining resnet18 ({'ImageNet weights, stem summed to 1 channel' if pretrained else 'from scratch'}) "
+          f"for {args.epochs} epochs on {'the GPU' if torch.cuda.is_available() else 'the CPU'}")  # fmt: skip
+    if args.pretrained and not pretrained:
+        print("  (resnet18's ImageNet weights are not in the torch hub cache and this demo does not download them)")
+    learn = audio_learner(dls, resnet18, pretrained=pretrained, metrics=accuracy, path=args.out)
+    start = time.perf_counter()
+    if pretrained:
+        learn.fine_tune(args.epochs, base_lr=2e-3)
+    else:
+        learn.fit_one_cycle(args.epochs, 2e-3)
+    train_s = time.perf_counter() - start
+    loss, acc = learn.validate()
+    print(f"\nvalidation accuracy {acc:.3f} (loss {loss:.3f}) on {len(dls.valid_ds)} notes of instruments never "
+          f"seen in training; {train_s:.0f} s of training")  # fmt: skip
+
+    with learn.no_bar():
+        interp = ClassificationInterpretation.from_learner(learn)
+        interp.plot_confusion_matrix(figsize=(7, 7), dpi=80)
+        _save(args.out / "confusion_matrix.png")
+        confused = ", ".join(f"{a} as {p} ({n}x)" for a, p, n in interp.most_confused(min_val=2)[:5])
+        print(f"most confused: {confused or 'nothing twice'}")
+        interp.plot_top_losses(9)
+        _save(args.out / "top_losses.png")
+        model = args.out / "model.pkl"
+        learn.export(model)
+        test = read_nsynth(root, splits=["test"]).iloc[0]
+        label, _, probs = learn.predict(test.fname)
+    print(f"exported {model}; held-out test note {Path(test.fname).name}: predicted {label} "
+          f"(p={float(probs.max()):.2f}), true {test.instrument_family_str}")  # fmt: skip
+
+
+def _save(path: Path):
+    plt.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close("all")
+    print(f"wrote {path}")
+
+
+def _hub_weights_cached() -> bool:
+    from torchvision.models import get_model_weights
+
+    name = Path(get_model_weights(resnet18).DEFAULT.url).name
+    return (Path(torch.hub.get_dir()) / "checkpoints" / name).is_file()
 
 
 if __name__ == "__main__":
