@@ -25,7 +25,7 @@ from torchvision.models import resnet18  # noqa: E402
 
 from fastai_audio.data import AudioDataLoaders  # noqa: E402
 from fastai_audio.datasets import read_nsynth, synth_nsynth  # noqa: E402
-from fastai_audio.learner import audio_learner  # noqa: E402
+from fastai_audio.learner import audio_learner, hub_weights_cached  # noqa: E402
 from fastai_audio.transforms import mel_transforms  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def main(argv=None):
     print(f"wrote {picture}")
 
     # Train a 1-channel resnet18 on the fly, look at the results, export, and predict a held-out note.
-    pretrained = args.pretrained and _hub_weights_cached()
+    pretrained = args.pretrained and hub_weights_cached(resnet18)
     print(f"\ntraining resnet18 ({'ImageNet weights, stem summed to 1 channel' if pretrained else 'from scratch'}) "
           f"for {args.epochs} epochs on {'the GPU' if torch.cuda.is_available() else 'the CPU'}")  # fmt: skip
     if args.pretrained and not pretrained:
@@ -118,13 +118,6 @@ def _save(path: Path):
     plt.savefig(path, dpi=80, bbox_inches="tight")
     plt.close("all")
     print(f"wrote {path}")
-
-
-def _hub_weights_cached() -> bool:
-    from torchvision.models import get_model_weights
-
-    name = Path(get_model_weights(resnet18).DEFAULT.url).name
-    return (Path(torch.hub.get_dir()) / "checkpoints" / name).is_file()
 
 
 if __name__ == "__main__":

@@ -15,5 +15,6 @@ from .datasets import read_nsynth, synth_nsynth  # noqa: F401
 from .errors import *  # noqa: F403
 from .functional import *  # noqa: F403
 from .inference import *  # noqa: F403
+from .interpret import *  # noqa: F403
 from .learner import *  # noqa: F403
 from .transforms import *  # noqa: F403

@@ -1,15 +1,24 @@
 """How fastai shows results and top losses for audio: methods of fastai's ``show_results`` and ``plot_top_losses``
-for batches of ``TensorAudio`` or ``TensorSpectrogram`` inputs (plum dispatch, as fastai does for images)."""
+for batches of ``TensorAudio`` or ``TensorSpectrogram`` inputs (plum dispatch, as fastai does for images).
+
+In a notebook, ``interp.plot_top_losses(k)`` on audio data also shows a player for each of the ``k`` clips, exactly
+as the model heard them (the validation crop), so the mistakes can be listened to; ``player=False`` turns it off.
+"""
 
 from __future__ import annotations
 
+import functools
+import html
+
+from fastai.interpret import Interpretation
 from fastai.torch_core import TensorCategory, TensorMultiCategory
 from fastai.vision.data import get_grid
 from plum import dispatch
 
+from . import core
 from .core import TensorAudio, TensorSpectrogram
 
-__all__ = []  # nothing to call: importing this module registers the methods
+__all__ = ["top_losses_players"]  # importing this module also registers the plot methods
 
 _AudioTypes = TensorAudio | TensorSpectrogram
 
@@ -55,3 +64,56 @@ def plot_top_losses(x: _AudioTypes, y: TensorMultiCategory, samples, outs, raws,
         ax.set_title(f"{';'.join(map(str, s[1]))} -> {';'.join(map(str, o[0]))} / {l.item():.2f}", fontsize=8)
     axs[0].figure.tight_layout()
     return axs
+
+
+def top_losses_players(interp, k, largest: bool = True) -> str:
+    """HTML: one row per top-loss clip (rank, file, loss) with an audio player of the clip as the model heard it.
+
+    Args:
+        interp: a fastai ``Interpretation`` (``ClassificationInterpretation.from_learner(learn)``) over audio data.
+        k: number of clips, or a list/range of ranks, as in ``plot_top_losses``.
+        largest: largest losses first.
+
+    Returns:
+        An HTML ``<table>`` string (``IPython.display.HTML`` displays it).
+
+    Examples:
+        >>> from IPython.display import HTML
+        >>> HTML(top_losses_players(interp, 5))
+    """
+    from IPython.display import Audio
+
+    if isinstance(k, int):
+        losses, idx = interp.top_losses(k, largest)
+    else:
+        losses, idx = (o[k] for o in interp.top_losses(None, largest))
+    rows = []
+    for rank, (loss, i) in enumerate(zip(losses.tolist(), idx.tolist()), 1):
+        clip = interp.dl.dataset[i][0]
+        name = getattr(clip, "path", None)
+        name = name.name if name is not None else f"item {i}"
+        wav = clip.detach().float().cpu().numpy()
+        player = Audio(wav, rate=clip.sample_rate, normalize=True)._repr_html_()
+        rows.append(f"<tr><td>{rank}</td><td>{html.escape(name)}</td><td>{loss:.2f}</td><td>{player}</td></tr>")
+    head = "<tr><th>#</th><th>file</th><th>loss</th><th>listen</th></tr>"
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _with_players(plot):
+    @functools.wraps(plot)
+    def plot_top_losses(self, k, largest=True, player: bool | None = None, **kwargs):
+        res = plot(self, k, largest, **kwargs)
+        if player is None:
+            player = core._in_notebook()
+        if player and len(self.dl.dataset) and isinstance(self.dl.dataset[0][0], TensorAudio):
+            from IPython.display import HTML, display
+
+            display(HTML(top_losses_players(self, k, largest)))
+        return res
+
+    plot_top_losses._audio_players = True
+    return plot_top_losses
+
+
+if not getattr(Interpretation.plot_top_losses, "_audio_players", False):
+    Interpretation.plot_top_losses = _with_players(Interpretation.plot_top_losses)

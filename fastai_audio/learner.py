@@ -26,7 +26,7 @@ from . import interpret  # noqa: F401  (registers show_results / plot_top_losses
 from .core import TensorAudio, TensorSpectrogram
 from .errors import AudioFileError, ParameterError
 
-__all__ = ["AudioLearner", "EpochCheckpoint", "audio_learner", "create_cnn", "create_audio_model"]
+__all__ = ["AudioLearner", "EpochCheckpoint", "audio_learner", "create_cnn", "create_audio_model", "hub_weights_cached"]
 
 
 class AudioLearner(Learner):
@@ -89,6 +89,21 @@ def _hub_file(arch) -> tuple[object, Path]:
 
     weights = get_model_weights(arch).DEFAULT
     return weights, Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+
+def hub_weights_cached(arch) -> bool:
+    """True when ``arch``'s default ImageNet weights are already in the torch hub cache (nothing is downloaded).
+
+    For notebooks and scripts that should use pretrained weights when the machine has them and train from scratch
+    otherwise. Archs without torchvision's registered weights return False.
+
+    Examples:
+        >>> learn = create_cnn(data, models.resnet18, pretrained=hub_weights_cached(models.resnet18))
+    """
+    try:
+        return _hub_file(arch)[1].is_file()
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def _check_weights_available(arch, timeout: float = 3.0):

@@ -193,6 +193,35 @@ def test_show_results_and_top_losses_draw_spectrograms(df_learner):
     plt.close("all")
 
 
+def test_top_losses_come_with_players_in_a_notebook(df_learner, monkeypatch):
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from fastai.interpret import ClassificationInterpretation
+    from IPython import display as ipd
+
+    from fastai_audio import core
+
+    shown = []
+    monkeypatch.setattr(ipd, "display", lambda *objs: shown.extend(objs))
+    interp = ClassificationInterpretation.from_learner(df_learner)
+    losses, idx = interp.top_losses(3)
+    monkeypatch.setattr(core, "_in_notebook", lambda: False)
+    interp.plot_top_losses(3)  # outside a notebook: the figure only
+    assert shown == []
+    monkeypatch.setattr(core, "_in_notebook", lambda: True)
+    interp.plot_top_losses(3)
+    interp.plot_top_losses(2, player=False)
+    plt.close("all")
+    assert len(shown) == 1
+    page = shown[0].data
+    assert page.count("<audio") == 3
+    for rank, (loss, i) in enumerate(zip(losses.tolist(), idx.tolist()), 1):
+        clip = interp.dl.dataset[i][0]
+        assert f"<td>{rank}</td><td>{clip.path.name}</td><td>{loss:.2f}</td>" in page
+    # the players carry the clip the model heard: the validation crop at the loaders' rate
+    assert clip.sample_rate == 16000 and np.isclose(clip.duration, 1.0)
+
+
 def test_predict_files_returns_a_table_in_file_order(df_learner, toy_folder):
     from fastai_audio.inference import predict_files
 
