@@ -16,21 +16,26 @@ from pathlib import Path
 
 import fastai.callback.all  # noqa: F401  (fit_one_cycle, fine_tune, lr_find, to_fp16... are patched on by it)
 import torch
-from fastai.callback.tracker import SaveModelCallback
-from fastai.learner import Learner
+from fastai.callback.core import TrainEvalCallback
+from fastai.callback.progress import CSVLogger, ProgressCallback, ShowGraphCallback
+from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback
+from fastai.learner import CastToTensor, Learner, Recorder
 from fastai.optimizer import Adam
-from fastai.torch_core import defaults
+from fastai.torch_core import defaults, getcallable, params, to_device
 from fastai.vision.learner import _default_meta, add_head, create_body, model_meta, num_features_model
+from torch import nn
 
 from . import interpret  # noqa: F401  (registers show_results / plot_top_losses for audio)
 from .core import TensorAudio, TensorSpectrogram
 from .errors import AudioFileError, ParameterError
+from .transforms.item import OpenAudio
+from .transforms.spectral import _SPECTRAL_TFMS, AudioFrontEnd, _device_of
 
 __all__ = ["AudioLearner", "EpochCheckpoint", "audio_learner", "create_cnn", "create_audio_model", "hub_weights_cached"]
 
 
 class AudioLearner(Learner):
-    """A fastai ``Learner`` whose ``predict`` also takes raw arrays with their ``sample_rate``.
+    """A fastai ``Learner`` whose ``predict`` also takes raw arrays with their ``sample_rate``, and is fast.
 
     Examples:
         >>> learn.predict("note.wav")                      # any format, rate and channel count the loaders read
@@ -43,6 +48,11 @@ class AudioLearner(Learner):
 
         Returns fastai's ``(decoded label, label index, probabilities)`` (plus the input with ``with_input``). The
         clip goes through the validation transforms: resampled, downmixed and centre-cropped like the training data.
+
+        The result is fastai's ``Learner.predict``'s, computed without building a ``DataLoader`` and running the
+        callback loop for one item (that costs more than the network): the validation pipeline is applied to the
+        clip directly and the model runs under ``torch.inference_mode``. Learners with callbacks that could change
+        predictions (mixed precision, anything not in ``_PREDICT_SAFE_CBS``) take fastai's own path.
         """
         if isinstance(item, str):
             item = Path(item)
@@ -50,7 +60,37 @@ class AudioLearner(Learner):
             if sample_rate is None:
                 raise ParameterError("predict on an array or tensor needs its rate: pass sample_rate=<Hz>")
             item = TensorAudio.create(item, sample_rate=sample_rate)
+        if rm_type_tfms is None and not with_input and self._can_predict_fast():
+            return self._predict_fast(item)
         return super().predict(item, rm_type_tfms=rm_type_tfms, with_input=with_input)
+
+    def _can_predict_fast(self) -> bool:
+        return (getattr(self.dls, "n_inp", 1) == 1 and hasattr(self.dls, "valid_ds")
+                and all(isinstance(cb, _PREDICT_SAFE_CBS) for cb in self.cbs))  # fmt: skip
+
+    def _predict_fast(self, item):
+        dl, ds = self.dls.valid, self.dls.valid_ds
+        fs = ds.tls[0].tfms.fs
+        opener = next((i for i, t in enumerate(fs) if isinstance(t, OpenAudio)), 0)
+        x = item
+        for t in fs[opener:]:  # the x pipeline from the opener on (get_x readers apply to rows, not to a path)
+            x = t(x, split_idx=1)
+        batch = dl.create_batch(dl.before_batch([dl.after_item((x,))]))
+        if dl.device is not None:
+            batch = to_device(batch, dl.device)
+        xb = dl.after_batch(batch)[0]
+        training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                param = next(self.model.parameters(), None)
+                out = self.model(xb if param is None else xb.to(param.device))
+        finally:
+            self.model.train(training)
+        preds = getcallable(self.loss_func, "activation")(out.float().cpu())
+        dec_preds = getcallable(self.loss_func, "decodes")(preds)
+        label = ds.tls[1].decode(dec_preds[0]) if len(ds.tls) > 1 else dec_preds[0]
+        return label, dec_preds[0], preds[0]
 
 
 class EpochCheckpoint(SaveModelCallback):
@@ -74,14 +114,42 @@ class EpochCheckpoint(SaveModelCallback):
             super().after_epoch()
 
 
-def _input_channels(dls) -> int:
+# Callbacks that only act while fitting (or only log): predict takes the fast path when these are all a learner has.
+_PREDICT_SAFE_CBS = (TrainEvalCallback, Recorder, CastToTensor, ProgressCallback, ShowGraphCallback, CSVLogger,
+                     SaveModelCallback, EarlyStoppingCallback, ReduceLROnPlateau)  # fmt: skip
+
+
+def _input_channels(dls, front: AudioFrontEnd | None = None) -> int:
     x = dls.one_batch()[0]
+    if front is not None:
+        spectral = [type(t).__name__ for t in dls.after_batch.fs if isinstance(t, _SPECTRAL_TFMS)]
+        if spectral:
+            raise ParameterError(
+                f"the DataLoaders already compute spectrograms ({', '.join(spectral)} in batch_tfms); with "
+                "front_end= the model computes them: build the loaders without the spectral batch_tfms"
+            )
+        with torch.no_grad():
+            x = front(x.to(_device_of(front, x)))
     if not isinstance(x, TensorSpectrogram) and x.ndim != 4:
         raise ParameterError(
             f"the batches are {type(x).__name__} {tuple(x.shape)}, not spectrograms (batch, channels, freq, time): "
-            "add the front-end, e.g. batch_tfms=mel_transforms('nsynth') or get_frequency_batch_transforms(...)"
+            "add the front-end, e.g. batch_tfms=mel_transforms('nsynth') or get_frequency_batch_transforms(...), "
+            "or put it in the model with front_end=[...]"
         )
     return int(x.shape[1])
+
+
+class _FrontEndSplitter:
+    """Parameter groups of ``nn.Sequential(AudioFrontEnd, cnn)``: the arch's groups of ``cnn``, the front-end's
+    parameters joining the first (so ``freeze()`` freezes them with the pretrained body)."""
+
+    def __init__(self, split):
+        self.split = split
+
+    def __call__(self, model):
+        groups = [list(g) for g in self.split(model[1])]
+        groups[0] = list(params(model[0])) + groups[0]
+        return groups
 
 
 def _hub_file(arch) -> tuple[object, Path]:
@@ -175,8 +243,8 @@ def create_audio_model(arch, n_out: int, n_in: int = 1, *, pretrained: bool = Tr
 
 
 def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_out: int | None = None,
-                  loss_func=None, metrics=None, opt_func=Adam, lr=defaults.lr, cbs=None, splitter=None, path=None,
-                  model_dir="models", **kwargs) -> AudioLearner:  # fmt: skip
+                  front_end=None, loss_func=None, metrics=None, opt_func=Adam, lr=defaults.lr, cbs=None,
+                  splitter=None, path=None, model_dir="models", **kwargs) -> AudioLearner:  # fmt: skip
     """An ``AudioLearner`` (a fastai ``Learner``) for spectrogram batches: ``create_audio_model`` + fastai's loop.
 
     The spectrogram's channel count comes from one batch of ``dls``; the classes from ``dls.c``. With ``pretrained``
@@ -189,6 +257,10 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
         pretrained: ImageNet weights from the torch hub cache.
         weights: path to a state dict instead.
         n_out: outputs (default ``dls.c``).
+        front_end: spectral transforms (or an ``AudioFrontEnd``) to run *inside the model* instead of in the
+            loaders, e.g. ``[MelSpectrogram(trainable=True), AmplitudeToDB(), Normalize()]``: their trainable window
+            and filterbank are then optimised with the network (nnAudio's idea). ``dls`` must give raw audio; the
+            model is ``nn.Sequential(AudioFrontEnd, cnn)`` and ``Normalize`` gets its statistics from ``dls.train``.
         loss_func, metrics, opt_func, lr, cbs, splitter, path, model_dir: as in fastai's ``Learner``.
         **kwargs: ``create_audio_model`` options (``cut``, ``lin_ftrs``, ``ps``...).
 
@@ -202,10 +274,18 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
     n_out = n_out if n_out is not None else getattr(dls, "c", None)
     if not n_out:
         raise ParameterError("n_out is not set and dls.c is unknown; pass n_out=<number of classes>")
-    model = create_audio_model(arch, n_out, _input_channels(dls), pretrained=pretrained, weights=weights, **kwargs)
     meta = model_meta.get(arch, _default_meta)
+    front = None
+    if front_end is not None:
+        front = front_end if isinstance(front_end, AudioFrontEnd) else AudioFrontEnd(front_end)
+        front.setup(dls.train)
+    model = create_audio_model(arch, n_out, _input_channels(dls, front), pretrained=pretrained, weights=weights,
+                               **kwargs)  # fmt: skip
+    split = meta["split"]
+    if front is not None:
+        model, split = nn.Sequential(front, model), _FrontEndSplitter(split)
     learn = AudioLearner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, cbs=cbs, metrics=metrics,
-                    splitter=splitter or meta["split"], path=path, model_dir=model_dir)  # fmt: skip
+                    splitter=splitter or split, path=path, model_dir=model_dir)  # fmt: skip
     if pretrained or weights is not None:
         learn.freeze()
     return learn

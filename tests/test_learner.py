@@ -6,11 +6,13 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
-from fastai.learner import load_learner
+from conftest import write
+from fastai.callback.core import Callback
+from fastai.learner import Learner, load_learner
 from fastai.metrics import accuracy
 from torchvision.models import resnet18
 
-from fastai_audio import AudioFileError, ParameterError
+from fastai_audio import AudioFileError, ParameterError, TensorAudio
 from fastai_audio.data import AudioDataLoaders
 from fastai_audio.learner import audio_learner, create_audio_model, create_cnn
 from fastai_audio.transforms import AmplitudeToDB, Delta, MelSpectrogram, Normalize
@@ -140,6 +142,30 @@ def test_predict_on_paths_arrays_and_other_formats(df_learner, tmp_path):
     assert from_flac.shape == (2,) and torch.isfinite(from_flac).all()
     with pytest.raises(ParameterError, match="needs its rate: pass sample_rate"):
         df_learner.predict(wav[0])
+
+
+def _assert_same_prediction(fast, slow):
+    assert fast[0] == slow[0] and type(fast[0]) is type(slow[0])
+    torch.testing.assert_close(fast[1], slow[1])
+    torch.testing.assert_close(fast[2], slow[2])
+
+
+def test_fast_predict_equals_fastais_predict(df_learner, tmp_path):
+    from conftest import sine
+
+    clip = write(tmp_path / "c.flac", sine(880, 48000, 2.0, channels=2), 48000)
+    for item in (clip, str(clip), TensorAudio.create(sine(220, 22050, 0.5), sample_rate=22050)):  # also padded
+        _assert_same_prediction(df_learner.predict(item), Learner.predict(df_learner, item))
+    df_learner.model.train()
+    df_learner.predict(clip)
+    assert df_learner.model.training  # the model's mode is left as it was
+    # a callback that may change predictions sends predict down fastai's own path
+    calls = []
+    spy = type("Spy", (Callback,), {"after_pred": lambda self: calls.append(1)})()
+    with df_learner.added_cbs(spy):
+        df_learner.predict(clip)
+    assert calls == [1]
+    assert isinstance(df_learner.dls.after_batch[0], MelSpectrogram)
 
 
 @pytest.mark.filterwarnings("ignore:load_learner` uses Python's insecure pickle:UserWarning")
@@ -277,3 +303,87 @@ def test_multi_label_training_and_thresholded_predict(toy_folder, tmp_path):
     labels, flags, probs = learn.predict(files[0])
     assert probs.shape == (4,) and flags.dtype == torch.bool
     assert flags.tolist() == (probs > 0.5).tolist() and list(labels) == [c for c, f in zip(dls.vocab, flags) if f]
+    _assert_same_prediction(learn.predict(files[0]), Learner.predict(learn, files[0]))
+
+
+@pytest.mark.filterwarnings("ignore:load_learner` uses Python's insecure pickle:UserWarning")
+def test_trainable_front_end_is_optimised_with_the_network(toy_folder, tmp_path):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0)  # raw audio batches
+    front = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128, trainable=True), AmplitudeToDB(), Normalize()]
+    torch.manual_seed(0)
+    learn = audio_learner(dls, resnet18, pretrained=False, front_end=front, path=tmp_path)
+    fe = learn.model[0]
+    assert type(fe).__name__ == "AudioFrontEnd" and fe.tfms[0] is front[0]
+    # Normalize got dataset statistics from training batches passed through the transforms before it
+    assert front[2].mean.shape == (1, 1, 32, 1) and float(front[2].std.min()) > 0
+    x = dls.one_batch()[0]
+    with torch.no_grad():
+        out = learn.model[0](x)
+    assert out.shape[:3] == (4, 1, 32) and abs(float(out.mean())) < 1.0
+    trainable = dict(fe.named_parameters())
+    assert len(trainable) == 2  # the window and the mel filterbank
+    learn.create_opt()
+    in_opt = {id(p) for group in learn.opt.param_lists for p in group}
+    assert all(id(p) in in_opt for p in trainable.values())
+    before = {n: p.detach().clone() for n, p in trainable.items()}
+    learn.fit(1, 1e-2)
+    for n, p in fe.named_parameters():
+        assert not torch.equal(p.detach(), before[n]), f"{n} was not updated"
+    clip = sorted((toy_folder / "valid" / "high").glob("*.wav"))[0]
+    probs = learn.predict(clip)[2]
+    learn.export(tmp_path / "fe.pkl")
+    torch.testing.assert_close(load_learner(tmp_path / "fe.pkl").predict(clip)[2], probs)
+    tfm_dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=[MelSpectrogram()])
+    with pytest.raises(ParameterError, match="already compute spectrograms .*MelSpectrogram"):
+        audio_learner(tfm_dls, resnet18, pretrained=False, front_end=[MelSpectrogram()])
+
+
+def test_frozen_pretrained_body_freezes_the_front_end_with_it(hub, toy_folder):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0)
+    front = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128, trainable=True), AmplitudeToDB()]
+    learn = audio_learner(dls, resnet18, front_end=front, metrics=accuracy)
+    assert len(learn.opt.param_lists) == 3
+    assert not any(p.requires_grad for p in learn.model[0].parameters())  # frozen with the body's first group
+    learn.unfreeze()
+    assert all(p.requires_grad for p in learn.model[0].parameters())
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available:UserWarning", "ignore:torch.cuda.amp.GradScaler:UserWarning")
+def test_fastai_training_features_keep_working(hub, spec_dls, tmp_path):
+    from fastai.callback.tracker import SaveModelCallback
+
+    learn = create_cnn(spec_dls, resnet18, metrics=accuracy, path=tmp_path)
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    with learn.no_bar():
+        suggestion = learn.lr_find(num_it=8, show_plot=False)
+    assert 1e-7 < suggestion.valley < 10
+    assert all(torch.equal(v, learn.model.state_dict()[k]) for k, v in before.items())  # lr_find restores weights
+    assert not any(p.requires_grad for p in learn.model[0][0].parameters())  # pretrained: body frozen
+    epochs = []
+    spy = type("Spy", (Callback,), {"after_epoch": lambda self: epochs.append(self.opt.frozen_idx)})()
+    with learn.no_bar():
+        learn.fine_tune(1, freeze_epochs=1, cbs=[SaveModelCallback(fname="best"), spy])
+    assert epochs == [2, 0] and (tmp_path / "models" / "best.pth").is_file()  # one frozen epoch, one unfrozen
+    assert all(p.requires_grad for p in learn.model.parameters())  # fine_tune unfroze the body
+    learn.to_fp16()  # fastai's AMP; on a CPU-only machine autocast is off and training runs in float32
+    with learn.no_bar():
+        learn.fit(1, 1e-4)
+    assert np.isfinite(learn.recorder.values[-1][:2]).all()
+    clip = sorted(spec_dls.valid_ds.items)[0]
+    got = learn.predict(clip)  # MixedPrecision is not a predict-safe callback: fastai's own path runs
+    torch.testing.assert_close(got[2], Learner.predict(learn, clip)[2])
+    learn.to_fp32()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["to_fp16", "to_bf16"])
+def test_mixed_precision_on_the_gpu(toy_folder, precision, tmp_path):
+    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), Normalize(n_batches=2)]
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=tfms, device="cuda")
+    learn = getattr(audio_learner(dls, resnet18, pretrained=False, path=tmp_path), precision)()
+    with learn.no_bar():
+        learn.fit(1, 1e-3)
+        preds, _ = learn.get_preds()
+    assert np.isfinite(learn.recorder.values[-1][:2]).all()
+    assert preds.dtype == torch.float32 and torch.isfinite(preds).all()
+    assert learn.model[0][0].weight.dtype == torch.float32  # AMP keeps float32 master weights

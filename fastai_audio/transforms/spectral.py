@@ -478,10 +478,14 @@ class Normalize(_SpecTransform):
         if self.mode != "dataset" or (self.mean is not None and self.std is not None):
             return
         with dl.fake_l.no_multiproc():
-            batches = [b[0] for b in islice(dl, self.n_batches)]
-        xs = torch.cat([_as_spec_batch(x.as_subclass(torch.Tensor)).float().cpu() for x in batches])
+            self.fit([b[0] for b in islice(dl, self.n_batches)])
+
+    def fit(self, batches) -> Normalize:
+        """Set ``mean`` and ``std`` (per channel and frequency) from spectrogram batches ``(B, C, F, T)``."""
+        xs = torch.cat([_as_spec_batch(x.as_subclass(torch.Tensor)).detach().float().cpu() for x in batches])
         self.mean = xs.mean(dim=(0, 3), keepdim=True)
         self.std = xs.std(dim=(0, 3), keepdim=True)
+        return self
 
     def _stats(self, x: torch.Tensor):
         if self.mean is None:
@@ -524,17 +528,45 @@ class AudioFrontEnd(nn.Module):
     Applies the transforms in order and registers their layers, so ``model.parameters()`` includes a trainable
     window or filterbank and the Learner optimises them. Input: raw audio batches ``(B, C, samples)``.
 
+    ``audio_learner(dls, front_end=[...])`` builds the model this way and calls ``setup`` for you.
+
     Examples:
-        >>> front = AudioFrontEnd([MelSpectrogram(trainable=True), AmplitudeToDB()])
+        >>> front = AudioFrontEnd([MelSpectrogram(trainable=True), AmplitudeToDB(), Normalize()])
+        >>> front.setup(dls.train)                     # statistics for Normalize(mode='dataset')
         >>> model = nn.Sequential(front, cnn)
     """
 
     def __init__(self, tfms):
         super().__init__()
         self.tfms = list(tfms)
+        for t in self.tfms:
+            if not isinstance(t, _SPECTRAL_TFMS):
+                raise ParameterError(
+                    f"AudioFrontEnd takes the spectral transforms (MelSpectrogram, AmplitudeToDB, Normalize...), "
+                    f"got {type(t).__name__}"
+                )
         self.layers = nn.ModuleList([t.layer for t in self.tfms if isinstance(getattr(t, "layer", None), nn.Module)])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for t in self.tfms:
+    def forward(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
+        """Raw audio ``(B, C, samples)`` -> the last transform's output (or the first ``upto`` transforms')."""
+        for t in self.tfms[:upto]:
             x = t._encode(x)
         return x
+
+    def setup(self, dl) -> AudioFrontEnd:
+        """Estimate what needs data (``Normalize(mode='dataset')`` statistics) from batches of raw audio ``dl``."""
+        for i, t in enumerate(self.tfms):
+            if isinstance(t, Normalize) and t.mode == "dataset" and (t.mean is None or t.std is None):
+                with torch.no_grad(), dl.fake_l.no_multiproc():
+                    t.fit([self(b[0].to(_device_of(self, b[0])), upto=i) for b in islice(dl, t.n_batches)])
+        return self
+
+
+_SPECTRAL_TFMS = (_LayerTransform, _SpecTransform)
+
+
+def _device_of(module: nn.Module, default: torch.Tensor) -> torch.device:
+    p = next(module.parameters(), None)
+    if p is None:
+        p = next(module.buffers(), None)
+    return default.device if p is None else p.device
