@@ -1,11 +1,41 @@
 """fastai Transforms for audio: per-clip transforms run on CPU workers, batch transforms on the batch's device."""
 
+from .augment import (
+    AddBackground,
+    AddNoise,
+    AudioAugment,
+    AudioCutMix,
+    FrequencyMask,
+    PitchShift,
+    PolarityInversion,
+    RandomGain,
+    RandomHighpass,
+    RandomLowpass,
+    RandomShift,
+    TimeMask,
+    TimeStretch,
+    audio_aug_tfms,
+)
 from .base import TypedTransform
 from .item import AudioTransform, CropPad, DownmixMono, OpenAudio, Resample
 from .presets import MEL_PRESETS, MelConfig, get_frequency_batch_transforms, mel_transforms
 from .spectral import CQT, MFCC, AmplitudeToDB, AudioFrontEnd, Delta, MelSpectrogram, Normalize, Spectrogram
 
 __all__ = [
+    "AddBackground",
+    "AddNoise",
+    "AudioAugment",
+    "AudioCutMix",
+    "FrequencyMask",
+    "PitchShift",
+    "PolarityInversion",
+    "RandomGain",
+    "RandomHighpass",
+    "RandomLowpass",
+    "RandomShift",
+    "TimeMask",
+    "TimeStretch",
+    "audio_aug_tfms",
     "AmplitudeToDB",
     "AudioFrontEnd",
     "AudioTransform",
