@@ -91,6 +91,13 @@ def test_shift_moves_the_waveform_by_the_right_number_of_samples(shift):
         assert torch.all(filled[..., shift:] == 0) and torch.equal(filled[..., :shift], x[..., -shift:])
     else:
         assert torch.equal(filled, x)
+    from fastai_audio.transforms.augment import _shift_gather  # the GPU path: one gather
+
+    batch = audio(3).as_subclass(torch.Tensor)
+    shifts = torch.tensor([shift, 5, -2])
+    for rollover in (True, False):
+        torch.testing.assert_close(_shift_gather(batch, shifts, rollover),
+                                   RandomShift(rollover=rollover).apply(batch, shift=shifts))  # fmt: skip
 
 
 def test_polarity_inversion_flips_the_chosen_items():
@@ -245,9 +252,13 @@ def test_training_only_types_dtype_and_seeds(make):
 
 def test_p_is_the_fraction_of_clips_augmented():
     tfm = RandomGain(-6, -6, p=0.3, seed=0)
-    tfm(audio(4000, 0.01), split_idx=0)
-    changed = (tfm.last_params["gain_db"] != 0).float().mean()
-    assert float(changed) == pytest.approx(0.3, abs=0.03)
+    x = audio(4000, 0.01)
+    y = tfm(x, split_idx=0)
+    changed = (y != x).any(dim=2).flatten()
+    assert float(changed.float().mean()) == pytest.approx(0.3, abs=0.03)
+    assert changed.nonzero().flatten().tolist() == tfm.last_params["index"].tolist()  # CPU: only those processed
+    draws = tfm.draw(x)  # the full-batch draw (the path on a GPU): identity where not augmented
+    assert float((draws["gain_db"] != 0).float().mean()) == pytest.approx(0.3, abs=0.03)
     never = RandomGain(p=0.0)
     x = audio(16, 0.1)
     assert torch.equal(never(x, split_idx=0), x)

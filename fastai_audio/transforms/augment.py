@@ -135,13 +135,35 @@ class AudioAugment(TypedTransform):
         batch = self._as_batch(plain)
         self._meta = x.__dict__ if isinstance(x, (TensorAudio, TensorSpectrogram)) else {}
         try:
-            self.last_params = params = self.draw(batch)
-            out = self.apply(batch, **params).reshape(plain.shape)
+            if batch.device.type == "cpu" and self.p < 1 and self.subset_on_cpu:
+                out = self._encode_subset(batch)
+            else:
+                self.last_params = params = self.draw(batch)
+                out = self.apply(batch, **params)
         finally:
             self._meta = {}
+        out = out.reshape(plain.shape)
         if isinstance(x, (TensorAudio, TensorSpectrogram)):
             out = out.as_subclass(type(x))
             out.__dict__.update(x.__dict__)
+        return out
+
+    subset_on_cpu = True
+
+    def _encode_subset(self, batch: torch.Tensor) -> torch.Tensor:
+        """On a CPU, where choosing items costs no device sync, draw and apply for the chosen items only (the
+        work then scales with ``p``); ``last_params`` holds their ``index`` and their parameters."""
+        chosen = (self.uniform((batch.shape[0],), 0.0, 1.0, batch.device) < self.p).nonzero().flatten()
+        lengths = self._meta.get("lengths")
+        if lengths is not None:
+            self._meta = {**self._meta, "lengths": torch.as_tensor(lengths)[chosen]}
+        sub = batch[chosen]
+        params = self._draw(sub, len(chosen), batch.device)
+        self.last_params = {"index": chosen, **params}
+        if len(chosen) == 0:
+            return batch
+        out = batch.clone()
+        out[chosen] = self.apply(sub, **params)
         return out
 
     _meta: dict = {}
@@ -250,11 +272,28 @@ class RandomShift(AudioAugment):
 
     def apply(self, x, shift):
         n = x.shape[-1]
-        src = torch.arange(n, device=x.device)[None, :] - shift.to(x.device)[:, None]  # (B, samples)
-        inside = (src >= 0) & (src < n)
-        src = src.remainder(n) if self.rollover else src.clamp(0, n - 1)
-        out = x.gather(-1, src[:, None, :].expand_as(x))
-        return out if self.rollover else out * inside[:, None, :].to(x.dtype)
+        if x.device.type == "cpu":  # a copy per clip beats a gather on a CPU; on a GPU it would sync on shift
+            out = torch.empty_like(x) if self.rollover else torch.zeros_like(x)
+            for i, k in enumerate(shift.tolist()):
+                k = k % n if self.rollover else max(-n, min(n, k))
+                if self.rollover:
+                    out[i, :, k:], out[i, :, :k] = x[i, :, : n - k], x[i, :, n - k :]
+                elif k >= 0:
+                    out[i, :, k:] = x[i, :, : n - k]
+                else:
+                    out[i, :, : n + k] = x[i, :, -k:]
+            return out
+        return _shift_gather(x, shift, self.rollover)
+
+
+def _shift_gather(x: torch.Tensor, shift: torch.Tensor, rollover: bool) -> torch.Tensor:
+    """Per-item shift of ``(B, C, samples)`` as one gather (no host sync)."""
+    n = x.shape[-1]
+    src = torch.arange(n, device=x.device)[None, :] - shift.to(x.device)[:, None]  # (B, samples)
+    inside = (src >= 0) & (src < n)
+    src = src.remainder(n) if rollover else src.clamp(0, n - 1)
+    out = x.gather(-1, src[:, None, :].expand_as(x))
+    return out if rollover else out * inside[:, None, :].to(x.dtype)
 
 
 _NOISE_COLORS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
@@ -471,6 +510,7 @@ class _GroupedAugment(AudioAugment):
     and the batch is processed one group of equal values at a time."""
 
     identity = {"value": 0.0}
+    subset_on_cpu = False  # only the chosen clips are processed already
 
     def _draw(self, x, n, device):
         steps = torch.randint(self._lo, self._hi + 1, (n,), generator=self.generator("cpu"))
