@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 LOCK   := requirements/lock.txt
 TINYSF := tinysoundfont==0.3.7
 
-.PHONY: install test test-all demo docs bench lint clean
+.PHONY: install test demo docs bench bench-long lint clean
 
 install: $(STAMP)
 
@@ -30,9 +30,17 @@ demo: install
 docs: install
 	$(BIN)/mkdocs build --strict
 
+# A few minutes: loader, front-end, inference, and what each augmentation costs per batch.
 bench: install
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/frontend.py
+	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/augment_study.py --skip-study
+
+# Training runs (tens of minutes on a 2-core CPU): on the fly vs PNG, and the augmentation study.
+bench-long: install
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/augment_study.py --skip-cost
 
 lint: install
 	$(BIN)/ruff check fastai_audio tests bench examples
