@@ -17,7 +17,7 @@ Every augmentation here is a batch transform (fastai ``Transform``) with the sam
 
 Waveform augmentations (``order`` 10) run before the spectrogram (``MelSpectrogram`` has order 20); spectrogram
 masks (``order`` 70) run after ``Normalize`` (60), where 0 is the mean, so a masked band carries no information.
-``audio_aug_tfms()`` returns a default recipe (see ``docs/augment.md`` for the study behind it).
+``audio_aug_tfms()`` returns a default recipe (see ``docs/augment.md``).
 """
 
 from __future__ import annotations
@@ -763,8 +763,8 @@ def audio_aug_tfms(*, gain_db: float | None = 6.0, shift: float | None = None, n
 
     Waveform: ``RandomGain(±gain_db)``, ``AddNoise`` (random colour, ``noise_snr_db`` range), ``RandomLowpass``
     (1.5-7.5 kHz), and ``RandomShift(±shift)`` when given; spectrogram: ``FrequencyMask`` and ``TimeMask``. Each
-    transform augments a clip with probability ``p``. ``None``/0 turns a part off. docs/augment.md gives the study
-    this default comes from.
+    transform augments a clip with probability ``p``. ``None``/0 turns a part off. A starting point: the study in
+    ``bench/augment_study.py`` that should confirm it has not been run yet (docs/augment.md).
 
     Returns:
         A list of transforms; their ``order`` places them around the front-end wherever they are listed.
