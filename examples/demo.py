@@ -40,6 +40,7 @@ def main(argv=None):
     parser.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
                         help="use resnet18's ImageNet weights when they are in the torch hub cache")  # fmt: skip
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # the learner exports relative to its own path: give it an absolute one
     args.out.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
