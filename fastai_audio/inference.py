@@ -15,16 +15,16 @@ from .core import TensorAudio
 from .errors import ParameterError
 from .io import load_audio
 from .transforms import OpenAudio
+from .transforms.item import opener_index
 
 __all__ = ["predict_files", "predict_windows", "WindowPredictions", "plot_taggram"]
 
 
 def _opener(learn) -> OpenAudio:
-    fs = learn.dls.valid_ds.tls[0].tfms.fs
-    opener = next((t for t in fs if isinstance(t, OpenAudio)), None)
-    if opener is None:
+    i = opener_index(learn.dls)
+    if i is None:
         raise ParameterError("this Learner's data does not open audio with OpenAudio (AudioBlock / AudioDataLoaders)")
-    return opener
+    return learn.dls.valid_ds.tls[0].tfms.fs[i]
 
 
 def predict_files(learn, files, *, bs: int | None = None, num_workers: int = 0) -> pd.DataFrame:

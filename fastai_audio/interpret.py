@@ -81,8 +81,6 @@ def top_losses_players(interp, k, largest: bool = True) -> str:
         >>> from IPython.display import HTML
         >>> HTML(top_losses_players(interp, 5))
     """
-    from IPython.display import Audio
-
     if isinstance(k, int):
         losses, idx = interp.top_losses(k, largest)
     else:
@@ -92,8 +90,7 @@ def top_losses_players(interp, k, largest: bool = True) -> str:
         clip = interp.dl.dataset[i][0]
         name = getattr(clip, "path", None)
         name = name.name if name is not None else f"item {i}"
-        wav = clip.detach().float().cpu().numpy()
-        player = Audio(wav, rate=clip.sample_rate, normalize=True)._repr_html_()
+        player = clip.player()._repr_html_()
         rows.append(f"<tr><td>{rank}</td><td>{html.escape(name)}</td><td>{loss:.2f}</td><td>{player}</td></tr>")
     head = "<tr><th>#</th><th>file</th><th>loss</th><th>listen</th></tr>"
     return f"<table>{head}{''.join(rows)}</table>"

@@ -28,7 +28,7 @@ from torch import nn
 from . import interpret  # noqa: F401  (registers show_results / plot_top_losses for audio)
 from .core import TensorAudio, TensorSpectrogram
 from .errors import AudioFileError, ParameterError
-from .transforms.item import OpenAudio
+from .transforms.item import opener_index
 from .transforms.spectral import _SPECTRAL_TFMS, AudioFrontEnd, _device_of
 
 __all__ = ["AudioLearner", "EpochCheckpoint", "audio_learner", "create_cnn", "create_audio_model", "hub_weights_cached"]
@@ -70,10 +70,9 @@ class AudioLearner(Learner):
 
     def _predict_fast(self, item):
         dl, ds = self.dls.valid, self.dls.valid_ds
-        fs = ds.tls[0].tfms.fs
-        opener = next((i for i, t in enumerate(fs) if isinstance(t, OpenAudio)), 0)
         x = item
-        for t in fs[opener:]:  # the x pipeline from the opener on (get_x readers apply to rows, not to a path)
+        # the x pipeline from the opener on (get_x readers before it apply to rows, not to a path)
+        for t in ds.tls[0].tfms.fs[opener_index(self.dls) or 0 :]:
             x = t(x, split_idx=1)
         batch = dl.create_batch(dl.before_batch([dl.after_item((x,))]))
         if dl.device is not None:

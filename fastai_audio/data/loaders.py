@@ -16,7 +16,7 @@ from fasttransform import DisplayedTransform
 from .._validate import check_choice
 from ..core import TensorAudio
 from ..errors import ParameterError
-from ..transforms import OpenAudio
+from ..transforms.item import opener_index
 from .block import AudioBlock, RegexLabeller, get_audio_files
 from .check import drop_bad_files
 
@@ -62,8 +62,7 @@ class AudioDataLoaders(DataLoaders):
         """
         if not with_labels and rm_type_tfms is None:
             items = [Path(o) if isinstance(o, str) else o for o in test_items]
-            fs = self.valid_ds.tls[0].tfms.fs
-            opener = next((i for i, t in enumerate(fs) if isinstance(t, OpenAudio)), None)
+            opener = opener_index(self)
             if opener is not None and all(isinstance(o, (Path, TensorAudio)) for o in items):
                 return super().test_dl(items, rm_type_tfms=opener, with_labels=False, **kwargs)
         return super().test_dl(test_items, rm_type_tfms=rm_type_tfms, with_labels=with_labels, **kwargs)

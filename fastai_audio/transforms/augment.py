@@ -35,6 +35,7 @@ from .._validate import check_choice, check_positive, check_sample_rate
 from ..core import TensorAudio, TensorSpectrogram
 from ..errors import AudioFileError, ParameterError
 from .base import TypedTransform
+from .spectral import _as_batch, _as_spec_batch
 
 __all__ = [
     "AudioAugment",
@@ -127,8 +128,7 @@ class AudioAugment(TypedTransform):
         """Apply the given parameters (one value per item) to a batch; deterministic."""
         raise NotImplementedError
 
-    def _as_batch(self, plain: torch.Tensor) -> torch.Tensor:
-        return plain if plain.ndim == 3 else plain.reshape(-1, 1, plain.shape[-1])  # (B, C, samples)
+    _as_batch = staticmethod(_as_batch)  # (B, C, samples)
 
     def _encode(self, x):
         plain = x.as_subclass(torch.Tensor)
@@ -675,8 +675,7 @@ class _Mask(AudioAugment):
             fill = torch.tensor(float(self.value), dtype=x.dtype, device=x.device)
         return torch.where(m, fill, x)
 
-    def _as_batch(self, plain):
-        return plain if plain.ndim == 4 else plain.reshape(-1, 1, *plain.shape[-2:])  # (B, C, freq, frames)
+    _as_batch = staticmethod(_as_spec_batch)  # (B, C, freq, frames)
 
 
 class FrequencyMask(_Mask):

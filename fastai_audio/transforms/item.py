@@ -207,3 +207,10 @@ class OpenAudio(DisplayedTransform):
             return (0, -1) if total <= n else (self.crop.offset(total, n), n)
 
         return read_span(path, window)
+
+
+def opener_index(dls) -> int | None:
+    """Index of ``OpenAudio`` in the input pipeline of ``dls``' validation set (None when it has none): the
+    transforms before it read items (e.g. a DataFrame column), those from it on turn a path into a clip."""
+    fs = dls.valid_ds.tls[0].tfms.fs
+    return next((i for i, t in enumerate(fs) if isinstance(t, OpenAudio)), None)
