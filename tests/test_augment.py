@@ -36,6 +36,7 @@ from fastai_audio.transforms import (
     TimeStretch,
     audio_aug_tfms,
 )
+from fastai_audio.transforms.augment import colored_noise
 
 SR = 16000
 
@@ -262,6 +263,19 @@ def test_p_is_the_fraction_of_clips_augmented():
     never = RandomGain(p=0.0)
     x = audio(16, 0.1)
     assert torch.equal(never(x, split_idx=0), x)
+
+
+@pytest.mark.parametrize("make", WAVE_AUGS + [lambda: FrequencyMask(p=1.0), lambda: TimeMask(p=1.0)],
+                         ids=lambda m: type(m()).__name__)  # fmt: skip
+def test_a_batch_where_no_clip_is_chosen_passes_through(make):
+    tfm = make()
+    tfm.p, tfm.seed = 0.01, 0  # (CPU: the draw and the work cover only the chosen clips, here none)
+    x = audio(2, 0.25)
+    if isinstance(tfm, (FrequencyMask, TimeMask)):
+        x = MelSpectrogram(SR, n_fft=256, hop_length=64, n_mels=16)(x)
+    assert torch.equal(tfm(x, split_idx=0), x)
+    assert tfm.last_params.get("index", torch.zeros(0)).numel() == 0  # (Pitch, Stretch: grouped, no index)
+    assert colored_noise((0, 1, 100), 1.0, "cpu").shape == (0, 1, 100)
 
 
 def test_bad_parameters_are_named():

@@ -157,11 +157,12 @@ class AudioAugment(TypedTransform):
         lengths = self._meta.get("lengths")
         if lengths is not None:
             self._meta = {**self._meta, "lengths": torch.as_tensor(lengths)[chosen]}
+        if len(chosen) == 0:  # (no draw: some draws, e.g. an FFT of noise, are undefined on an empty batch)
+            self.last_params = {"index": chosen}
+            return batch
         sub = batch[chosen]
         params = self._draw(sub, len(chosen), batch.device)
         self.last_params = {"index": chosen, **params}
-        if len(chosen) == 0:
-            return batch
         out = batch.clone()
         out[chosen] = self.apply(sub, **params)
         return out
@@ -311,6 +312,8 @@ def colored_noise(shape, exponent, device, generator=None) -> torch.Tensor:
         tensor([1.0000, 1.0000])
     """
     noise = torch.randn(shape, device=device, generator=generator)
+    if noise.numel() == 0:
+        return noise
     if not (isinstance(exponent, (int, float)) and exponent == 0):
         spec = torch.fft.rfft(noise)
         f = torch.arange(spec.shape[-1], device=device, dtype=noise.dtype).clamp_min(1.0)
