@@ -130,6 +130,33 @@ def test_noise_colours_have_their_slopes():
     assert low_over_high(2) == pytest.approx(256, rel=0.25)  # brown: -6 dB per octave
 
 
+def test_noise_excerpts_of_the_bank_loop_and_differ_per_clip_and_channel():
+    tfm = AddNoise(10, 10, color="random", p=1.0, seed=0, bank_samples=3000)  # clips longer than the bank: loops
+    x = TensorAudio(torch.from_numpy(np.stack([sine(440, SR, 0.5, channels=2)] * 4)), sample_rate=SR)
+    y = tfm(x, split_idx=0)
+    np.testing.assert_allclose(snr_db(x, y), 10.0, atol=0.01)
+    noise = tfm.last_params["noise"]
+    bank = tfm.bank("cpu")
+    assert bank.shape == (3, 3000) and torch.allclose(bank.pow(2).mean(dim=1), torch.ones(3))
+    flat = noise.reshape(8, -1)
+    assert torch.allclose(flat[:, :3000], flat[:, 3000:6000], atol=1e-6)  # periodic: the excerpt loops seamlessly
+    corr = torch.corrcoef(flat[:, :3000])
+    assert (corr - torch.eye(8)).abs().max() < 0.9  # each clip and channel has its own excerpt
+    assert len(pickle.dumps(tfm)) < 10_000  # the bank is not pickled
+
+
+def test_excerpts_slice_on_cpu_as_the_gather_does_elsewhere():
+    from fastai_audio.transforms.augment import _excerpts
+
+    audio = torch.arange(100.0)
+    clip_start, clip_length = torch.tensor([0, 10, 10, 60]), torch.tensor([10, 50, 50, 7])
+    offset = torch.tensor([3, 0, 45, 6])
+    got = _excerpts(audio, clip_start, clip_length, offset, 23)  # 23 > 7 and 10: loops over short clips twice
+    pos = (offset[:, None] + torch.arange(23)) % clip_length[:, None]
+    assert torch.equal(got, audio[clip_start[:, None] + pos])
+    assert got[3, :8].tolist() == [66, 60, 61, 62, 63, 64, 65, 66]
+
+
 def test_noise_leaves_padding_and_silence_alone():
     x = tones([440, 440, 440])
     x[1, :, SR // 2 :] = 0  # a half-length clip, zero-padded in a variable-length batch

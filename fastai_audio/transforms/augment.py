@@ -329,10 +329,18 @@ class AddNoise(AudioAugment):
     The noise is scaled against each clip's RMS (over the real samples of a padded batch; padding gets no noise), so
     an SNR of 10 dB means the noise carries a tenth of the clip's power. A silent clip stays silent.
 
+    Each clip (and channel) gets a random excerpt of a bank of ``bank_samples`` samples of noise per colour, drawn once
+    per device (from the transform's generator) and periodic, so an excerpt may wrap around without a seam.
+    Drawing and colouring fresh noise for every batch would cost more than the whole log-mel front-end on a CPU; the
+    bank turns it into a copy. With the default 2**20 samples (65 s at 16 kHz) two 4-second excerpts overlap by
+    chance about 12 % of the time, at a random SNR each. The bank is not pickled (an exported learner does not
+    augment).
+
     Args:
         min_snr_db, max_snr_db: range of the SNR (dB).
         color: ``'white'``, ``'pink'``, ``'brown'``, or ``'random'`` (one of the three per clip).
         p, seed: see ``AudioAugment``.
+        bank_samples: length of the noise bank per colour (samples).
 
     Examples:
         >>> AddNoise(10, 30, color="pink", p=1.0)(batch, split_idx=0)
@@ -341,17 +349,38 @@ class AddNoise(AudioAugment):
     identity = {"snr_db": math.inf}
 
     def __init__(self, min_snr_db: float = 10.0, max_snr_db: float = 40.0, color: str = "white", p: float = 0.5,
-                 seed: int | None = None):  # fmt: skip
+                 seed: int | None = None, bank_samples: int = 2**20):  # fmt: skip
         super().__init__(p, seed)
         self.min_snr_db, self.max_snr_db = _check_range("snr_db", min_snr_db, max_snr_db)
         self.color = check_choice("color", color, (*_NOISE_COLORS, "random"))
+        self.bank_samples = check_positive("bank_samples", bank_samples, integer=True)
+        self._bank = None
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_bank"] = None
+        return state
+
+    def bank(self, device) -> torch.Tensor:
+        """``(colours, bank_samples)`` unit-RMS, zero-mean, periodic noise on ``device``: white, pink and brown rows
+        for ``color='random'``, else one row."""
+        device = torch.device(device)
+        if self._bank is None or self._bank.device != device:
+            colors = list(_NOISE_COLORS) if self.color == "random" else [self.color]
+            exponents = torch.tensor([_NOISE_COLORS[c] for c in colors], device=device)
+            rows = colored_noise((len(colors), 1, self.bank_samples), exponents, device, self.generator(device))
+            self._bank = rows[:, 0]
+        return self._bank
 
     def _draw(self, x, n, device):
-        if self.color == "random":
-            exponent = torch.randint(0, 3, (n,), device=device, generator=self.generator(device)).float()
-        else:
-            exponent = _NOISE_COLORS[self.color]
-        noise = colored_noise(tuple(x.shape), exponent, device, self.generator(device))
+        bank = self.bank(device)
+        period, channels, length = self.bank_samples, x.shape[1], x.shape[-1]
+        row = torch.randint(0, bank.shape[0], (n, 1), device=device, generator=self.generator(device))
+        offset = torch.randint(0, period, (n, channels), device=device, generator=self.generator(device))
+        start = (row * period).expand(n, channels).flatten()
+        noise = _excerpts(bank.flatten(), start, torch.full_like(start, period), offset.flatten(), length)
+        noise = noise.view(n, channels, length)
+        noise = noise - noise.mean(dim=-1, keepdim=True)  # (a brown excerpt drifts: no DC offset in the clip)
         return {"snr_db": self.uniform((n,), self.min_snr_db, self.max_snr_db, device), "noise": noise,
                 "lengths": self._meta.get("lengths")}  # fmt: skip
 
@@ -363,6 +392,25 @@ class AddNoise(AudioAugment):
         if mask is not None:
             added = added * mask
         return x + added.to(x.dtype)
+
+
+def _excerpts(audio: torch.Tensor, clip_start, clip_length, offset, length: int) -> torch.Tensor:
+    """``(B, length)``: for each item, ``length`` samples of the clip ``audio[clip_start : clip_start + clip_length]``
+    from ``offset`` on, looping past the clip's end (all ``(B,)`` integer tensors; ``audio`` is 1-D).
+
+    Slices on a CPU, where the draws are already on the host and a ``(B, length)`` gather index costs ten times more;
+    one gather elsewhere (no host sync)."""
+    if audio.device.type != "cpu":
+        pos = (offset[:, None] + torch.arange(length, device=audio.device)) % clip_length[:, None]
+        return audio[clip_start[:, None] + pos]
+    out = []
+    for start, size, pos in zip(clip_start.tolist(), clip_length.tolist(), offset.tolist()):
+        clip, pieces, need = audio[start : start + size], [], length
+        while need > 0:
+            pieces.append(clip[pos : pos + need])
+            need, pos = need - pieces[-1].numel(), 0
+        out.append(pieces[0] if len(pieces) == 1 else torch.cat(pieces))
+    return torch.stack(out)
 
 
 class AddBackground(AudioAugment):
@@ -431,9 +479,8 @@ class AddBackground(AudioAugment):
         audio, starts, lengths = self.bank(self._rate(), device)
         which = torch.randint(0, len(lengths), (n,), device=device, generator=self.generator(device))
         offset = (self.uniform((n,), 0.0, 1.0, device) * lengths[which]).long()
-        pos = offset[:, None] + torch.arange(x.shape[-1], device=device)
-        index = starts[which, None] + pos % lengths[which, None]  # a short background loops
-        background = audio[index][:, None, :].expand(-1, x.shape[1], -1)
+        background = _excerpts(audio, starts[which], lengths[which], offset, x.shape[-1])  # a short one loops
+        background = background[:, None, :].expand(-1, x.shape[1], -1)
         return {"snr_db": self.uniform((n,), self.min_snr_db, self.max_snr_db, device),
                 "background": background}  # fmt: skip
 
