@@ -28,6 +28,8 @@ import warnings
 from pathlib import Path
 
 import torch
+from fastai.callback.core import Callback
+from fastai.callback.mixup import MixUp
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
 from torchvision.models import resnet18
@@ -53,12 +55,17 @@ from fastai_audio.transforms import (
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"
 
-RECIPES = {
+RECIPES = {  # batch transforms, and callbacks (mixing)
     "none": lambda: [],
     "default": lambda: audio_aug_tfms(),
-    "masks": lambda: audio_aug_tfms(gain_db=None, noise_snr_db=None, lowpass=False),
+    "masks": lambda: audio_aug_tfms(noise_snr_db=None, lowpass=False),
+    "masks+noise": lambda: audio_aug_tfms(lowpass=False),
     "waveform": lambda: audio_aug_tfms(freq_masks=0, time_masks=0),
+    "noise": lambda: audio_aug_tfms(lowpass=False, freq_masks=0, time_masks=0),
+    "filters": lambda: [*audio_aug_tfms(noise_snr_db=None), RandomHighpass(50, 400, p=0.5)],
     "pitch": lambda: [*audio_aug_tfms(), PitchShift(-2, 2, p=0.3)],
+    "mixup": lambda: [MixUp(0.4)],
+    "masks+mixup": lambda: [*audio_aug_tfms(noise_snr_db=None, lowpass=False), MixUp(0.4)],
 }
 
 
@@ -96,8 +103,10 @@ def cost(runs: int):
     for t in (FrequencyMask(p=1.0), TimeMask(p=1.0)):
         rows[f"{type(t).__name__} p=1"] = median_ms(lambda t=t: t(spec, split_idx=0), runs)
 
+    recipe = audio_aug_tfms()  # built once, as in a DataLoaders (AddNoise draws its noise bank on first use)
+
     def run_recipe():
-        for t in audio_aug_tfms():
+        for t in recipe:
             t(spec if t.order > 20 else x, split_idx=0)
 
     rows["audio_aug_tfms() (the default recipe, p=0.5)"] = median_ms(run_recipe, runs)
@@ -129,11 +138,13 @@ def instrument_folds(df, folds: int, seed: int = 0) -> list[list[str]]:
 def train_once(df, held_out, recipe: str, seed: int, epochs: int, bs: int, lr: float) -> float:
     """Accuracy on the held-out instruments of a resnet18 trained from scratch on all the others."""
     set_seed(seed, reproducible=True)
-    tfms = [*mel_transforms("nsynth"), *RECIPES[recipe]()]
+    recipe = RECIPES[recipe]()
+    tfms = [*mel_transforms("nsynth"), *(t for t in recipe if not isinstance(t, Callback))]
+    cbs = [t for t in recipe if isinstance(t, Callback)]
     df = df.assign(is_valid=df["instrument_str"].isin(held_out))
     dls = AudioDataLoaders.from_df(df, fn_col="fname", label_col="instrument_family_str", valid_col="is_valid",
                                    duration=4.0, bs=bs, num_workers=0, batch_tfms=tfms)  # fmt: skip
-    learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy)
+    learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy, cbs=cbs)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
         return float(learn.validate()[1])

@@ -203,6 +203,8 @@ def test_lowpass_and_highpass_keep_and_cut_the_right_tones():
     assert level(y, 4000) == pytest.approx(1.0, abs=0.01) and level(y, 300) < 0.01
     h = low.response(torch.tensor([1000.0]), SR, SR)
     assert float(h[0, 1000]) == pytest.approx(1 / math.sqrt(2), rel=1e-6)  # -3 dB at the cutoff
+    steep = RandomLowpass(order=24, sample_rate=SR)  # the steepness is not the transform's place in the pipeline
+    assert steep.order < MelSpectrogram.order and steep.response(torch.tensor([1000.0]), SR, SR)[0, 2000] < 1e-7
     with pytest.raises(ParameterError, match="needs the audio's rate"):
         RandomLowpass(p=1.0)(torch.randn(2, 1, 1000), split_idx=0)
 

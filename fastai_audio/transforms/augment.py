@@ -190,9 +190,9 @@ def _valid_samples(x: torch.Tensor, lengths) -> torch.Tensor | None:
 def _rms(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Root mean square per item over channels and (real) samples: ``(B,)``."""
     if mask is None:
-        return x.float().pow(2).mean(dim=(1, 2)).sqrt()
+        return torch.linalg.vector_norm(x.float(), dim=(1, 2)) / math.sqrt(x.shape[1] * x.shape[2])
     count = (mask.sum(dim=(1, 2)) * x.shape[1]).clamp_min(1)
-    return (x.float().pow(2) * mask).sum(dim=(1, 2)).div(count).sqrt()
+    return torch.linalg.vector_norm(x.float() * mask, dim=(1, 2)) / count.sqrt()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -380,7 +380,7 @@ class AddNoise(AudioAugment):
         start = (row * period).expand(n, channels).flatten()
         noise = _excerpts(bank.flatten(), start, torch.full_like(start, period), offset.flatten(), length)
         noise = noise.view(n, channels, length)
-        noise = noise - noise.mean(dim=-1, keepdim=True)  # (a brown excerpt drifts: no DC offset in the clip)
+        noise -= noise.mean(dim=-1, keepdim=True)  # (a brown excerpt drifts: no DC offset in the clip)
         return {"snr_db": self.uniform((n,), self.min_snr_db, self.max_snr_db, device), "noise": noise,
                 "lengths": self._meta.get("lengths")}  # fmt: skip
 
@@ -388,10 +388,8 @@ class AddNoise(AudioAugment):
         mask = _valid_samples(x, lengths)
         # noise RMS over the real samples; 0 where snr is +inf (not augmented) or the clip is silent
         scale = _rms(x, mask) / (_rms(noise, mask).clamp_min(1e-12) * torch.pow(10.0, snr_db / 20.0))
-        added = noise * scale[:, None, None]
-        if mask is not None:
-            added = added * mask
-        return x + added.to(x.dtype)
+        scale = scale[:, None, None] if mask is None else scale[:, None, None] * mask
+        return torch.addcmul(x, noise.to(x.dtype), scale.to(x.dtype))
 
 
 def _excerpts(audio: torch.Tensor, clip_start, clip_length, offset, length: int) -> torch.Tensor:
@@ -500,7 +498,8 @@ class _RandomFilter(AudioAugment):
         super().__init__(p, seed)
         self.min_cutoff, self.max_cutoff = _check_range("cutoff", min_cutoff, max_cutoff)
         check_positive("min_cutoff", self.min_cutoff)
-        self.order = check_positive("order", order, integer=True)
+        # (not ``self.order``: that is the transform's place in fastai's pipeline)
+        self.filter_order = check_positive("order", order, integer=True)
         self.sample_rate = check_sample_rate(sample_rate, allow_none=True)
 
     def _draw(self, x, n, device):
@@ -509,13 +508,27 @@ class _RandomFilter(AudioAugment):
     def response(self, cutoff: torch.Tensor, n_samples: int, sample_rate: int) -> torch.Tensor:
         """Magnitude response ``(B, n_samples // 2 + 1)`` on the rfft grid (1 everywhere where ``cutoff`` is NaN)."""
         f = torch.fft.rfftfreq(n_samples, d=1.0 / sample_rate).to(cutoff.device)
-        ratio = (cutoff[:, None] / f.clamp_min(1e-6)) if self.highpass else (f / cutoff[:, None])
-        h = 1.0 / torch.sqrt(1.0 + ratio.pow(2 * self.order))
-        return torch.where(torch.isnan(cutoff)[:, None], torch.ones_like(h), h)
+        # the identity (NaN) as a cutoff that passes everything: 0 Hz for a high-pass, infinity for a low-pass
+        cutoff = torch.nan_to_num(cutoff, nan=0.0 if self.highpass else math.inf)[:, None]
+        ratio = (cutoff / f.clamp_min(1e-6)) if self.highpass else (f / cutoff)
+        return torch.rsqrt(1.0 + _int_power(ratio * ratio, self.filter_order))
 
     def apply(self, x, cutoff):
         h = self.response(cutoff, x.shape[-1], self._rate())
         return torch.fft.irfft(torch.fft.rfft(x.float()) * h[:, None, :], n=x.shape[-1]).to(x.dtype)
+
+
+def _int_power(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``x ** n`` for an int ``n >= 1`` by repeated squaring (a few multiplications: ten times faster than ``pow``
+    on a CPU)."""
+    result, square = None, x
+    while n:
+        if n & 1:
+            result = square if result is None else result * square
+        n >>= 1
+        if n:
+            square = square * square
+    return result
 
 
 class RandomLowpass(_RandomFilter):
@@ -805,7 +818,7 @@ class AudioCutMix(MixHandler):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def audio_aug_tfms(*, gain_db: float | None = 6.0, shift: float | None = None, noise_snr_db=(15.0, 40.0),
+def audio_aug_tfms(*, gain_db: float | None = None, shift: float | None = None, noise_snr_db=(15.0, 40.0),
                    lowpass: bool = True, freq_masks: int = 2, freq_mask_width: int = 8, time_masks: int = 2,
                    time_mask_width: int = 25, p: float = 0.5, seed: int | None = None) -> list:  # fmt: skip
     """A default augmentation recipe, like fastai's ``aug_transforms``: add it to ``batch_tfms`` with the front-end.
