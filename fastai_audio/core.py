@@ -122,8 +122,8 @@ class TensorSpectrogram(TensorBase):
     Metadata, kept through torch ops, pickling, workers and ``.to(device)`` like ``TensorAudio``'s:
     ``sample_rate`` and ``hop_length`` (the time axis), ``scale`` (``'linear'``, ``'mel'``, ``'cqt'`` or
     ``'mfcc'``: the frequency axis) with ``n_fft`` (linear), ``f_min``/``f_max``/``mel_scale`` (mel),
-    ``f_min``/``bins_per_octave`` (cqt), ``db`` (values in decibels) and ``normalized``; ``lengths`` (valid frames
-    per item) for padded variable-length batches.
+    ``f_min``/``bins_per_octave`` (cqt), ``power`` (2: power, 1: magnitude), ``db`` (values in decibels) and
+    ``normalized``; ``lengths`` (valid frames per item) for padded variable-length batches.
 
     Examples:
         >>> S = MelSpectrogram(sample_rate=16000, n_mels=64)(TensorAudio(torch.randn(8, 1, 64000), sample_rate=16000))

@@ -201,7 +201,8 @@ class Spectrogram(_LayerTransform):
         meta = _meta(x)
         out = TensorSpectrogram(self._run(_as_batch(x)))
         out.__dict__.update({k: v for k, v in meta.items() if k not in ("path", "lengths")})
-        out.__dict__.update(self._axes(x), hop_length=self.hop_length, center=self.center, db=False, normalized=False)
+        out.__dict__.update(self._axes(x), hop_length=self.hop_length, center=self.center, power=self.power, db=False,
+                            normalized=False)  # fmt: skip
         lengths = _frame_lengths(meta.get("lengths"), self.hop_length, self.center, self.n_fft)
         if lengths is not None:
             out.lengths = lengths
@@ -333,8 +334,8 @@ class CQT(_LayerTransform):
         out = TensorSpectrogram(self._run(_as_batch(x)))
         out.__dict__.update({k: v for k, v in meta.items() if k not in ("path", "lengths")})
         out.__dict__.update(scale="cqt", sample_rate=self.sample_rate, hop_length=self.hop_length, f_min=self.f_min,
-                            bins_per_octave=self.bins_per_octave, center=self.center, db=False,
-                            normalized=False)  # fmt: skip
+                            bins_per_octave=self.bins_per_octave, center=self.center,
+                            power=2.0 if self.output == "power" else 1.0, db=False, normalized=False)  # fmt: skip
         return out
 
 
