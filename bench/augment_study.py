@@ -62,8 +62,9 @@ RECIPES = {  # batch transforms, and callbacks (mixing)
     "masks+noise": lambda: audio_aug_tfms(lowpass=False),
     "waveform": lambda: audio_aug_tfms(freq_masks=0, time_masks=0),
     "noise": lambda: audio_aug_tfms(lowpass=False, freq_masks=0, time_masks=0),
+    "lowpass": lambda: audio_aug_tfms(noise_snr_db=None, freq_masks=0, time_masks=0),
     "filters": lambda: [*audio_aug_tfms(noise_snr_db=None), RandomHighpass(50, 400, p=0.5)],
-    "pitch": lambda: [*audio_aug_tfms(), PitchShift(-2, 2, p=0.3)],
+    "pitch": lambda: [PitchShift(-2, 2, p=0.5)],
     "mixup": lambda: [MixUp(0.4)],
     "masks+mixup": lambda: [*audio_aug_tfms(noise_snr_db=None, lowpass=False), MixUp(0.4)],
 }

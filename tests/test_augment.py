@@ -381,13 +381,14 @@ def test_state_does_not_grow_over_an_epoch():
 @pytest.fixture
 def aug_dls(toy_folder):
     front = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), Normalize(n_batches=2)]
-    tfms = [*audio_aug_tfms(shift=0.2, p=1.0, seed=0), *front]
+    tfms = [*audio_aug_tfms(shift=0.2, freq_masks=2, time_masks=2, p=1.0, seed=0), *front]
     return AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=tfms)
 
 
 def test_recipe_runs_around_the_front_end_on_training_batches_only(aug_dls, toy_folder):
     names = [type(t).__name__ for t in aug_dls.after_batch.fs]
     assert names.index("AddNoise") < names.index("MelSpectrogram") < names.index("Normalize")
+    assert names.index("MelSpectrogram") < names.index("RandomLowpass") < names.index("AmplitudeToDB")
     assert names.index("Normalize") < names.index("FrequencyMask") and "TimeMask" in names
     clean_tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), Normalize(n_batches=2)]
     clean = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=clean_tfms)

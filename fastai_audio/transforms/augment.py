@@ -160,7 +160,7 @@ class AudioAugment(TypedTransform):
         if len(chosen) == 0:  # (no draw: some draws, e.g. an FFT of noise, are undefined on an empty batch)
             self.last_params = {"index": chosen}
             return batch
-        sub = batch[chosen]
+        sub = batch.index_select(0, chosen)  # (three times faster than batch[chosen] on a CPU)
         params = self._draw(sub, len(chosen), batch.device)
         self.last_params = {"index": chosen, **params}
         out = batch.clone()
@@ -530,6 +530,10 @@ class _RandomFilter(AudioAugment):
     def _as_batch(self, x):
         return _as_spec_batch(x) if "scale" in self._meta else _as_batch(x)
 
+    @property
+    def subset_on_cpu(self) -> bool:  # a gain per row of every clip costs less than picking the chosen clips out
+        return "scale" not in self._meta
+
     def apply(self, x, cutoff):
         if x.ndim == 4:  # a spectrogram: each row times the response at its frequency (to the spectrogram's power)
             freqs, power = self._rows(x)
@@ -757,6 +761,7 @@ class TimeStretch(_GroupedAugment):
 
 class _Mask(AudioAugment):
     order = 70  # after Normalize (60): 0 is then the mean
+    subset_on_cpu = False  # masking every clip (width 0 for most) costs less than picking the chosen clips out
     accepts = (TensorSpectrogram,)
     identity = {"widths": 0}
     axis = -2
@@ -875,20 +880,28 @@ class AudioCutMix(MixHandler):
 
 
 def audio_aug_tfms(*, gain_db: float | None = None, shift: float | None = None, noise_snr_db=(15.0, 40.0),
-                   lowpass: bool = True, freq_masks: int = 2, freq_mask_width: int = 8, time_masks: int = 2,
+                   lowpass: bool = True, freq_masks: int = 0, freq_mask_width: int = 8, time_masks: int = 0,
                    time_mask_width: int = 25, p: float = 0.5, seed: int | None = None) -> list:  # fmt: skip
-    """A default augmentation recipe, like fastai's ``aug_transforms``: add it to ``batch_tfms`` with the front-end.
+    """An augmentation recipe, like fastai's ``aug_transforms``: add it to ``batch_tfms`` with the front-end.
 
-    Waveform: ``RandomGain(±gain_db)``, ``AddNoise`` (random colour, ``noise_snr_db`` range), ``RandomLowpass``
-    (1.5-7.5 kHz), and ``RandomShift(±shift)`` when given; spectrogram: ``FrequencyMask`` and ``TimeMask``. Each
-    transform augments a clip with probability ``p``. ``None``/0 turns a part off. A starting point: the study in
-    ``bench/augment_study.py`` that should confirm it has not been run yet (docs/augment.md).
+    By default ``AddNoise`` (a random colour per clip, ``noise_snr_db`` range) on the waveform and
+    ``RandomLowpass(domain='spectrogram')`` (1.5-7.5 kHz) on the spectrogram, each with probability ``p``. Optional
+    parts: ``RandomGain(±gain_db)`` and ``RandomShift(±shift)`` on the waveform, ``freq_masks`` frequency masks and
+    ``time_masks`` time masks (SpecAugment) after ``Normalize``. ``None``/0/False turns a part off.
+
+    Measured, not assumed (``bench/augment_study.py``, docs/augment.md): on ``synth_nsynth``'s unseen instruments,
+    resnet18 from scratch for 6 epochs, no recipe beat no augmentation; this one cost the least accuracy
+    (-2.4 ± 2.8 points over 5 instrument folds, within noise) while SpecAugment masks (-3.7), noise alone (-5.8),
+    the low-pass alone (-5.7) and mixup (-5.4) cost more. Measure on your own data; gain is left out because
+    ``AmplitudeToDB(ref='max')`` undoes it.
 
     Returns:
         A list of transforms; their ``order`` places them around the front-end wherever they are listed.
 
     Examples:
         >>> dls = AudioDataLoaders.from_nsynth(root, batch_tfms=[*mel_transforms("nsynth"), *audio_aug_tfms()])
+        >>> [type(t).__name__ for t in audio_aug_tfms(freq_masks=2, time_masks=2)]
+        ['AddNoise', 'RandomLowpass', 'FrequencyMask', 'TimeMask']
     """
     seeds = iter(range(seed, seed + 100)) if seed is not None else iter(lambda: None, 0)
     tfms = []
