@@ -135,7 +135,9 @@ class AudioAugment(TypedTransform):
         self._meta = x.__dict__ if isinstance(x, (TensorAudio, TensorSpectrogram)) else {}
         try:
             batch = self._as_batch(plain)
-            if batch.device.type == "cpu" and self.p < 1 and self.subset_on_cpu:
+            # a waveform on a CPU: process the chosen clips only (a spectrogram's masks and gains per row cost
+            # less than picking the chosen clips out and putting them back)
+            if batch.device.type == "cpu" and batch.ndim == 3 and self.p < 1 and self.subset_on_cpu:
                 out = self._encode_subset(batch)
             else:
                 self.last_params = params = self.draw(batch)
@@ -530,10 +532,6 @@ class _RandomFilter(AudioAugment):
     def _as_batch(self, x):
         return _as_spec_batch(x) if "scale" in self._meta else _as_batch(x)
 
-    @property
-    def subset_on_cpu(self) -> bool:  # a gain per row of every clip costs less than picking the chosen clips out
-        return "scale" not in self._meta
-
     def apply(self, x, cutoff):
         if x.ndim == 4:  # a spectrogram: each row times the response at its frequency (to the spectrogram's power)
             freqs, power = self._rows(x)
@@ -761,7 +759,6 @@ class TimeStretch(_GroupedAugment):
 
 class _Mask(AudioAugment):
     order = 70  # after Normalize (60): 0 is then the mean
-    subset_on_cpu = False  # masking every clip (width 0 for most) costs less than picking the chosen clips out
     accepts = (TensorSpectrogram,)
     identity = {"widths": 0}
     axis = -2
