@@ -136,7 +136,7 @@ def test_noise_excerpts_of_the_bank_loop_and_differ_per_clip_and_channel():
     x = TensorAudio(torch.from_numpy(np.stack([sine(440, SR, 0.5, channels=2)] * 4)), sample_rate=SR)
     y = tfm(x, split_idx=0)
     np.testing.assert_allclose(snr_db(x, y), 10.0, atol=0.01)
-    noise = tfm.last_params["noise"]
+    noise = tfm.noise(tfm.last_params["row"], tfm.last_params["offset"], x.shape[-1])
     bank = tfm.bank("cpu")
     assert bank.shape == (3, 3000) and torch.allclose(bank.pow(2).mean(dim=1), torch.ones(3))
     flat = noise.reshape(8, -1)
@@ -156,6 +156,23 @@ def test_excerpts_slice_on_cpu_as_the_gather_does_elsewhere():
     pos = (offset[:, None] + torch.arange(23)) % clip_length[:, None]
     assert torch.equal(got, audio[clip_start[:, None] + pos])
     assert got[3, :8].tolist() == [66, 60, 61, 62, 63, 64, 65, 66]
+
+
+def test_noise_per_clip_on_a_cpu_equals_the_batched_path():
+    # CPU batches go clip by clip, other devices through one gather: same draws, same output (stereo, padding, a
+    # silent clip, clips left alone, excerpts that wrap around the bank)
+    x = TensorAudio(torch.randn(6, 2, 5000, generator=torch.Generator().manual_seed(0)), sample_rate=SR)
+    x[2] = 0
+    x[4, :, 3000:] = 0
+    lengths = torch.tensor([5000, 5000, 5000, 5000, 3000, 5000])
+    tfm = AddNoise(0, 20, color="random", p=0.7, seed=3, bank_samples=4096)
+    tfm._meta = {"lengths": lengths}
+    params = tfm.draw(x.as_subclass(torch.Tensor))
+    params["snr_db"][[1, 5]] = math.inf  # two clips left alone
+    batched = tfm._apply_batched(x.as_subclass(torch.Tensor), **params)
+    per_clip = tfm._apply_per_clip(x.as_subclass(torch.Tensor), **params)
+    torch.testing.assert_close(per_clip, batched, rtol=1e-4, atol=1e-5)  # float32 sums in one, float64 in the other
+    assert torch.equal(per_clip[2], x[2]) and torch.all(per_clip[4, :, 3000:] == 0)
 
 
 def test_noise_leaves_padding_and_silence_alone():
