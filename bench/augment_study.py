@@ -5,10 +5,11 @@
    Goal: the recipe adds <= 15 % of the front-end's time.
 2. **The study**: does a recipe help a model on instruments it never heard? synth_nsynth's instruments (train, valid
    and test pooled) are dealt into ``--folds`` instrument-disjoint folds, stratified by family; for each fold, the
-   same resnet18 is trained from scratch on the other folds for the same epochs, with seed = fold index, with no
-   augmentation and with each recipe, and scored on the held-out fold. A single 15-instrument split is too noisy to
-   see 5 points (its accuracy moves by 10-25 points with the instruments drawn); the folds score every instrument
-   once, and comparing recipes fold by fold (paired) removes the instruments' difficulty from the difference.
+   same resnet18 is trained from scratch on the other folds for the same epochs, with seed = ``--seed`` + fold index,
+   with no augmentation and with each recipe, and scored on the held-out fold. A single 15-instrument split is too
+   noisy to see 5 points (its accuracy moves by 10-25 points with the instruments drawn); the folds score every
+   instrument once, and comparing recipes fold by fold (paired) removes the instruments' difficulty from the
+   difference.
    Goal: +5 points or more for the chosen default.
 
 Run: ``python bench/augment_study.py [--size 8] [--epochs 6] [--folds 5] [--recipes none default masks]``
@@ -179,14 +180,15 @@ def study(args, size):
           f"{df['instrument_str'].nunique()} instruments; {args.folds}-fold cross-validation over instruments; "
           f"resnet18 from scratch, {args.epochs} epochs, bs={args.bs}, lr={args.lr})\n")  # fmt: skip
     print("Each fold holds out about 1/folds of the instruments of every family and trains on the rest; fold k "
-          "uses seed k for every recipe, so the recipes are compared fold by fold (paired).\n")  # fmt: skip
+          f"uses seed {args.seed} + k for every recipe, so the recipes are compared fold by fold "
+          "(paired).\n")  # fmt: skip
     print("| recipe | accuracy per fold | mean ± std | vs none, per fold (points) | vs none: mean ± s.e. "
           "| folds better | minutes per run |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     base = None
     for recipe in args.recipes:
         start = time.perf_counter()
-        accs = [train_once(df, held_out, recipe, k, args.epochs, args.bs, args.lr) for k, held_out in
+        accs = [train_once(df, held_out, recipe, args.seed + k, args.epochs, args.bs, args.lr) for k, held_out in
                 enumerate(folds)]  # fmt: skip
         minutes = (time.perf_counter() - start) / 60 / len(accs)
         if recipe == "none":
@@ -211,6 +213,7 @@ def main():
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--folds", type=int, default=5, help="instrument folds (one run per fold and recipe)")
     parser.add_argument("--recipes", nargs="+", default=["none", "default", "masks"], choices=sorted(RECIPES))
+    parser.add_argument("--seed", type=int, default=0, help="training seed of fold k: seed + k (the folds stay)")
     parser.add_argument("--runs", type=int, default=20, help="timing repeats for the cost table")
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--skip-study", action="store_true")
