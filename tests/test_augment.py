@@ -175,6 +175,16 @@ def test_noise_per_clip_on_a_cpu_equals_the_batched_path():
     assert torch.equal(per_clip[2], x[2]) and torch.all(per_clip[4, :, 3000:] == 0)
 
 
+def test_looped_sums_from_running_sums_match_summing_the_excerpt():
+    from fastai_audio.transforms.augment import _looped_sum
+
+    signal = np.random.default_rng(0).standard_normal(10)
+    cumsum = np.concatenate([[0.0], np.cumsum(signal)])
+    for pos, length in [(0, 10), (3, 4), (3, 7), (3, 8), (9, 1), (9, 2), (0, 25), (6, 27), (4, 0)]:
+        expected = signal[(pos + np.arange(length)) % 10].sum()  # (3, 7) ends exactly at the period's end
+        assert _looped_sum(cumsum, pos, length, 10) == pytest.approx(expected, abs=1e-12), (pos, length)
+
+
 def test_noise_leaves_padding_and_silence_alone():
     x = tones([440, 440, 440])
     x[1, :, SR // 2 :] = 0  # a half-length clip, zero-padded in a variable-length batch

@@ -337,7 +337,8 @@ class AddNoise(AudioAugment):
     Drawing and colouring fresh noise for every batch would cost more than the whole log-mel front-end on a CPU; the
     bank turns it into a gather on a GPU, and into an add read straight from the bank, clip by clip, on a CPU. With
     the default 2**20 samples (65 s at 16 kHz) two 4-second excerpts overlap by chance about 12 % of the time, at a
-    random SNR each. The bank is not pickled (an exported learner does not augment).
+    random SNR each. The bank takes 4 MB per colour at that size, and on a CPU its running sums take twice that again.
+    Neither is pickled (an exported learner does not augment).
 
     Args:
         min_snr_db, max_snr_db: range of the SNR (dB).
@@ -440,13 +441,14 @@ class AddNoise(AudioAugment):
         return out
 
     def _running_sums(self):
-        """Running sums of the bank and of its squares (float64 numpy, ``(colours, bank_samples + 1)``), cached with
-        the bank: an excerpt's mean and power in O(1)."""
+        """Running sums of the bank and of its squares (numpy, ``(colours, bank_samples + 1)``), cached with the
+        bank: an excerpt's mean and power in O(1). Summed in float64, kept in float32 (twice the bank's memory; an
+        excerpt's power is then exact to about 1e-6)."""
         bank = self.bank("cpu")
         if getattr(self, "_sums", None) is None or self._sums[0] is not bank:
             rows = bank.double().numpy()
             zero = np.zeros((rows.shape[0], 1))
-            sums = [np.concatenate([zero, np.cumsum(v, axis=1)], axis=1) for v in (rows, rows * rows)]
+            sums = [np.concatenate([zero, np.cumsum(v, axis=1)], axis=1).astype(np.float32) for v in (rows, rows**2)]
             self._sums = (bank, sums)
         return self._sums[1]
 
@@ -454,11 +456,9 @@ class AddNoise(AudioAugment):
 def _looped_sum(cumsum: np.ndarray, pos: int, length: int, period: int) -> float:
     """Sum of ``length`` values of a periodic signal from ``pos`` on, from its running sum ``cumsum`` (one period)."""
     laps, rest = divmod(length, period)
-    total = laps * cumsum[period]
-    end = pos + rest
-    if end <= period:
-        return float(total + cumsum[end] - cumsum[pos])
-    return float(total + cumsum[period] - cumsum[pos] + cumsum[end - period])
+    at = [float(v) for v in cumsum[[pos, period, (pos + rest) % period]]]  # start, one lap, end (in float64)
+    wraps = pos + rest >= period
+    return laps * at[1] + at[2] - at[0] + (at[1] if wraps else 0.0)
 
 
 def _excerpt_pieces(clip: torch.Tensor, pos: int, length: int):
