@@ -960,7 +960,7 @@ def audio_aug_tfms(*, gain_db: float | None = None, shift: float | None = None, 
     ``time_masks`` time masks (SpecAugment) after ``Normalize``. ``None``/0/False turns a part off.
 
     Measured, not assumed (``bench/augment_study.py``, docs/augment.md): on ``synth_nsynth``'s unseen instruments,
-    resnet18 from scratch, it gains +5.2 ± 3.4 points at 10 epochs, where training without augmentation overfits,
+    resnet18 from scratch, it gains +5.2 ± 1.7 points at 10 epochs, where training without augmentation overfits,
     and costs 2.4 ± 2.8 at 6 epochs, the least of the recipes tried (SpecAugment masks -3.7, noise alone -5.8, the
     low-pass alone -5.7, mixup -5.4). Measure on your own data; gain is left out because
     ``AmplitudeToDB(ref='max')`` undoes it.
