@@ -50,6 +50,7 @@ from fastai_audio.transforms import (
     RandomShift,
     TimeMask,
     TimeStretch,
+    TimeWarp,
     audio_aug_tfms,
     mel_transforms,
 )
@@ -118,7 +119,8 @@ def cost(runs: int):
     single = [RandomGain(p=1.0), PolarityInversion(p=1.0), RandomShift(p=1.0), AddNoise(color="white", p=1.0),
               AddNoise(color="random", p=1.0), RandomLowpass(p=1.0), RandomHighpass(p=1.0),
               RandomLowpass(p=1.0, domain="spectrogram"), RandomHighpass(p=1.0, domain="spectrogram"),
-              PitchShift(p=1.0), TimeStretch(p=1.0), FrequencyMask(p=1.0), TimeMask(p=1.0)]  # fmt: skip
+              PitchShift(p=1.0), TimeStretch(p=1.0), FrequencyMask(p=1.0), TimeMask(p=1.0),
+              TimeWarp(p=1.0)]  # fmt: skip
     for t in single:
         detail = t.color if isinstance(t, AddNoise) else f"domain={t.domain!r}" if hasattr(t, "domain") else None
         name = type(t).__name__ + (f"({detail})" if detail else "") + " p=1"

@@ -35,6 +35,7 @@ from fastai_audio.transforms import (
     RandomShift,
     TimeMask,
     TimeStretch,
+    TimeWarp,
     audio_aug_tfms,
 )
 from fastai_audio.transforms.augment import colored_noise
@@ -315,6 +316,36 @@ def test_masks_zero_exactly_the_chosen_bins():
     assert torch.all(y[1, ..., 90:] == spec[1].min()) and torch.equal(y[1, ..., :90], spec[1, ..., :90])
 
 
+def test_time_warp_moves_the_chosen_frame_and_keeps_the_ends():
+    ramp = torch.arange(100.0).expand(3, 1, 4, 100).clone()  # each frame holds its own index: y shows the source
+    lengths = torch.tensor([100, 100, 80])  # the third item is padded after frame 79
+    y = TimeWarp().apply(ramp, centre=torch.tensor([50, 50, 30]), shift=torch.tensor([10.0, 0.0, -5.0]),
+                         lengths=lengths)  # fmt: skip
+    t = torch.arange(100.0)
+    expected = torch.where(t <= 60, t * 50 / 60, 50 + (t - 60) * 49 / 39)  # frame 50 now at 60; 0 and 99 stay
+    torch.testing.assert_close(y[0, 0, 0], expected)
+    assert torch.equal(y[1], ramp[1])  # no shift: untouched
+    assert y[2, 0, 0, 25] == pytest.approx(30.0) and y[2, 0, 0, 79] == pytest.approx(79.0)  # within its 80 frames
+    assert torch.equal(y[2, ..., 80:], ramp[2, ..., 80:])  # the padding is left alone
+    assert torch.all(y[:, :, :, 1:] >= y[:, :, :, :-1])  # order of frames kept: a monotone warp
+
+
+def test_time_warp_draws_within_bounds_on_training_batches_only():
+    spec = TensorSpectrogram(torch.randn(256, 1, 8, 100), sample_rate=SR, hop_length=256)
+    tfm = TimeWarp(max_warp=10, p=1.0, seed=0)
+    y = tfm(spec, split_idx=0)
+    assert isinstance(y, TensorSpectrogram) and y.hop_length == 256 and y.shape == spec.shape
+    centre, shift = tfm.last_params["centre"], tfm.last_params["shift"]
+    assert centre.min() >= 11 and centre.max() <= 88 and shift.abs().max() <= 10 and shift.std() > 3
+    assert tfm(spec, split_idx=1) is spec
+    torch.testing.assert_close(TimeWarp(10, p=1.0, seed=0)(spec, split_idx=0), y)  # seeded: reproducible
+    assert TimeWarp(10, p=1.0, seed=0)(spec[:, :, :, :2], split_idx=0).shape == (256, 1, 8, 2)  # too short: as is
+    with pytest.raises(ParameterError, match="max_warp"):
+        TimeWarp(max_warp=0)
+    names = [type(t).__name__ for t in audio_aug_tfms(time_warp=5)]
+    assert names == ["AddNoise", "RandomLowpass", "TimeWarp"]
+
+
 def test_masks_are_drawn_per_item_within_bounds():
     spec = TensorSpectrogram(torch.ones(256, 1, 64, 100), sample_rate=SR, hop_length=256)
     tfm = FrequencyMask(max_width=8, n_masks=2, p=1.0, seed=0)
@@ -365,13 +396,15 @@ def test_p_is_the_fraction_of_clips_augmented():
     assert torch.equal(never(x, split_idx=0), x)
 
 
-@pytest.mark.parametrize("make", WAVE_AUGS + [lambda: FrequencyMask(p=1.0), lambda: TimeMask(p=1.0)],
-                         ids=lambda m: type(m()).__name__)  # fmt: skip
+SPEC_AUGS = [lambda: FrequencyMask(p=1.0), lambda: TimeMask(p=1.0), lambda: TimeWarp(p=1.0)]
+
+
+@pytest.mark.parametrize("make", WAVE_AUGS + SPEC_AUGS, ids=lambda m: type(m()).__name__)
 def test_a_batch_where_no_clip_is_chosen_passes_through(make):
     tfm = make()
     tfm.p, tfm.seed = 0.01, 0  # (CPU: the draw and the work cover only the chosen clips, here none)
     x = audio(2, 0.25)
-    if isinstance(tfm, (FrequencyMask, TimeMask)):
+    if isinstance(tfm, (FrequencyMask, TimeMask, TimeWarp)):
         x = MelSpectrogram(SR, n_fft=256, hop_length=64, n_mels=16)(x)
     assert torch.equal(tfm(x, split_idx=0), x)
     assert tfm.last_params.get("index", torch.zeros(0)).numel() == 0  # (Pitch, Stretch: grouped, no index)

@@ -14,6 +14,7 @@ from .augment import (
     RandomShift,
     TimeMask,
     TimeStretch,
+    TimeWarp,
     audio_aug_tfms,
 )
 from .base import TypedTransform
@@ -34,6 +35,7 @@ __all__ = [
     "RandomLowpass",
     "RandomShift",
     "TimeMask",
+    "TimeWarp",
     "TimeStretch",
     "audio_aug_tfms",
     "AmplitudeToDB",
