@@ -219,6 +219,31 @@ def test_show_results_and_top_losses_draw_spectrograms(df_learner):
     plt.close("all")
 
 
+def test_batches_results_and_interpretation_with_worker_processes(toy_folder, tmp_path):
+    import matplotlib.pyplot as plt
+    from fastai.interpret import ClassificationInterpretation
+
+    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), Normalize(mode="item")]
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=2, batch_tfms=tfms)
+    torch.manual_seed(0)
+    learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy, path=tmp_path)
+
+    def spectrogram_axes():
+        axes = [ax for ax in plt.gcf().axes if ax.images]
+        plt.close("all")
+        return axes
+
+    dls.show_batch(max_n=4)  # the axes need the sample rate and hop, carried from the workers
+    axes = spectrogram_axes()
+    assert len(axes) == 4 and all(ax.get_ylabel() == "Hz" and ax.get_title() in ("high", "low") for ax in axes)
+    learn.show_results(max_n=4)
+    assert all("/" in ax.get_title() and ax.get_ylabel() == "Hz" for ax in spectrogram_axes())
+    interp = ClassificationInterpretation.from_learner(learn)
+    assert interp.confusion_matrix().sum() == len(dls.valid_ds)
+    interp.plot_top_losses(3)
+    assert len([ax for ax in spectrogram_axes() if ax.get_ylabel() == "Hz"]) == 3
+
+
 def test_top_losses_come_with_players_in_a_notebook(df_learner, monkeypatch):
     import matplotlib.pyplot as plt
     import numpy as np
