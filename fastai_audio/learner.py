@@ -78,14 +78,18 @@ class AudioLearner(Learner):
         if dl.device is not None:
             batch = to_device(batch, dl.device)
         xb = dl.after_batch(batch)[0]
-        training = self.model.training
-        self.model.eval()
+        if isinstance(xb, TensorSpectrogram):  # the CNN needs no metadata: spare every layer fastai's type hook
+            xb = xb.as_subclass(torch.Tensor)
+        training = self.model.training  # (a trained or loaded model is in eval mode already: switching costs 1 ms)
+        if training:
+            self.model.eval()
         try:
             with torch.inference_mode():
                 param = next(self.model.parameters(), None)
                 out = self.model(xb if param is None else xb.to(param.device))
         finally:
-            self.model.train(training)
+            if training:
+                self.model.train()
         preds = getcallable(self.loss_func, "activation")(out.float().cpu())
         dec_preds = getcallable(self.loss_func, "decodes")(preds)
         label = ds.tls[1].decode(dec_preds[0]) if len(ds.tls) > 1 else dec_preds[0]
