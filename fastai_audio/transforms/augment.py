@@ -420,7 +420,8 @@ class AddNoise(AudioAugment):
         """The same on a CPU, clip by clip: each clip's slices stay in cache, the excerpts are read in place from the
         bank (no copy), their mean and power come from running sums of the bank, and a clip that is not augmented is
         only copied. Two to three times faster than the batched path on a CPU."""
-        bank, (sums, squares) = self.bank(x.device), self._running_sums()
+        bank = self.bank(x.device)
+        sums, squares = self._running_sums(bank)
         period, out = self.bank_samples, torch.empty_like(x)
         n, channels, length = x.shape
         real = [length] * n if lengths is None else torch.as_tensor(lengths).tolist()
@@ -439,15 +440,17 @@ class AddNoise(AudioAugment):
                     torch.add(clip[c, at : at + piece.numel()], piece, alpha=scale,
                               out=out[i, c, at : at + piece.numel()])  # fmt: skip
                 out[i, c, :size].sub_(scale * means[c])
-            out[i, :, size:].copy_(x[i, :, size:])
+            if size < length:  # the padding of a padded batch
+                out[i, :, size:].copy_(x[i, :, size:])
         return out
 
-    def _running_sums(self):
-        """Running sums of the bank and of its squares (numpy, ``(colours, bank_samples + 1)``), cached with the
-        bank: an excerpt's mean and power in O(1). Summed in float64, kept in float32 (twice the bank's memory; an
+    _sums = None  # (bank, [running sums, running sums of squares]) on a CPU
+
+    def _running_sums(self, bank: torch.Tensor) -> list:
+        """Running sums of the CPU ``bank`` and of its squares (numpy, ``(colours, bank_samples + 1)``), cached with
+        it: an excerpt's mean and power in O(1). Summed in float64, kept in float32 (twice the bank's memory; an
         excerpt's power is then exact to about 1e-6)."""
-        bank = self.bank("cpu")
-        if getattr(self, "_sums", None) is None or self._sums[0] is not bank:
+        if self._sums is None or self._sums[0] is not bank:
             rows = bank.double().numpy()
             zero = np.zeros((rows.shape[0], 1))
             sums = [np.concatenate([zero, np.cumsum(v, axis=1)], axis=1).astype(np.float32) for v in (rows, rows**2)]
@@ -951,11 +954,12 @@ class TimeWarp(AudioAugment):
         last = (_frame_counts(x, lengths) - 1).to(x.device, torch.float32)[:, None]  # (B, 1)
         t = torch.arange(n_frames, device=x.device, dtype=torch.float32)[None, :]  # (1, frames)
         c = centre.to(x.device, torch.float32)[:, None]
-        d = c + shift.to(x.device, torch.float32)[:, None]
+        s = shift.to(x.device, torch.float32)[:, None]
+        d = c + s
         before = t * c / d.clamp_min(1e-6)
         after = c + (t - d) * (last - c) / (last - d).clamp_min(1e-6)
         src = torch.where(t <= d, before, after).clamp(min=0.0)
-        src = torch.where((shift.to(x.device)[:, None] == 0) | (t > last), t, torch.minimum(src, last))
+        src = torch.where((s == 0) | (t > last), t, torch.minimum(src, last))
         low = src.floor().long()
         high = (low + 1).clamp_max(n_frames - 1)
         weight = (src - low).to(x.dtype)[:, None, None, :]
