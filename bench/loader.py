@@ -1,7 +1,8 @@
 """Loader throughput: clips/s through ``dls.train`` against a bare ``soundfile.read`` loop over the same files.
 
-Prints a table and the ratio of each against the bare loop measured in the same run (goal: >= 0.7).
-Run: ``make bench`` or ``python bench/loader.py [--size medium] [--repeats 3]``.
+Prints a table and the ratio of each against the bare loop measured in the same run (goal: >= 0.7). The
+contenders are timed round-robin, one run each per round.
+Run: ``make bench`` or ``python bench/loader.py [--size medium] [--repeats 5]``.
 """
 
 from __future__ import annotations
@@ -73,6 +74,17 @@ def through_loader(root, num_workers: int, bs: int) -> float:
     return epoch_rate(dls)
 
 
+def round_robin(contenders: dict, repeats: int) -> dict:
+    """Rates of every contender, ``repeats`` rounds of one run each in a rotating order: a slow spell of a busy
+    machine then falls on all of them alike instead of on whichever ran at the time."""
+    names = list(contenders)
+    rows = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            rows[name].append(contenders[name]())
+    return rows
+
+
 def print_table(title: str, rows: dict, base_name: str):
     base = statistics.median(rows[base_name])
     print(f"\n{title}")
@@ -86,7 +98,7 @@ def print_table(title: str, rows: dict, base_name: str):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="medium", choices=("small", "medium", "full"))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--bs", type=int, default=64)
     args = parser.parse_args()
 
@@ -96,12 +108,11 @@ def main():
         Path(f).read_bytes()
 
     base_name = "soundfile.read loop (baseline)"
-    rows = {base_name: [bare_loop(files) for _ in range(args.repeats)]}
-    rows[f"soundfile.read loop + torch.stack (bs={args.bs})"] = [bare_loop_batched(files, args.bs)
-                                                               for _ in range(args.repeats)]  # fmt: skip
-    for workers in (0, 2):
-        rows[f"dls.train, num_workers={workers}"] = [through_loader(root, workers, args.bs)
-                                                     for _ in range(args.repeats)]  # fmt: skip
+    rows = round_robin({
+        base_name: lambda: bare_loop(files),
+        f"soundfile.read loop + torch.stack (bs={args.bs})": lambda: bare_loop_batched(files, args.bs),
+        **{f"dls.train, num_workers={w}": (lambda w=w: through_loader(root, w, args.bs)) for w in (0, 2)},
+    }, args.repeats)  # fmt: skip
     print(f"# bench/loader.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, median of {args.repeats}")  # fmt: skip
     print_table(f"{len(files)} NSynth-format clips of 4 s at 16 kHz (synth_nsynth size={args.size}), bs={args.bs}",
@@ -110,12 +121,12 @@ def main():
     long_files = make_long_files(CACHE / "long_30s")
     for f in long_files:
         Path(f).read_bytes()
-    rows = {base_name: [bare_loop(long_files) for _ in range(args.repeats)]}
     # num_workers=0 only: 100 clips are too few to amortise starting worker processes
-    rows["4 s crops via dls.train, num_workers=0"] = [
-        epoch_rate(AudioDataLoaders.from_folder(CACHE / "long_30s", bs=args.bs, num_workers=0, duration=4.0))
-        for _ in range(args.repeats)
-    ]
+    rows = round_robin({
+        base_name: lambda: bare_loop(long_files),
+        "4 s crops via dls.train, num_workers=0": lambda: epoch_rate(
+            AudioDataLoaders.from_folder(CACHE / "long_30s", bs=args.bs, num_workers=0, duration=4.0)),
+    }, args.repeats)  # fmt: skip
     print_table(f"{len(long_files)} files of 30 s (random 4 s training crops; only the crop is read)", rows, base_name)
 
 

@@ -155,6 +155,10 @@ def load_audio(
     return wav, int(sample_rate or native_sr)
 
 
+# Subtypes whose samples are integers, hence finite: the NaN/Inf scan (~15 us per 4 s clip) is skipped for them.
+_INTEGER_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW"})
+
+
 def read_span(path, span=None) -> tuple[torch.Tensor, int]:
     """Decode part of a file at its own rate; ``span(total_frames, sample_rate) -> (start, frames)`` picks the part.
 
@@ -172,6 +176,7 @@ def read_span(path, span=None) -> tuple[torch.Tensor, int]:
             if start:
                 f.seek(start)
             data = f.read(frames, dtype="float32", always_2d=True)
+            integer_pcm = f.subtype in _INTEGER_SUBTYPES
     except AudioFileError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as err:
@@ -179,7 +184,7 @@ def read_span(path, span=None) -> tuple[torch.Tensor, int]:
         raise _decode_error(path, err) from None
     if data.shape[0] == 0:
         raise AudioFileError(path, "holds no samples; delete it or regenerate it")
-    if not np.isfinite(data).all():
+    if not integer_pcm and not np.isfinite(data).all():  # integer samples are always finite
         bad = int((~np.isfinite(data)).sum())
         raise AudioFileError(path, f"holds {bad} NaN/Inf samples; the file is corrupt, re-export or delete it")
     return torch.from_numpy(np.ascontiguousarray(data.T)), native_sr

@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import sine, tree_digest, write
 from fastai.data.block import CategoryBlock, DataBlock
-from fastai.data.transforms import GrandparentSplitter, parent_label
+from fastai.data.transforms import Categorize, GrandparentSplitter, parent_label
+from fastai.torch_core import TensorCategory
 
 from fastai_audio import AudioFileError, ParameterError, TensorAudio
 from fastai_audio.data import AudioBlock, AudioDataLoaders, RegexLabeller, get_audio_files
@@ -194,3 +195,14 @@ def test_source_files_are_never_modified(toy_folder):
     dls.show_batch(max_n=2)
     plt.close("all")
     assert tree_digest(toy_folder) == before
+
+
+def test_labels_encode_as_fastais_categorize(toy_folder):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0)
+    fast, ref = dls.train_ds.tls[1].tfms.fs[-1], Categorize(vocab=dls.vocab)
+    for label in dls.vocab:
+        got, want = fast(label, split_idx=0), ref(label)
+        assert type(got) is type(want) is TensorCategory and got.dtype == want.dtype and got.shape == want.shape
+        assert int(got) == int(want) and fast.decode(got) == label
+    with pytest.raises(KeyError, match="'cat' was not included"):
+        fast("cat")

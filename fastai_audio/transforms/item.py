@@ -19,7 +19,7 @@ from ..core import TensorAudio
 from ..errors import ParameterError
 from ..functional import crop, pad
 from ..io import read_span, resample
-from .base import TypedTransform
+from .base import DirectEncodes, TypedTransform
 
 __all__ = ["AudioTransform", "OpenAudio", "DownmixMono", "Resample", "CropPad"]
 
@@ -42,7 +42,7 @@ class AudioTransform(TypedTransform):
 
 
 def _wrap(wav: torch.Tensor, sample_rate: int, meta: dict) -> TensorAudio:
-    out = wav.as_subclass(TensorAudio)
+    out = torch._C.TensorBase.as_subclass(wav, TensorAudio)  # fastai's patched as_subclass copies meta we replace
     out.__dict__.update(meta)
     out.sample_rate = sample_rate
     return out
@@ -77,6 +77,8 @@ class Resample(AudioTransform):
         self.sample_rate = check_sample_rate(sample_rate)
 
     def _apply(self, wav, sample_rate, meta):
+        if sample_rate == self.sample_rate:
+            return wav, sample_rate
         return resample(wav, sample_rate, self.sample_rate), self.sample_rate
 
 
@@ -137,7 +139,7 @@ class CropPad(AudioTransform, RandTransform):
         return pad(wav, n, "repeat" if self.pad_mode == "repeat" else "zeros"), sample_rate
 
 
-class OpenAudio(DisplayedTransform):
+class OpenAudio(DirectEncodes, DisplayedTransform):
     """Type transform: a file path becomes a ``TensorAudio`` of one rate, channel count and length.
 
     One call decodes the file and runs the per-clip steps ``DownmixMono`` (when ``mono``), ``Resample``
@@ -184,7 +186,7 @@ class OpenAudio(DisplayedTransform):
         if self.crop is not None:
             self.crop.before_call(o, self._split_idx)
         if isinstance(o, (str, Path)):
-            meta = {"path": Path(o)}
+            meta = {"path": o if isinstance(o, Path) else Path(o)}
             wav, sr = self._read(meta["path"])
         elif isinstance(o, TensorAudio):
             meta, wav, sr = o.__dict__, o.as_subclass(torch.Tensor), o.sample_rate
