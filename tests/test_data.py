@@ -1,4 +1,5 @@
 import pickle
+import random
 import shutil
 
 import matplotlib.pyplot as plt
@@ -8,11 +9,12 @@ import pytest
 import torch
 from conftest import sine, tree_digest, write
 from fastai.data.block import CategoryBlock, DataBlock
-from fastai.data.transforms import Categorize, GrandparentSplitter, parent_label
+from fastai.data.transforms import Categorize, ColReader, GrandparentSplitter, RandomSplitter, parent_label
 from fastai.torch_core import TensorCategory
 
 from fastai_audio import AudioFileError, ParameterError, TensorAudio
-from fastai_audio.data import AudioBlock, AudioDataLoaders, RegexLabeller, get_audio_files
+from fastai_audio.data import AudioBlock, AudioDataLoaders, AudioDL, RegexLabeller, get_audio_files
+from fastai_audio.transforms import Resample
 
 
 def test_get_audio_files_finds_every_clip(toy_folder):
@@ -206,3 +208,75 @@ def test_labels_encode_as_fastais_categorize(toy_folder):
         assert int(got) == int(want) and fast.decode(got) == label
     with pytest.raises(KeyError, match="'cat' was not included"):
         fast("cat")
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory):
+    """Mono 16 kHz clips (16-bit and float) longer and shorter than 0.5 s, a stereo clip and an 8 kHz clip."""
+    root = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(0)
+    for split in ("train", "valid"):
+        for label in ("a", "b"):
+            for i, seconds in enumerate((0.9, 0.5, 0.3, 1.3, 0.7)):
+                wav = (0.3 * rng.standard_normal((1, int(seconds * 16000)))).astype(np.float32)
+                write(root / split / label / f"{label}_{i}.wav", wav, 16000, subtype=("PCM_16", "FLOAT")[i % 2])
+            write(root / split / label / f"{label}_stereo.wav", sine(440, 16000, 0.8, channels=2), 16000)
+            write(root / split / label / f"{label}_8k.wav", sine(440, 8000, 0.8), 8000)
+    return root
+
+
+def _epoch(dl, seed: int = 0) -> list:
+    random.seed(seed)  # random crops draw from Python's generator
+    return list(dl.new(shuffle=False, drop_last=False))
+
+
+def _assert_same_batches(got: list, want: list):
+    assert len(got) == len(want) > 0
+    for b, b_ref in zip(got, want):
+        assert [type(o) for o in b] == [type(o) for o in b_ref]
+        assert all(torch.equal(o, o_ref) for o, o_ref in zip(b, b_ref))
+        x, x_ref = b[0], b_ref[0]
+        assert x.sample_rate == x_ref.sample_rate and x.__dict__.keys() == x_ref.__dict__.keys()
+        if "lengths" in x_ref.__dict__:
+            assert torch.equal(x.lengths, x_ref.lengths)
+
+
+def test_items_unrolled_equal_fastais_item_path(mixed_folder, monkeypatch):
+    files = get_audio_files(mixed_folder)
+    df = pd.DataFrame({"fname": [str(f) for f in files], "tags": [f"{f.parent.name} x" for f in files]})
+    loaders = {
+        "random crops, zero padding": AudioDataLoaders.from_folder(mixed_folder, bs=5, duration=0.5, num_workers=0),
+        "repeat padding, item transform": AudioDataLoaders.from_folder(
+            mixed_folder, bs=5, duration=0.5, pad_mode="repeat", item_tfms=[Resample(8000)], num_workers=0),
+        "variable length": AudioDataLoaders.from_folder(mixed_folder, bs=4, duration=None, num_workers=0),
+        "multi-label": AudioDataLoaders.from_df(df, fn_col="fname", label_col="tags", label_delim=" ", bs=4,
+                                                duration=0.5, seed=0, num_workers=0),
+        "DataFrame items": DataBlock(
+            blocks=(AudioBlock(duration=0.5), CategoryBlock), get_x=ColReader("fname"), get_y=ColReader("label"),
+            splitter=RandomSplitter(seed=0)).dataloaders(df.assign(label=df.tags.str[0]), bs=4, num_workers=0),
+    }  # fmt: skip
+    dls = loaders["random crops, zero padding"]
+    clip = TensorAudio(torch.randn(2, 12000), sample_rate=22050)
+    dl_sets = {name: [d.train, d.valid] for name, d in loaders.items()}
+    dl_sets["test items"] = [dls.test_dl([files[0], clip, files[1]])]
+    assert all(dl._item_maker() is not None for dl_set in dl_sets.values() for dl in dl_set)
+    unrolled = {name: [_epoch(dl) for dl in dl_set] for name, dl_set in dl_sets.items()}
+    monkeypatch.setattr(AudioDL, "_item_maker", lambda self: None)
+    for name, dl_set in dl_sets.items():
+        for got, dl in zip(unrolled[name], dl_set):
+            _assert_same_batches(got, _epoch(dl))
+
+
+def test_a_replaced_item_step_takes_fastais_item_path(mixed_folder):
+    dls = AudioDataLoaders.from_folder(mixed_folder, bs=4, duration=0.5, num_workers=0)
+    assert dls.train._item_maker() is not None
+    made = []
+
+    def create_item(s):
+        made.append(s)
+        return dls.train.dataset[s]
+
+    dl = dls.train.new(create_item=create_item, shuffle=False)
+    assert dl._item_maker() is None
+    x, _ = dl.one_batch()
+    assert made == [0, 1, 2, 3] and x.shape == (4, 1, 8000)
