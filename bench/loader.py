@@ -24,11 +24,15 @@ from fastai_audio.datasets import read_nsynth, synth_nsynth
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"
 
 
+def decode(path) -> torch.Tensor:
+    """The baseline's work for one file: ``soundfile.read`` into a ``(channels, samples)`` tensor."""
+    return torch.from_numpy(sf.read(str(path), dtype="float32", always_2d=True)[0].T.copy())
+
+
 def bare_loop(files) -> float:
     start = time.perf_counter()
     for f in files:
-        data, _ = sf.read(str(f), dtype="float32", always_2d=True)
-        torch.from_numpy(data.T.copy())
+        decode(f)
     return len(files) / (time.perf_counter() - start)
 
 
@@ -36,30 +40,35 @@ def bare_loop_batched(files, bs: int) -> float:
     """The baseline plus what any loader must add: stacking clips into batches."""
     start = time.perf_counter()
     for s in range(0, len(files), bs):
-        torch.stack([torch.from_numpy(sf.read(str(f), dtype="float32", always_2d=True)[0].T.copy())
-                     for f in files[s : s + bs]])  # fmt: skip
+        torch.stack([decode(f) for f in files[s : s + bs]])
     return len(files) / (time.perf_counter() - start)
 
 
 class _BareDataset(torch.utils.data.Dataset):
-    """The baseline's work as a PyTorch ``Dataset``: one ``soundfile.read`` per item, no labels."""
+    """The baseline's work as a PyTorch ``Dataset``: one ``decode`` per item, no labels."""
 
     def __init__(self, files):
-        self.files = [str(f) for f in files]
+        self.files = list(files)
 
     def __len__(self):
         return len(self.files)
 
     def __getitem__(self, i):
-        return torch.from_numpy(sf.read(self.files[i], dtype="float32", always_2d=True)[0].T.copy())
+        return decode(self.files[i])
+
+
+def loader_rate(dl) -> float:
+    """Clips per second over one pass of ``dl``, whose batches are tensors or ``(inputs, labels)`` tuples."""
+    start = time.perf_counter()
+    n = sum((b[0] if isinstance(b, (tuple, list)) else b).shape[0] for b in dl)
+    return n / (time.perf_counter() - start)
 
 
 def torch_loader(files, bs: int, num_workers: int) -> float:
     """A plain PyTorch ``DataLoader`` over ``_BareDataset``: what a minimal hand-written pipeline gets."""
-    dl = torch.utils.data.DataLoader(_BareDataset(files), batch_size=bs, shuffle=True, num_workers=num_workers)
-    start = time.perf_counter()
-    n = sum(x.shape[0] for x in dl)
-    return n / (time.perf_counter() - start)
+    return loader_rate(
+        torch.utils.data.DataLoader(_BareDataset(files), batch_size=bs, shuffle=True, num_workers=num_workers)
+    )
 
 
 def make_long_files(root: Path, n: int = 100, seconds: float = 30.0, sample_rate: int = 16000) -> list:
@@ -82,12 +91,7 @@ def make_long_files(root: Path, n: int = 100, seconds: float = 30.0, sample_rate
 
 
 def epoch_rate(dls) -> float:
-    dl = dls.train.new(shuffle=True, drop_last=False)
-    n = 0
-    start = time.perf_counter()
-    for x, _ in dl:
-        n += x.shape[0]
-    return n / (time.perf_counter() - start)
+    return loader_rate(dls.train.new(shuffle=True, drop_last=False))
 
 
 def through_loader(root, num_workers: int, bs: int) -> float:

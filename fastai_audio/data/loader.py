@@ -167,12 +167,12 @@ class AudioDL(TfmdDL):
                    for tl in tls):  # fmt: skip
             return None
         pipes = [(L(tl.items, use_list=None), tl.tfms.fs, tl.tfms.split_idx) for tl in tls]
-        after_item = self.after_item if len(self.after_item.fs) else None
 
         def make(i):
             try:
-                item = tuple(compose_tfms(items[i], fs, split_idx=split_idx) for items, fs, split_idx in pipes)
-                return after_item(item) if after_item is not None else item
+                return self.after_item(
+                    tuple(compose_tfms(items[i], fs, split_idx=split_idx) for items, fs, split_idx in pipes)
+                )
             except SkipItemException:
                 return None
 

@@ -360,7 +360,7 @@ class AddNoise(AudioAugment):
         self.min_snr_db, self.max_snr_db = _check_range("snr_db", min_snr_db, max_snr_db)
         self.color = check_choice("color", color, (*_NOISE_COLORS, "random"))
         self.bank_samples = check_positive("bank_samples", bank_samples, integer=True)
-        self._bank = self._sums = None
+        self._bank = None
 
     def __getstate__(self):
         state = super().__getstate__()
