@@ -40,6 +40,28 @@ def test_lossless_matrix_decodes_exactly(tmp_path, ext, subtype, bits, sample_ra
     np.testing.assert_allclose(wav.numpy(), ref, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("fmt,subtype,dtype", [
+    ("WAV", "PCM_16", "int16"), ("WAV", "PCM_32", "int32"), ("AIFF", "PCM_16", "int16"), ("AIFF", "PCM_32", "int32"),
+    ("W64", "PCM_16", "int16"), ("FLAC", "PCM_16", "int16"), ("WAV", "PCM_24", "int32"), ("WAV", "PCM_U8", "int16"),
+])  # fmt: skip
+@pytest.mark.parametrize("channels", [1, 3])
+def test_integer_pcm_decodes_to_soundfiles_float_values_bit_for_bit(tmp_path, fmt, subtype, dtype, channels):
+    # 16- and 32-bit PCM is read as integers and scaled by torch (faster than libsndfile's own float conversion):
+    # every sample, the extremes included, must equal what soundfile.read(dtype='float32') gives, for whole files
+    # and spans alike.
+    info = np.iinfo(dtype)
+    samples = np.random.default_rng(0).integers(info.min, info.max, (4000, channels), dtype=dtype, endpoint=True)
+    samples[:4, 0] = [info.min, info.max, 0, -1]
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(str(path), samples, 8000, subtype=subtype, format=fmt)
+    whole, _ = load_audio(path)
+    span, _ = load_audio(path, offset=0.1, duration=0.2)
+    ref = sf.read(str(path), dtype="float32", always_2d=True)[0].T
+    assert whole.dtype == torch.float32 and whole.is_contiguous() and span.is_contiguous()
+    assert torch.equal(whole, torch.from_numpy(ref.copy()))
+    assert torch.equal(span, torch.from_numpy(ref[:, 800:2400].copy()))
+
+
 @pytest.mark.parametrize("ext,subtype", [("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")])
 def test_lossy_formats_decode_with_the_right_pitch(tmp_path, ext, subtype):
     if ext.upper() not in sf.available_formats():
