@@ -1,7 +1,9 @@
 """Loader throughput: clips/s through ``dls.train`` against a bare ``soundfile.read`` loop over the same files.
 
 Prints a table and the ratio of each against the bare loop measured in the same run (goal: >= 0.7). The
-contenders are timed round-robin, one run each per round.
+contenders are timed round-robin, one run each per round. Yardsticks besides the baseline: the same loop with
+stacking, fastai_audio's own decoder alone (it reads 16- and 32-bit PCM as integers and scales them with torch,
+bit-identical and faster than libsndfile's float conversion), and a plain PyTorch ``DataLoader``.
 Run: ``make bench`` or ``python bench/loader.py [--size medium] [--repeats 5]``.
 """
 
@@ -20,6 +22,7 @@ import torch
 
 from fastai_audio.data import AudioDataLoaders
 from fastai_audio.datasets import read_nsynth, synth_nsynth
+from fastai_audio.io import read_span
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"
 
@@ -29,10 +32,10 @@ def decode(path) -> torch.Tensor:
     return torch.from_numpy(sf.read(str(path), dtype="float32", always_2d=True)[0].T.copy())
 
 
-def bare_loop(files) -> float:
+def bare_loop(files, read=decode) -> float:
     start = time.perf_counter()
     for f in files:
-        decode(f)
+        read(f)
     return len(files) / (time.perf_counter() - start)
 
 
@@ -136,6 +139,7 @@ def main():
     rows = round_robin({
         base_name: lambda: bare_loop(files),
         f"soundfile.read loop + torch.stack (bs={args.bs})": lambda: bare_loop_batched(files, args.bs),
+        "fastai_audio's decoder alone (io.read_span loop)": lambda: bare_loop(files, read_span),
         **{f"torch DataLoader, bare Dataset, num_workers={w}": (lambda w=w: torch_loader(files, args.bs, w))
            for w in (0, 2)},
         **{f"dls.train, num_workers={w}": (lambda w=w: through_loader(root, w, args.bs)) for w in (0, 2)},

@@ -9,15 +9,18 @@ import numpy as np
 import torch
 from fastai.data.core import Datasets, TfmdDL, TfmdLists
 from fastai.data.load import DataLoader, SkipItemException
+from fastai.torch_core import no_random
 from fastcore.foundation import L
 from fastcore.meta import delegates
 from fasttransform import Pipeline, compose_tfms
+from torch.utils.data import get_worker_info
 
 from ..core import TensorAudio
 from ..errors import AudioFileError, ParameterError
 from ..functional import pad
 from ..io import audio_info
 from ..transforms import OpenAudio
+from .pool import BatchPool, workers_are_forked
 
 __all__ = ["AudioDL"]
 
@@ -126,6 +129,39 @@ class AudioDL(TfmdDL):
         self.rng.shuffle(batches)
         return [i for b in batches for i in b]
 
+    def before_iter(self):
+        super().before_iter()
+        self._pool = self._batch_pool()
+
+    def after_iter(self):
+        super().after_iter()
+        self._pool = None  # its memory goes once the epoch's last batch is freed; the next epoch makes a new one
+
+    def _batch_pool(self) -> BatchPool | None:
+        """The shared slots that this epoch's workers collate audio into (see ``pool.py``), made here, in the main
+        process, before they fork. ``None``: collate the usual way (no workers, workers that are not forked,
+        variable-length batches, batches too large to keep ``prefetch_factor + 1`` per worker)."""
+        workers = self.fake_l.num_workers
+        if not workers or not self.bs or self.variable_length or not workers_are_forked():
+            return None
+        if "_audio_item" not in self.__dict__:
+            try:
+                with no_random(reproducible=False):  # one item to size the slots, leaving every random state as is
+                    item = self.do_item(0)
+            except Exception:  # noqa: BLE001 - no pool; the workers report the error with its usual context
+                item = None
+            first = item[0] if isinstance(item, tuple) and item else None
+            self._audio_item = (tuple(first.shape), first.dtype) if isinstance(first, TensorAudio) else None
+        if self._audio_item is None:
+            return None
+        shape, dtype = self._audio_item
+        return BatchPool.fitting(workers, self.fake_l.prefetch_factor + 1, (self.bs, *shape), dtype)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_pool", None)  # a process's own memory map: never pickled (export, spawned workers)
+        return state
+
     def create_batch(self, b):
         first = b[0]
         positions = [j for j, o in enumerate(first) if isinstance(o, TensorAudio)] if isinstance(first, tuple) else []
@@ -137,6 +173,11 @@ class AudioDL(TfmdDL):
                 longest = max(x.shape[-1] for x in xs)
                 lengths[j] = [x.shape[-1] for x in xs]
                 b = [s[:j] + (pad(s[j], longest, self.pad_mode),) + s[j + 1 :] for s in b]
+        pool, worker = self.__dict__.get("_pool"), get_worker_info()
+        if pool is not None and worker is not None and positions and positions[0] == 0:
+            pooled = pool.put(worker.id, [s[0] for s in b])
+            if pooled is not None:
+                return (pooled, *super().create_batch([s[1:] for s in b]))
         batch = super().create_batch(b)
         for j in positions:
             x = batch[j]
