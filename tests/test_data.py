@@ -312,7 +312,7 @@ def test_worker_batches_come_through_shared_slots_that_are_reused_only_once_free
     assert pool.in_use() == 0
 
 
-def test_the_pool_is_never_pickled_and_skipped_where_it_cannot_help(mixed_folder):
+def test_the_pool_is_never_pickled_and_skipped_where_it_cannot_help(mixed_folder, monkeypatch):
     dls = AudioDataLoaders.from_folder(mixed_folder, bs=4, duration=0.5, num_workers=2)
     batches = iter(dls.train)
     next(batches)
@@ -322,3 +322,16 @@ def test_the_pool_is_never_pickled_and_skipped_where_it_cannot_help(mixed_folder
     del batches
     assert dls.train.new(num_workers=0)._batch_pool() is None
     assert AudioDataLoaders.from_folder(mixed_folder, bs=4, duration=None, num_workers=2).train._batch_pool() is None
+    monkeypatch.setattr("fastai_audio.data.pool.MAX_POOL_BYTES", 2 * 3 * 4 * 8000 * 4 - 1)  # one byte short
+    assert dls.train._batch_pool() is None
+
+
+@pytest.mark.parametrize("method,pooled", [("fork", True), ("spawn", False), ("forkserver", False)])
+def test_the_pool_is_made_only_for_forked_workers(mixed_folder, monkeypatch, method, pooled):
+    # spawned workers would get a copy of the loader without the parent's mapping: PyTorch's path is kept there
+    monkeypatch.setattr("multiprocessing.get_start_method", lambda allow_none=False: method)
+    dl = AudioDataLoaders.from_folder(mixed_folder, bs=4, duration=0.5, num_workers=2).train
+    pool = dl._batch_pool()
+    assert (pool is not None) == pooled
+    if pooled:
+        assert (pool.workers, pool.slots, pool.slot_shape, pool.dtype) == (2, 3, (4, 1, 8000), torch.float32)
