@@ -2,7 +2,7 @@
 
 PyTorch's workers hand each batch to the main process in a new shared-memory segment: a 64 x 4 s batch at 16 kHz
 is 16 MB, and a new segment of that size costs ~14 ms of page allocation and page faults on a small virtual
-machine, a third of what the worker spends on the batch. A ``BatchPool`` is one shared anonymous mapping made by
+machine, a quarter of what the worker spends on the batch. A ``BatchPool`` is one shared anonymous mapping made by
 the main process before the workers are forked, cut into ``slots`` batch-sized slots per worker. A worker stacks
 its batch into one of its free slots and sends only the slot's number; the main process turns that back into a
 tensor over the same memory, and the slot becomes free again once every tensor sharing that memory is gone. A
