@@ -167,11 +167,12 @@ _INTEGER_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32",
 _INTEGER_READS = {"PCM_16": ("int16", 2.0**-15), "PCM_32": ("int32", 2.0**-31)}
 
 
-def _read_frames(f: sf.SoundFile, frames: int) -> torch.Tensor:
-    """``frames`` frames (-1: to the end) from the open file as a contiguous float32 ``(channels, frames)`` tensor,
-    with exactly the values of ``f.read(frames, dtype='float32')``."""
-    integer = _INTEGER_READS.get(f.subtype) if f.format != "FLAC" else None
-    if integer is None:
+def _read_frames(f: sf.SoundFile, frames: int, subtype: str) -> torch.Tensor:
+    """``frames`` frames (-1: to the end) from the open file of ``subtype`` (``f.subtype``, which soundfile looks up
+    anew at each access) as a contiguous float32 ``(channels, frames)`` tensor, with exactly the values of
+    ``f.read(frames, dtype='float32')``."""
+    integer = _INTEGER_READS.get(subtype)
+    if integer is None or f.format == "FLAC":
         return torch.from_numpy(np.ascontiguousarray(f.read(frames, dtype="float32", always_2d=True).T))
     dtype, scale = integer
     data = torch.from_numpy(f.read(frames, dtype=dtype, always_2d=True)).T
@@ -194,8 +195,9 @@ def read_span(path, span=None) -> tuple[torch.Tensor, int]:
             start, frames = span(total, native_sr) if span is not None else (0, -1)
             if start:
                 f.seek(start)
-            data = _read_frames(f, frames)
-            integer_pcm = f.subtype in _INTEGER_SUBTYPES
+            subtype = f.subtype
+            data = _read_frames(f, frames, subtype)
+            integer_pcm = subtype in _INTEGER_SUBTYPES
     except AudioFileError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as err:

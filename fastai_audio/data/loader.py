@@ -27,6 +27,12 @@ __all__ = ["AudioDL"]
 _ITEM_METHODS = ("create_item", "do_item")  # the DataLoader steps that AudioDL._item_maker unrolls
 
 
+def _batch_meta(item_meta: dict) -> dict:
+    """A batch's metadata from its first clip's: all of it but the path (one file's path does not describe a
+    batch)."""
+    return {k: v for k, v in item_meta.items() if k != "path"}
+
+
 def _describe(x) -> str:
     path = getattr(x, "path", None)
     return str(path) if path is not None else f"a clip of shape {tuple(x.shape)}"
@@ -175,13 +181,13 @@ class AudioDL(TfmdDL):
                 b = [s[:j] + (pad(s[j], longest, self.pad_mode),) + s[j + 1 :] for s in b]
         pool, worker = self.__dict__.get("_pool"), get_worker_info()
         if pool is not None and worker is not None and positions and positions[0] == 0:
-            pooled = pool.put(worker.id, [s[0] for s in b])
+            pooled = pool.put(worker.id, [s[0] for s in b], _batch_meta(first[0].__dict__))
             if pooled is not None:
                 return (pooled, *super().create_batch([s[1:] for s in b]))
         batch = super().create_batch(b)
         for j in positions:
             x = batch[j]
-            x.__dict__.pop("path", None)  # one file's path does not describe a batch
+            x.__dict__ = _batch_meta(x.__dict__)
             if j in lengths:
                 x.lengths = torch.tensor(lengths[j], dtype=torch.long)
         return batch

@@ -49,9 +49,8 @@ class BatchPool:
     def __init__(self, workers: int, slots: int, slot_shape: tuple, dtype: torch.dtype):
         self.workers, self.slots, self.slot_shape, self.dtype = workers, slots, tuple(slot_shape), dtype
         self.slot_numel = int(np.prod(self.slot_shape))
-        self.slot_bytes = self.slot_numel * torch.empty((), dtype=dtype).element_size()
-        self.owner = os.getpid()
-        self.key = (self.owner, next(_KEYS))
+        self.slot_bytes = self.slot_numel * dtype.itemsize
+        self.key = (os.getpid(), next(_KEYS))
         self._buf = mmap.mmap(-1, workers * slots * self.slot_bytes)  # MAP_SHARED | MAP_ANONYMOUS
         self._free = mmap.mmap(-1, workers * slots)
         self._free.write(b"\x01" * (workers * slots))
@@ -61,14 +60,13 @@ class BatchPool:
     @classmethod
     def fitting(cls, workers: int, slots: int, slot_shape: tuple, dtype: torch.dtype) -> BatchPool | None:
         """A pool, or ``None`` when the dtype has no NumPy twin or the pool would exceed ``MAX_POOL_BYTES``."""
-        size = workers * slots * int(np.prod(slot_shape)) * torch.empty((), dtype=dtype).element_size()
+        size = workers * slots * int(np.prod(slot_shape)) * dtype.itemsize
         return cls(workers, slots, slot_shape, dtype) if dtype in _NUMPY and 0 < size <= MAX_POOL_BYTES else None
 
-    def put(self, worker: int, xs: list) -> _Pooled | None:
-        """In worker ``worker``: ``torch.stack(xs)`` written into a free slot of that worker, or ``None`` when the
-        batch does not fit a slot or every slot of the worker is still in use."""
-        if os.getpid() == self.owner or not xs:
-            return None
+    def put(self, worker: int, xs: list, meta: dict) -> _Pooled | None:
+        """In worker ``worker`` (never the main process): ``torch.stack(xs)`` written into a free slot of that
+        worker, to become a ``type(xs[0])`` with ``meta`` in the main process; ``None`` when the batch does not fit
+        a slot or every slot of the worker is still in use."""
         shape = (len(xs), *xs[0].shape)
         if xs[0].dtype != self.dtype or len(xs) > self.slot_shape[0] or tuple(shape[1:]) != self.slot_shape[1:]:
             return None
@@ -79,7 +77,6 @@ class BatchPool:
                 out = self._data[start : start + int(np.prod(shape))].view(shape)
                 with torch._C.DisableTorchFunctionSubclass():
                     torch.stack(xs, out=out)
-                meta = {k: v for k, v in xs[0].__dict__.items() if k != "path"}  # one file's path is not a batch's
                 return _Pooled(self.key, slot, shape, type(xs[0]), meta)
         return None
 

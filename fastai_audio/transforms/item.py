@@ -77,9 +77,7 @@ class Resample(AudioTransform):
         self.sample_rate = check_sample_rate(sample_rate)
 
     def _apply(self, wav, sample_rate, meta):
-        if sample_rate == self.sample_rate:
-            return wav, sample_rate
-        return resample(wav, sample_rate, self.sample_rate), self.sample_rate
+        return resample(wav, sample_rate, self.sample_rate), self.sample_rate  # the same tensor at its own rate
 
 
 class CropPad(AudioTransform, RandTransform):
