@@ -15,7 +15,7 @@ one-cycle schedule, learning rate, epochs, batch size, seed, initial weights and
   image decodes to the same ``(1, 64, 251)`` tensor as (a)'s spectrogram, not resized or flipped. Training uses
   fastai's vision loaders, ``DataBlock(ImageBlock(cls=PILImageBW), CategoryBlock)`` + ``IntToFloatTensor`` +
   ``Normalize`` with per-mel-band mean and std of the training images (the render step computes them; (a)'s
-  ``Normalize(mode='dataset')`` estimates the same per-band statistics from 4 training batches), wrapped in a plain
+  ``SpecNormalize(mode='dataset')`` estimates the same per-band statistics from 4 training batches), wrapped in a plain
   fastai ``Learner``. Neither pipeline augments or resizes.
 
 The NSynth notes are exactly 4 s, so (a)'s random training crop has no slack: both pipelines see one fixed crop per
@@ -66,9 +66,8 @@ from fastai_audio.core import TensorAudio
 from fastai_audio.data import AudioDataLoaders
 from fastai_audio.datasets import read_nsynth, synth_nsynth
 from fastai_audio.learner import audio_learner, create_audio_model
-from fastai_audio.transforms import OpenAudio, mel_transforms
+from fastai_audio.transforms import OpenAudio, SpecNormalize, mel_transforms
 from fastai_audio.transforms.presets import MEL_PRESETS
-from fastai_audio.transforms.spectral import Normalize as AudioNormalize
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"
 PRESET, DURATION = "nsynth", 4.0
@@ -276,7 +275,7 @@ def parity(root: Path, df, out: Path, cfg, args) -> float:
     """Largest |dB| difference between (a)'s validation batch (un-normalised) and the PNGs of the same clips."""
     dls = dls_on_the_fly(root, args)
     x, _ = dls.valid.one_batch()
-    norm = next(t for t in dls.valid.after_batch.fs if isinstance(t, AudioNormalize))
+    norm = next(t for t in dls.valid.after_batch.fs if isinstance(t, SpecNormalize))
     db_a = norm.decodes(x).as_subclass(torch.Tensor).cpu()
     valid = df[df.split == "valid"].iloc[: x.shape[0]]
     imgs = np.stack([np.asarray(Image.open(png_path(out, row))) for _, row in valid.iterrows()])

@@ -18,13 +18,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from fastai.interpret import ClassificationInterpretation  # noqa: E402
 from fastai.metrics import accuracy  # noqa: E402
 from fastai.torch_core import set_seed  # noqa: E402
 from torchvision.models import resnet18  # noqa: E402
 
 from fastai_audio.data import AudioDataLoaders  # noqa: E402
 from fastai_audio.datasets import read_nsynth, synth_nsynth  # noqa: E402
+from fastai_audio.interpret import AudioInterpretation  # noqa: E402
 from fastai_audio.learner import audio_learner, hub_weights_cached  # noqa: E402
 from fastai_audio.transforms import mel_transforms  # noqa: E402
 
@@ -100,7 +100,7 @@ def main(argv=None):
           f"seen in training; {train_s:.0f} s of training")  # fmt: skip
 
     with learn.no_bar():
-        interp = ClassificationInterpretation.from_learner(learn)
+        interp = AudioInterpretation.from_learner(learn)
         interp.plot_confusion_matrix(figsize=(7, 7), dpi=80)
         _save(args.out / "confusion_matrix.png")
         confused = ", ".join(f"{a} as {p} ({n}x)" for a, p, n in interp.most_confused(min_val=2)[:5])

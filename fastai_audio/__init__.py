@@ -1,29 +1,39 @@
-"""fastai_audio: train audio classifiers the fastai way, with spectrograms computed per batch on the GPU."""
+"""fastai_audio: train audio classifiers the fastai way, with spectrograms computed per batch on the GPU.
+
+The names below are imported on first use, so that ``import fastai_audio`` (and the ``fastai-audio`` command's help
+and usage errors) costs no torch or fastai import.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-import warnings
+_EXPORTS = {
+    "AudioError": ".errors",
+    "AudioFileError": ".errors",
+    "ParameterError": ".errors",
+    "AudioInfo": ".files",
+    "audio_info": ".files",
+    "load_audio": ".io",
+    "resample": ".io",
+    "save_audio": ".io",
+    "TensorAudio": ".core",
+    "TensorSpectrogram": ".core",
+}
 
-with warnings.catch_warnings():
-    # fastai 2.8's layers module calls torch.jit.script at import time, which torch >= 2.10 deprecates; the
-    # warning is about fastai's code, not the user's, so it is silenced for this one import.
-    warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
-    import fastai.torch_basics  # noqa: F401
+__all__ = sorted([*_EXPORTS, "__version__"])
 
-from .core import TensorAudio, TensorSpectrogram  # noqa: E402
-from .errors import AudioError, AudioFileError, ParameterError  # noqa: E402
-from .io import AudioInfo, audio_info, load_audio, resample, save_audio  # noqa: E402
 
-__all__ = [
-    "AudioError",
-    "AudioFileError",
-    "AudioInfo",
-    "ParameterError",
-    "TensorAudio",
-    "TensorSpectrogram",
-    "__version__",
-    "audio_info",
-    "load_audio",
-    "resample",
-    "save_audio",
-]
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fastai_audio' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -1,8 +1,14 @@
 """``from fastai_audio.all import *`` for notebooks (the fastai convention): fastai's training API plus ours.
 
-The package itself imports by name; only this module star-exports.
+The package itself imports by name; only this module star-exports. fastai's names are never replaced: ours that
+would clash are left out here (``fastai_audio.data.RegexLabeller``, which adds clearer errors to fastai's, is
+imported by name), and the spectrogram normaliser is ``SpecNormalize``, not fastai's image ``Normalize``
+(tests/test_compat.py checks both).
 """
 
+from . import _compat  # noqa: F401  (first: it imports fastai with fastai's import-time warning silenced)
+
+# isort: split
 from fastai.basics import *  # noqa: F403
 from fastai.callback.all import *  # noqa: F403
 from fastai.interpret import *  # noqa: F403
@@ -18,3 +24,6 @@ from .inference import *  # noqa: F403
 from .interpret import *  # noqa: F403
 from .learner import *  # noqa: F403
 from .transforms import *  # noqa: F403
+
+# isort: split
+from fastai.data.transforms import RegexLabeller  # noqa: F401  (fastai's stays: see the docstring)

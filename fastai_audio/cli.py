@@ -21,7 +21,7 @@ __all__ = ["main"]
 
 
 def _files_under(paths) -> list[Path]:
-    from .data import get_audio_files
+    from .files import get_audio_files
 
     files = []
     for p in map(Path, paths):
@@ -30,7 +30,7 @@ def _files_under(paths) -> list[Path]:
 
 
 def _check(args) -> int:
-    from .data import check_audio_files
+    from .files import check_audio_files
 
     files = _files_under(args.paths)
     if not files:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from . import _compat  # noqa: F401  (first: it imports fastai with fastai's import-time warning silenced)
+
+# isort: split
 from pathlib import Path
 
 import numpy as np

@@ -15,16 +15,16 @@ from .core import TensorAudio
 from .errors import ParameterError
 from .io import load_audio
 from .transforms import OpenAudio
-from .transforms.item import opener_index
+from .transforms.item import find_opener
 
 __all__ = ["predict_files", "predict_windows", "WindowPredictions", "plot_taggram"]
 
 
 def _opener(learn) -> OpenAudio:
-    i = opener_index(learn.dls)
-    if i is None:
+    opener = find_opener(learn.dls.valid_ds)[1]
+    if opener is None:
         raise ParameterError("this Learner's data does not open audio with OpenAudio (AudioBlock / AudioDataLoaders)")
-    return learn.dls.valid_ds.tls[0].tfms.fs[i]
+    return opener
 
 
 def predict_files(learn, files, *, bs: int | None = None, num_workers: int = 0) -> pd.DataFrame:

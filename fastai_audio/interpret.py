@@ -1,16 +1,19 @@
 """How fastai shows results and top losses for audio: methods of fastai's ``show_results`` and ``plot_top_losses``
-for batches of ``TensorAudio`` or ``TensorSpectrogram`` inputs (plum dispatch, as fastai does for images).
+for batches of ``TensorAudio`` or ``TensorSpectrogram`` inputs (plum dispatch, as fastai does for images), and
+``AudioInterpretation``, whose ``plot_top_losses`` also shows a player for each clip in a notebook.
 
-In a notebook, ``interp.plot_top_losses(k)`` on audio data also shows a player for each of the ``k`` clips, exactly
-as the model heard them (the validation crop), so the mistakes can be listened to; ``player=False`` turns it off.
+Importing this module only adds methods for the audio types: fastai's classes are left as they are, so image and
+text users see no change.
 """
 
 from __future__ import annotations
 
-import functools
+from . import _compat  # noqa: F401  (first: it imports fastai with fastai's import-time warning silenced)
+
+# isort: split
 import html
 
-from fastai.interpret import Interpretation
+from fastai.interpret import ClassificationInterpretation
 from fastai.torch_core import TensorCategory, TensorMultiCategory
 from fastai.vision.data import get_grid
 from plum import dispatch
@@ -18,7 +21,7 @@ from plum import dispatch
 from . import core
 from .core import TensorAudio, TensorSpectrogram
 
-__all__ = ["top_losses_players"]  # importing this module also registers the plot methods
+__all__ = ["AudioInterpretation", "top_losses_players"]  # importing this module also registers the plot methods
 
 _AudioTypes = TensorAudio | TensorSpectrogram
 
@@ -96,21 +99,25 @@ def top_losses_players(interp, k, largest: bool = True) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def _with_players(plot):
-    @functools.wraps(plot)
-    def plot_top_losses(self, k, largest=True, player: bool | None = None, **kwargs):
-        res = plot(self, k, largest, **kwargs)
+class AudioInterpretation(ClassificationInterpretation):
+    """fastai's ``ClassificationInterpretation`` (confusion matrix, ``most_confused``, ``top_losses``...) for audio
+    classifiers; ``plot_top_losses`` also shows, in a notebook, a player for each clip exactly as the model heard it
+    (the validation crop), so that the mistakes can be listened to.
+
+    Examples:
+        >>> interp = AudioInterpretation.from_learner(learn)
+        >>> int(interp.confusion_matrix().sum()) == len(learn.dls.valid_ds)
+        True
+        >>> interp.plot_top_losses(3)                  # the figure, plus a table of players in a notebook
+    """
+
+    def plot_top_losses(self, k, largest: bool = True, player: bool | None = None, **kwargs):
+        """Show the ``k`` largest (or smallest) losses as fastai does; with ``player`` (default: inside a notebook)
+        also display a player per clip (``top_losses_players``). ``k`` may be a list or range of ranks."""
+        super().plot_top_losses(k, largest, **kwargs)
         if player is None:
             player = core._in_notebook()
         if player and len(self.dl.dataset) and isinstance(self.dl.dataset[0][0], TensorAudio):
             from IPython.display import HTML, display
 
             display(HTML(top_losses_players(self, k, largest)))
-        return res
-
-    plot_top_losses._audio_players = True
-    return plot_top_losses
-
-
-if not getattr(Interpretation.plot_top_losses, "_audio_players", False):
-    Interpretation.plot_top_losses = _with_players(Interpretation.plot_top_losses)

@@ -1,14 +1,13 @@
-"""Decoding, encoding and resampling audio. The only module that touches audio files.
+"""Decoding audio into tensors, encoding tensors to files, and resampling.
 
-All decoding goes through soundfile (libsndfile): WAV (PCM 8/16/24/32-bit, float32/64), FLAC, OGG/Vorbis, MP3 and
+With ``files`` (finding, inspecting and checking files, without torch), the only module that opens audio files. All
+decoding goes through soundfile (libsndfile): WAV (PCM 8/16/24/32-bit, float32/64), FLAC, OGG/Vorbis, MP3 and
 everything else ``soundfile.available_formats()`` lists. torchaudio is used for DSP (resampling) only.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,90 +17,18 @@ import torchaudio
 
 from ._validate import check_sample_rate, valid_audio
 from .errors import AudioFileError, ParameterError
+from .files import (
+    AUDIO_EXTENSIONS,
+    DECODE_ERRORS,
+    INTEGER_SUBTYPES,
+    AudioInfo,
+    audio_info,
+    decode_error,
+    no_samples_error,
+    non_finite_error,
+)
 
-__all__ = ["AudioInfo", "audio_info", "load_audio", "save_audio", "resample", "AUDIO_EXTENSIONS"]
-
-#: File extensions that ``get_audio_files`` picks up: every format libsndfile can decode here.
-AUDIO_EXTENSIONS = frozenset(
-    "." + ext.lower()
-    for ext in (
-        "wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "aifc", "au", "snd", "caf",
-        "w64", "rf64", "sd2", "voc", "htk", "mat", "paf", "pvf", "sds", "sf", "xi", "nist", "wve",
-    )
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class AudioInfo:
-    """What ``audio_info`` reads from a file header: no samples are decoded.
-
-    Attributes:
-        path: the file.
-        sample_rate: samples per second per channel.
-        frames: samples per channel (the length).
-        channels: number of channels.
-        format: container, e.g. ``'WAV'``, ``'FLAC'``.
-        subtype: encoding, e.g. ``'PCM_16'``, ``'FLOAT'``, ``'VORBIS'``.
-    """
-
-    path: str
-    sample_rate: int
-    frames: int
-    channels: int
-    format: str
-    subtype: str
-
-    @property
-    def duration(self) -> float:
-        """Length in seconds."""
-        return self.frames / self.sample_rate
-
-
-def _check_readable(path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise AudioFileError(path, "no such file; check the path (relative paths start at the current folder)")
-    if path.is_dir():
-        raise AudioFileError(path, "is a directory, not an audio file; use get_audio_files() to list its audio")
-    if not os.access(path, os.R_OK):
-        raise AudioFileError(path, "permission denied; make the file readable (chmod +r) or copy it elsewhere")
-    if path.stat().st_size == 0:
-        raise AudioFileError(path, "is empty (0 bytes); re-export or delete it")
-    return path
-
-
-def _decode_error(path, err: Exception) -> AudioFileError:
-    detail = getattr(err, "error_string", None) or str(err)  # libsndfile's reason, without the path again
-    return AudioFileError(
-        path,
-        f"cannot be decoded as audio ({detail}); the file is truncated, corrupt or not audio. "
-        "Run `fastai-audio check` on the folder to list every bad file, or load with on_error='skip'",
-    )
-
-
-def audio_info(path) -> AudioInfo:
-    """Read a file's sample rate, length and channel count from its header, without decoding samples.
-
-    Args:
-        path: an audio file in any format libsndfile reads.
-
-    Returns:
-        AudioInfo with ``sample_rate``, ``frames``, ``channels``, ``duration`` (seconds), ``format``, ``subtype``.
-
-    Raises:
-        AudioFileError: the file is missing, unreadable or not audio; the message names the file.
-
-    Examples:
-        >>> info = audio_info("guitar_acoustic_010-060-100.wav")
-        >>> info.sample_rate, info.channels, info.duration
-        (16000, 1, 4.0)
-    """
-    path = _check_readable(path)
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise _decode_error(path, err) from None
-    return AudioInfo(str(path), int(info.samplerate), int(info.frames), int(info.channels), info.format, info.subtype)
+__all__ = ["AudioInfo", "audio_info", "load_audio", "save_audio", "resample", "read_span", "AUDIO_EXTENSIONS"]
 
 
 def load_audio(
@@ -155,9 +82,6 @@ def load_audio(
     return wav, int(sample_rate or native_sr)
 
 
-# Subtypes whose samples are integers, hence finite: the NaN/Inf scan (~15 us per 4 s clip) is skipped for them.
-_INTEGER_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW"})
-
 # Uncompressed PCM that is read as integers and scaled to float by torch: libsndfile's own integer-to-float loop
 # takes ~3 ns a sample, torch's under 1 ns, so a 4 s 16-bit mono WAV decodes in ~0.26 ms instead of ~0.41 ms on
 # the project's CPU machine (docs/performance.md). The result is bit-identical: libsndfile computes
@@ -197,17 +121,15 @@ def read_span(path, span=None) -> tuple[torch.Tensor, int]:
                 f.seek(start)
             subtype = f.subtype
             data = _read_frames(f, frames, subtype)
-            integer_pcm = subtype in _INTEGER_SUBTYPES
+            integer_pcm = subtype in INTEGER_SUBTYPES
     except AudioFileError:
         raise
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as err:
-        _check_readable(path)  # raises the precise reason (missing, directory, permission, empty) when there is one
-        raise _decode_error(path, err) from None
+    except DECODE_ERRORS as err:
+        raise decode_error(path, err) from None
     if data.shape[1] == 0:
-        raise AudioFileError(path, "holds no samples; delete it or regenerate it")
-    if not integer_pcm and not torch.isfinite(data).all():  # integer samples are always finite
-        bad = int((~torch.isfinite(data)).sum())
-        raise AudioFileError(path, f"holds {bad} NaN/Inf samples; the file is corrupt, re-export or delete it")
+        raise no_samples_error(path)
+    if not integer_pcm and not torch.isfinite(data).all():  # integer samples are always finite (~15 us a clip)
+        raise non_finite_error(path, int((~torch.isfinite(data)).sum()))
     return data, native_sr
 
 

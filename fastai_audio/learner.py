@@ -4,12 +4,15 @@ The first convolution of a torchvision ResNet (or any arch whose stem is a ``Con
 spectrogram's channel count. For one channel the pretrained RGB kernels are **summed**, not averaged: a grey image fed
 to the original network reaches the stem as three identical channels, so its response is exactly the summed kernel
 applied once. Summing keeps the activations, and the BatchNorm statistics right after the stem, at the scale the
-pretrained weights expect for inputs of ImageNet-like spread, which the front-end's ``Normalize`` provides
+pretrained weights expect for inputs of ImageNet-like spread, which the front-end's ``SpecNormalize`` provides
 (standardised spectrograms, not ImageNet's RGB statistics). Averaging would shrink them threefold.
 """
 
 from __future__ import annotations
 
+from . import _compat  # noqa: F401  (first: it imports fastai with fastai's import-time warning silenced)
+
+# isort: split
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,14 +24,15 @@ from fastai.callback.progress import CSVLogger, ProgressCallback, ShowGraphCallb
 from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback
 from fastai.learner import CastToTensor, Learner, Recorder
 from fastai.optimizer import Adam
-from fastai.torch_core import defaults, getcallable, params, to_device
-from fastai.vision.learner import _default_meta, add_head, create_body, model_meta, num_features_model
+from fastai.torch_core import defaults, params
+from fastai.vision.learner import add_head, create_body, default_split, model_meta, num_features_model
 from torch import nn
 
 from . import interpret  # noqa: F401  (registers show_results / plot_top_losses for audio)
+from ._compat import PREDICT_DIRECT, predict_direct
 from .core import TensorAudio, TensorSpectrogram
 from .errors import AudioFileError, ParameterError
-from .transforms.item import opener_index
+from .transforms.item import find_opener
 from .transforms.spectral import _SPECTRAL_TFMS, AudioFrontEnd, _device_of
 
 __all__ = ["AudioLearner", "EpochCheckpoint", "audio_learner", "create_cnn", "create_audio_model", "hub_weights_cached"]
@@ -50,9 +54,9 @@ class AudioLearner(Learner):
         clip goes through the validation transforms: resampled, downmixed and centre-cropped like the training data.
 
         The result is fastai's ``Learner.predict``'s, computed without building a ``DataLoader`` and running the
-        callback loop for one item (that costs more than the network): the validation pipeline is applied to the
-        clip directly and the model runs under ``torch.inference_mode``. Learners with callbacks that could change
-        predictions (mixed precision, anything not in ``_PREDICT_SAFE_CBS``) take fastai's own path.
+        callback loop for one item, which costs more than the network (the seam's ``predict_direct`` shim,
+        ``fastai_audio._compat``). Learners with callbacks that could change predictions (mixed precision,
+        anything not in ``_PREDICT_SAFE_CBS``) take fastai's own path.
         """
         if isinstance(item, str):
             item = Path(item)
@@ -60,40 +64,13 @@ class AudioLearner(Learner):
             if sample_rate is None:
                 raise ParameterError("predict on an array or tensor needs its rate: pass sample_rate=<Hz>")
             item = TensorAudio.create(item, sample_rate=sample_rate)
-        if rm_type_tfms is None and not with_input and self._can_predict_fast():
-            return self._predict_fast(item)
+        if rm_type_tfms is None and not with_input and self._can_predict_direct():
+            return predict_direct(self, item, find_opener(self.dls.valid_ds)[0] or 0)
         return super().predict(item, rm_type_tfms=rm_type_tfms, with_input=with_input)
 
-    def _can_predict_fast(self) -> bool:
-        return (getattr(self.dls, "n_inp", 1) == 1 and hasattr(self.dls, "valid_ds")
+    def _can_predict_direct(self) -> bool:
+        return (PREDICT_DIRECT.on and getattr(self.dls, "n_inp", 1) == 1 and hasattr(self.dls, "valid_ds")
                 and all(isinstance(cb, _PREDICT_SAFE_CBS) for cb in self.cbs))  # fmt: skip
-
-    def _predict_fast(self, item):
-        dl, ds = self.dls.valid, self.dls.valid_ds
-        x = item
-        # the x pipeline from the opener on (get_x readers before it apply to rows, not to a path)
-        for t in ds.tls[0].tfms.fs[opener_index(self.dls) or 0 :]:
-            x = t(x, split_idx=1)
-        batch = dl.create_batch(dl.before_batch([dl.after_item((x,))]))
-        if dl.device is not None:
-            batch = to_device(batch, dl.device)
-        xb = dl.after_batch(batch)[0]
-        if isinstance(xb, TensorSpectrogram):  # the CNN needs no metadata: spare every layer fastai's type hook
-            xb = xb.as_subclass(torch.Tensor)
-        training = self.model.training  # (a trained or loaded model is in eval mode already: switching costs 1 ms)
-        if training:
-            self.model.eval()
-        try:
-            with torch.inference_mode():
-                param = next(self.model.parameters(), None)
-                out = self.model(xb if param is None else xb.to(param.device))
-        finally:
-            if training:
-                self.model.train()
-        preds = getcallable(self.loss_func, "activation")(out.float().cpu())
-        dec_preds = getcallable(self.loss_func, "decodes")(preds)
-        label = ds.tls[1].decode(dec_preds[0]) if len(ds.tls) > 1 else dec_preds[0]
-        return label, dec_preds[0], preds[0]
 
 
 class EpochCheckpoint(SaveModelCallback):
@@ -120,6 +97,10 @@ class EpochCheckpoint(SaveModelCallback):
 # Callbacks that only act while fitting (or only log): predict takes the fast path when these are all a learner has.
 _PREDICT_SAFE_CBS = (TrainEvalCallback, Recorder, CastToTensor, ProgressCallback, ShowGraphCallback, CSVLogger,
                      SaveModelCallback, EarlyStoppingCallback, ReduceLROnPlateau)  # fmt: skip
+
+
+# what fastai's vision learner assumes for an arch it has no metadata for: fastai's cut and its default split
+_DEFAULT_META = {"cut": None, "split": default_split}
 
 
 def _input_channels(dls, front: AudioFrontEnd | None = None) -> int:
@@ -228,7 +209,7 @@ def create_audio_model(arch, n_out: int, n_in: int = 1, *, pretrained: bool = Tr
         >>> model(torch.randn(2, 1, 64, 251)).shape
         torch.Size([2, 11])
     """
-    meta = model_meta.get(arch, _default_meta)
+    meta = model_meta.get(arch, _DEFAULT_META)
     if weights is not None:
         model = arch(weights=None)
         missing, unexpected = model.load_state_dict(_load_state_dict(weights), strict=False)
@@ -261,9 +242,9 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
         weights: path to a state dict instead.
         n_out: outputs (default ``dls.c``).
         front_end: spectral transforms (or an ``AudioFrontEnd``) to run *inside the model* instead of in the
-            loaders, e.g. ``[MelSpectrogram(trainable=True), AmplitudeToDB(), Normalize()]``: their trainable window
+            loaders, e.g. ``[MelSpectrogram(trainable=True), AmplitudeToDB(), SpecNormalize()]``: their trainable window
             and filterbank are then optimised with the network (nnAudio's idea). ``dls`` must give raw audio; the
-            model is ``nn.Sequential(AudioFrontEnd, cnn)`` and ``Normalize`` gets its statistics from ``dls.train``.
+            model is ``nn.Sequential(AudioFrontEnd, cnn)`` and ``SpecNormalize`` gets its statistics from ``dls.train``.
         loss_func, metrics, opt_func, lr, cbs, splitter, path, model_dir: as in fastai's ``Learner``.
         **kwargs: ``create_audio_model`` options (``cut``, ``lin_ftrs``, ``ps``...).
 
@@ -277,7 +258,7 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
     n_out = n_out if n_out is not None else getattr(dls, "c", None)
     if not n_out:
         raise ParameterError("n_out is not set and dls.c is unknown; pass n_out=<number of classes>")
-    meta = model_meta.get(arch, _default_meta)
+    meta = model_meta.get(arch, _DEFAULT_META)
     front = None
     if front_end is not None:
         front = front_end if isinstance(front_end, AudioFrontEnd) else AudioFrontEnd(front_end)

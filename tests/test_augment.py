@@ -26,13 +26,13 @@ from fastai_audio.transforms import (
     AudioCutMix,
     FrequencyMask,
     MelSpectrogram,
-    Normalize,
     PitchShift,
     PolarityInversion,
     RandomGain,
     RandomHighpass,
     RandomLowpass,
     RandomShift,
+    SpecNormalize,
     TimeMask,
     TimeStretch,
     TimeWarp,
@@ -262,8 +262,8 @@ def test_a_filter_on_the_spectrogram_matches_filtering_the_waveform(highpass, cu
 
 def test_a_spectrogram_domain_filter_runs_between_the_spectrogram_and_decibels():
     low = RandomLowpass(domain="spectrogram", p=1.0, seed=0)
-    tfms = Pipeline([Normalize(), AmplitudeToDB(), low, MelSpectrogram(sample_rate=SR, n_mels=32)])
-    assert [type(t).__name__ for t in tfms.fs] == ["MelSpectrogram", "RandomLowpass", "AmplitudeToDB", "Normalize"]
+    tfms = Pipeline([SpecNormalize(), AmplitudeToDB(), low, MelSpectrogram(sample_rate=SR, n_mels=32)])
+    assert [type(t).__name__ for t in tfms.fs] == ["MelSpectrogram", "RandomLowpass", "AmplitudeToDB", "SpecNormalize"]
     spec = MelSpectrogram(sample_rate=SR, n_mels=32)(audio(3))
     y = low(spec, split_idx=0)
     assert isinstance(y, TensorSpectrogram) and y.scale == "mel" and y.dtype == spec.dtype
@@ -440,17 +440,17 @@ def test_state_does_not_grow_over_an_epoch():
 
 @pytest.fixture
 def aug_dls(toy_folder):
-    front = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), Normalize(n_batches=2)]
+    front = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), SpecNormalize(n_batches=2)]
     tfms = [*audio_aug_tfms(shift=0.2, freq_masks=2, time_masks=2, p=1.0, seed=0), *front]
     return AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=tfms)
 
 
 def test_recipe_runs_around_the_front_end_on_training_batches_only(aug_dls, toy_folder):
     names = [type(t).__name__ for t in aug_dls.after_batch.fs]
-    assert names.index("AddNoise") < names.index("MelSpectrogram") < names.index("Normalize")
+    assert names.index("AddNoise") < names.index("MelSpectrogram") < names.index("SpecNormalize")
     assert names.index("MelSpectrogram") < names.index("RandomLowpass") < names.index("AmplitudeToDB")
-    assert names.index("Normalize") < names.index("FrequencyMask") and "TimeMask" in names
-    clean_tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), Normalize(n_batches=2)]
+    assert names.index("SpecNormalize") < names.index("FrequencyMask") and "TimeMask" in names
+    clean_tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), SpecNormalize(n_batches=2)]
     clean = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=clean_tfms)
     clean.after_batch.fs[-1].mean, clean.after_batch.fs[-1].std = aug_dls.after_batch.fs[-3].mean, \
         aug_dls.after_batch.fs[-3].std  # fmt: skip

@@ -13,7 +13,8 @@ from fastai.data.transforms import Categorize, ColReader, GrandparentSplitter, R
 from fastai.torch_core import TensorCategory
 
 from fastai_audio import AudioFileError, ParameterError, TensorAudio
-from fastai_audio.data import AudioBlock, AudioDataLoaders, AudioDL, RegexLabeller, get_audio_files
+from fastai_audio._compat import item_maker, use_shims
+from fastai_audio.data import AudioBlock, AudioDataLoaders, RegexLabeller, get_audio_files
 from fastai_audio.transforms import Resample
 
 
@@ -259,17 +260,18 @@ def test_items_unrolled_equal_fastais_item_path(mixed_folder, monkeypatch):
     clip = TensorAudio(torch.randn(2, 12000), sample_rate=22050)
     dl_sets = {name: [d.train, d.valid] for name, d in loaders.items()}
     dl_sets["test items"] = [dls.test_dl([files[0], clip, files[1]])]
-    assert all(dl._item_maker() is not None for dl_set in dl_sets.values() for dl in dl_set)
+    assert all(item_maker(dl) is not None for dl_set in dl_sets.values() for dl in dl_set)
     unrolled = {name: [_epoch(dl) for dl in dl_set] for name, dl_set in dl_sets.items()}
-    monkeypatch.setattr(AudioDL, "_item_maker", lambda self: None)
-    for name, dl_set in dl_sets.items():
-        for got, dl in zip(unrolled[name], dl_set):
-            _assert_same_batches(got, _epoch(dl))
+    with use_shims(False, ["item_maker"]):
+        assert all(item_maker(dl) is None for dl_set in dl_sets.values() for dl in dl_set)
+        for name, dl_set in dl_sets.items():
+            for got, dl in zip(unrolled[name], dl_set):
+                _assert_same_batches(got, _epoch(dl))
 
 
 def test_a_replaced_item_step_takes_fastais_item_path(mixed_folder):
     dls = AudioDataLoaders.from_folder(mixed_folder, bs=4, duration=0.5, num_workers=0)
-    assert dls.train._item_maker() is not None
+    assert item_maker(dls.train) is not None
     made = []
 
     def create_item(s):
@@ -277,7 +279,7 @@ def test_a_replaced_item_step_takes_fastais_item_path(mixed_folder):
         return dls.train.dataset[s]
 
     dl = dls.train.new(create_item=create_item, shuffle=False)
-    assert dl._item_maker() is None
+    assert item_maker(dl) is None
     x, _ = dl.one_batch()
     assert made == [0, 1, 2, 3] and x.shape == (4, 1, 8000)
 

@@ -15,7 +15,7 @@ from torchvision.models import resnet18
 from fastai_audio import AudioFileError, ParameterError, TensorAudio
 from fastai_audio.data import AudioDataLoaders
 from fastai_audio.learner import audio_learner, create_audio_model, create_cnn
-from fastai_audio.transforms import AmplitudeToDB, Delta, MelSpectrogram, Normalize
+from fastai_audio.transforms import AmplitudeToDB, Delta, MelSpectrogram, SpecNormalize
 
 RESNET_CHILDREN = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
 
@@ -41,7 +41,7 @@ def hub(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def spec_dls(toy_folder):
-    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), Normalize(n_batches=2)]
+    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), SpecNormalize(n_batches=2)]
     return AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=tfms)
 
 
@@ -63,7 +63,7 @@ def test_one_channel_stem_sums_the_pretrained_rgb_kernels(hub, spec_dls):
 
 
 def test_three_channel_spectrograms_keep_the_rgb_kernels(hub, toy_folder):
-    tfms = [MelSpectrogram(n_mels=32, n_fft=512), AmplitudeToDB(), Delta(order=2), Normalize(mode="item")]
+    tfms = [MelSpectrogram(n_mels=32, n_fft=512), AmplitudeToDB(), Delta(order=2), SpecNormalize(mode="item")]
     dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=tfms)
     learn = audio_learner(dls, resnet18)
     torch.testing.assert_close(learn.model[0][0].weight, hub["conv1.weight"])
@@ -118,7 +118,7 @@ def df_learner(toy_folder, tmp_path_factory):
     files = sorted(toy_folder.rglob("*.wav"))
     df = pd.DataFrame({"fname": [str(f) for f in files], "label": [f.parent.name for f in files],
                        "is_valid": [f.parts[-3] == "valid" for f in files]})  # fmt: skip
-    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), Normalize(n_batches=2)]
+    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), SpecNormalize(n_batches=2)]
     dls = AudioDataLoaders.from_df(df, "/", "fname", "label", valid_col="is_valid", bs=4, duration=1.0,
                                    num_workers=0, batch_tfms=tfms)  # fmt: skip
     torch.manual_seed(0)
@@ -223,7 +223,7 @@ def test_batches_results_and_interpretation_with_worker_processes(toy_folder, tm
     import matplotlib.pyplot as plt
     from fastai.interpret import ClassificationInterpretation
 
-    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), Normalize(mode="item")]
+    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), SpecNormalize(mode="item")]
     dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=2, batch_tfms=tfms)
     torch.manual_seed(0)
     learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy, path=tmp_path)
@@ -247,14 +247,14 @@ def test_batches_results_and_interpretation_with_worker_processes(toy_folder, tm
 def test_top_losses_come_with_players_in_a_notebook(df_learner, monkeypatch):
     import matplotlib.pyplot as plt
     import numpy as np
-    from fastai.interpret import ClassificationInterpretation
     from IPython import display as ipd
 
     from fastai_audio import core
+    from fastai_audio.interpret import AudioInterpretation
 
     shown = []
     monkeypatch.setattr(ipd, "display", lambda *objs: shown.extend(objs))
-    interp = ClassificationInterpretation.from_learner(df_learner)
+    interp = AudioInterpretation.from_learner(df_learner)
     losses, idx = interp.top_losses(3)
     monkeypatch.setattr(core, "_in_notebook", lambda: False)
     interp.plot_top_losses(3)  # outside a notebook: the figure only
@@ -317,7 +317,7 @@ def test_multi_label_training_and_thresholded_predict(toy_folder, tmp_path):
     df = pd.DataFrame({"fname": [str(f) for f in files],
                        "tags": [f"{f.parent.name} {'odd' if i % 2 else 'even'}" for i, f in enumerate(files)],
                        "is_valid": [f.parts[-3] == "valid" for f in files]})  # fmt: skip
-    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), Normalize(mode="item")]
+    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), SpecNormalize(mode="item")]
     dls = AudioDataLoaders.from_df(df, "/", "fname", "tags", label_delim=" ", valid_col="is_valid", bs=4,
                                    duration=1.0, num_workers=0, batch_tfms=tfms)  # fmt: skip
     torch.manual_seed(0)
@@ -334,12 +334,12 @@ def test_multi_label_training_and_thresholded_predict(toy_folder, tmp_path):
 @pytest.mark.filterwarnings("ignore:load_learner` uses Python's insecure pickle:UserWarning")
 def test_trainable_front_end_is_optimised_with_the_network(toy_folder, tmp_path):
     dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0)  # raw audio batches
-    front = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128, trainable=True), AmplitudeToDB(), Normalize()]
+    front = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128, trainable=True), AmplitudeToDB(), SpecNormalize()]
     torch.manual_seed(0)
     learn = audio_learner(dls, resnet18, pretrained=False, front_end=front, path=tmp_path)
     fe = learn.model[0]
     assert type(fe).__name__ == "AudioFrontEnd" and fe.tfms[0] is front[0]
-    # Normalize got dataset statistics from training batches passed through the transforms before it
+    # SpecNormalize got dataset statistics from training batches passed through the transforms before it
     assert front[2].mean.shape == (1, 1, 32, 1) and float(front[2].std.min()) > 0
     x = dls.one_batch()[0]
     with torch.no_grad():
@@ -403,7 +403,7 @@ def test_fastai_training_features_keep_working(hub, spec_dls, tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("precision", ["to_fp16", "to_bf16"])
 def test_mixed_precision_on_the_gpu(toy_folder, precision, tmp_path):
-    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), Normalize(n_batches=2)]
+    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), SpecNormalize(n_batches=2)]
     dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=tfms, device="cuda")
     learn = getattr(audio_learner(dls, resnet18, pretrained=False, path=tmp_path), precision)()
     with learn.no_bar():

@@ -21,7 +21,7 @@ from fastai_audio.transforms import (
     AudioFrontEnd,
     Delta,
     MelSpectrogram,
-    Normalize,
+    SpecNormalize,
     Spectrogram,
     get_frequency_batch_transforms,
     mel_transforms,
@@ -118,7 +118,7 @@ def test_cqt_transform(batch):
 
 
 def test_normalize_dataset_statistics_and_decode(toy_folder):
-    tfms = [MelSpectrogram(n_mels=16, n_fft=512), AmplitudeToDB(), Normalize(n_batches=3)]
+    tfms = [MelSpectrogram(n_mels=16, n_fft=512), AmplitudeToDB(), SpecNormalize(n_batches=3)]
     dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=tfms)
     norm = dls.after_batch.fs[-1]
     assert norm.mean.shape == (1, 1, 16, 1) and norm.std.shape == (1, 1, 16, 1)
@@ -133,11 +133,11 @@ def test_normalize_dataset_statistics_and_decode(toy_folder):
 
 def test_normalize_per_item_and_without_statistics(batch):
     spec = AmplitudeToDB()(MelSpectrogram(n_mels=16)(batch))
-    out = Normalize(mode="item")(spec).as_subclass(torch.Tensor).flatten(1)
+    out = SpecNormalize(mode="item")(spec).as_subclass(torch.Tensor).flatten(1)
     torch.testing.assert_close(out.mean(1), torch.zeros(3), atol=1e-5, rtol=0)
     torch.testing.assert_close(out.std(1), torch.ones(3), atol=1e-4, rtol=0)
     with pytest.raises(ParameterError, match="has no statistics yet"):
-        Normalize()(spec)
+        SpecNormalize()(spec)
 
 
 def test_seed_front_end_feeds_the_seed_chain(nsynth_small):

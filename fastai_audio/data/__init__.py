@@ -1,5 +1,8 @@
 """The data layer: blocks, loaders and checks that take audio files to fastai batches of ``TensorAudio``."""
 
+from .. import _compat  # noqa: F401  (first: it imports fastai with fastai's import-time warning silenced)
+
+# isort: split
 from .block import AudioBlock, RegexLabeller, get_audio_files
 from .check import check_audio_files, drop_bad_files
 from .itemlist import AudioItemList

@@ -1,4 +1,5 @@
-"""``AudioBlock`` for fastai's DataBlock API, ``get_audio_files``, and picklable labelling helpers."""
+"""``AudioBlock`` for fastai's DataBlock API, and picklable labelling helpers (``get_audio_files`` is
+``fastai_audio.files``', re-exported here)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ import re
 from pathlib import Path
 
 from fastai.data.block import TransformBlock
-from fastai.data.transforms import get_files
 
 from .._validate import check_choice, check_positive, check_sample_rate
-from ..errors import AudioFileError, ParameterError
-from ..io import AUDIO_EXTENSIONS
-from ..transforms import OpenAudio
+from ..errors import ParameterError
+from ..files import get_audio_files
+from ..transforms.item import OpenAudio
 from .loader import AudioDL
 
 __all__ = ["AudioBlock", "get_audio_files", "RegexLabeller"]
@@ -57,40 +57,6 @@ def AudioBlock(
                  "sample_rate": sample_rate}  # fmt: skip
     open_audio = OpenAudio(sample_rate, mono=mono, duration=duration, pad_mode=pad_mode)
     return TransformBlock(type_tfms=open_audio, dl_type=AudioDL, dls_kwargs=dl_kwargs)
-
-
-def get_audio_files(path, recurse: bool = True, folders=None, extensions=None):
-    """List the audio files under ``path``, like fastai's ``get_image_files``.
-
-    Args:
-        path: the folder to search.
-        recurse: also search sub-folders.
-        folders: only these sub-folders of ``path`` (e.g. ``['train', 'valid']``).
-        extensions: file extensions to keep (default: every format libsndfile reads, ``AUDIO_EXTENSIONS``).
-
-    Returns:
-        A fastcore ``L`` of ``Path`` objects in sorted order (so seeded random splits agree across machines).
-
-    Raises:
-        AudioFileError: ``path`` is missing, not a folder, or cannot be listed.
-
-    Examples:
-        >>> files = get_audio_files("nsynth/", folders=["train"])
-        >>> files[0].name
-        'bass_electronic_000-036-100.wav'
-    """
-    root = Path(path)
-    if not root.exists():
-        raise AudioFileError(root, "no such folder; check the path")
-    if not root.is_dir():
-        raise AudioFileError(root, "is a file, not a folder; pass the folder that holds the audio files")
-    try:
-        next(root.iterdir(), None)
-    except PermissionError:
-        raise AudioFileError(root, "permission denied while listing the folder; make it readable") from None
-    exts = AUDIO_EXTENSIONS if extensions is None else {e.lower() if e.startswith(".") else "." + e.lower()
-                                                        for e in extensions}  # fmt: skip
-    return get_files(root, extensions=exts, recurse=recurse, folders=folders).sorted()
 
 
 class RegexLabeller:

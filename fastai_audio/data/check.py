@@ -1,59 +1,14 @@
-"""Decode every file of a data set once and report the bad ones, with the reason for each."""
+"""The loaders' ``on_error`` policy: keep a data set's good files, warning about each bad one."""
 
 from __future__ import annotations
 
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pandas as pd
-
 from .._validate import check_choice
-from ..errors import AudioError
-from ..io import load_audio
+from ..files import check_audio_files
 
 __all__ = ["check_audio_files", "drop_bad_files"]
-
-
-def _check_one(path) -> dict:
-    try:
-        wav, sr = load_audio(path)
-    except AudioError as err:
-        return {"path": str(path), "ok": False, "reason": getattr(err, "reason", str(err)),
-                "sample_rate": None, "channels": None, "duration": None}  # fmt: skip
-    return {"path": str(path), "ok": True, "reason": "", "sample_rate": sr, "channels": wav.shape[0],
-            "duration": wav.shape[-1] / sr}  # fmt: skip
-
-
-def check_audio_files(files, *, num_workers: int | None = None, progress: bool = False) -> pd.DataFrame:
-    """Decode every file fully and report, for each, whether it is usable audio and why not.
-
-    Catches what a header check cannot: missing, empty, truncated or non-audio files, zero samples, NaN/Inf.
-
-    Args:
-        files: paths (e.g. from ``get_audio_files``).
-        num_workers: decoding threads (default: the number of CPUs, at most 8).
-        progress: show a progress bar.
-
-    Returns:
-        DataFrame with one row per file, in input order: ``path``, ``ok`` (bool), ``reason`` (empty when ok),
-        ``sample_rate``, ``channels``, ``duration`` (seconds).
-
-    Examples:
-        >>> report = check_audio_files(get_audio_files("data/"))
-        >>> report[~report.ok][["path", "reason"]]
-    """
-    files = [Path(f) for f in files]
-    workers = num_workers or min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        rows = pool.map(_check_one, files)
-        if progress:
-            from fastprogress.fastprogress import progress_bar
-
-            rows = progress_bar(rows, total=len(files))
-        rows = list(rows)
-    return pd.DataFrame(rows, columns=["path", "ok", "reason", "sample_rate", "channels", "duration"])
 
 
 def drop_bad_files(files, on_error: str = "raise") -> list:

@@ -7,24 +7,20 @@ import math
 
 import numpy as np
 import torch
-from fastai.data.core import Datasets, TfmdDL, TfmdLists
-from fastai.data.load import DataLoader, SkipItemException
+from fastai.data.core import TfmdDL
 from fastai.torch_core import no_random
-from fastcore.foundation import L
 from fastcore.meta import delegates
-from fasttransform import Pipeline, compose_tfms
 from torch.utils.data import get_worker_info
 
+from .._compat import input_item, input_pipeline, item_maker, loader_prefetch_factor, loader_workers
 from ..core import TensorAudio
 from ..errors import AudioFileError, ParameterError
 from ..functional import pad
 from ..io import audio_info
-from ..transforms import OpenAudio
+from ..transforms.item import find_opener
 from .pool import BatchPool, workers_are_forked
 
 __all__ = ["AudioDL"]
-
-_ITEM_METHODS = ("create_item", "do_item")  # the DataLoader steps that AudioDL._item_maker unrolls
 
 
 def _batch_meta(item_meta: dict) -> dict:
@@ -40,8 +36,7 @@ def _describe(x) -> str:
 
 def _check_batchable(xs: list, variable_length: bool):
     """Mixed rates, channel counts or (for fixed-length batches) lengths get an error naming two culprits."""
-    with torch._C.DisableTorchFunctionSubclass():  # plain shape reads: fastai's metadata hook costs ~10 us each
-        shapes = [tuple(x.shape) for x in xs]
+    shapes = [tuple(x.as_subclass(torch.Tensor).shape) for x in xs]  # (fastai's metadata hook costs ~4 us a read)
     rates = [x.__dict__.get("sample_rate") for x in xs]
     first, (rate0, shape0) = xs[0], (rates[0], shapes[0])
     for x, rate, shape in zip(xs[1:], rates[1:], shapes[1:]):
@@ -78,7 +73,7 @@ class AudioDL(TfmdDL):
 
     Items are made as fastai makes them, the same pipelines in the same order, without the per-item wrappers
     around them (``do_item``, ``Datasets.__getitem__``, ``TfmdLists.__getitem__``), which cost about 25 us an
-    item (see ``_item_maker``).
+    item (the seam's ``item_maker`` shim, ``fastai_audio._compat``).
     """
 
     def __init__(self, dataset=None, variable_length: bool = False, pad_mode: str = "zeros",
@@ -101,18 +96,18 @@ class AudioDL(TfmdDL):
         return self._lengths
 
     def _item_length(self, i: int) -> int:
-        tl = self.dataset.tls[0] if hasattr(self.dataset, "tls") else None
-        if tl is not None:
-            o = tl.items[i] if not hasattr(tl.items, "iloc") else tl.items.iloc[i]
-            for t in tl.tfms.fs:
-                if isinstance(t, OpenAudio):
-                    try:
-                        info = audio_info(o)
-                    except AudioFileError:
-                        break
-                    rate = self.sample_rate or info.sample_rate
-                    return math.ceil(info.frames * rate / info.sample_rate)
+        index, _ = find_opener(self.dataset)
+        if index is not None:
+            o = input_item(self.dataset, i)
+            for t in input_pipeline(self.dataset)[:index]:
                 o = t(o)
+            try:
+                info = audio_info(o)
+            except AudioFileError:
+                pass
+            else:
+                rate = self.sample_rate or info.sample_rate
+                return math.ceil(info.frames * rate / info.sample_rate)
         return int(self.dataset[i][0].shape[-1])  # not a file-backed item: decode it
 
     def get_idxs(self):
@@ -147,7 +142,7 @@ class AudioDL(TfmdDL):
         """The shared slots that this epoch's workers collate audio into (see ``pool.py``), made here, in the main
         process, before they fork. ``None``: collate the usual way (no workers, workers that are not forked,
         variable-length batches, batches too large to keep ``prefetch_factor + 1`` per worker)."""
-        workers = self.fake_l.num_workers
+        workers = loader_workers(self)
         if not workers or not self.bs or self.variable_length or not workers_are_forked():
             return None
         if "_audio_item" not in self.__dict__:
@@ -161,7 +156,7 @@ class AudioDL(TfmdDL):
         if self._audio_item is None:
             return None
         shape, dtype = self._audio_item
-        return BatchPool.fitting(workers, self.fake_l.prefetch_factor + 1, (self.bs, *shape), dtype)
+        return BatchPool.fitting(workers, loader_prefetch_factor(self) + 1, (self.bs, *shape), dtype)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -193,34 +188,8 @@ class AudioDL(TfmdDL):
         return batch
 
     def create_batches(self, samps):
-        make = self._item_maker()
+        make = item_maker(self)
         if make is None:
             yield from super().create_batches(samps)
             return
         yield from map(self.do_batch, self.chunkify(o for o in map(make, samps) if o is not None))
-
-    def _item_maker(self):
-        """``i -> self.do_item(i)``, unrolled: the item is ``after_item(tuple(tl.tfms(tl.items[i]) for tl in
-        dataset.tls))``, which is what fastai's ``do_item``, ``create_item``, ``Datasets.__getitem__`` and
-        ``TfmdLists.__getitem__`` compute, one call inside the other. ``None`` (fastai's own path) whenever one of
-        those is replaced, by a subclass or an argument, or the dataset is not indexed."""
-        ds = self.dataset
-        if not self.indexed or type(ds) is not Datasets:
-            return None
-        if any(n in self.__dict__ or getattr(type(self), n) is not getattr(DataLoader, n) for n in _ITEM_METHODS):
-            return None
-        tls = ds.tls
-        if not all(type(tl) is TfmdLists and "_after_item" not in tl.__dict__ and type(tl.tfms) is Pipeline
-                   for tl in tls):  # fmt: skip
-            return None
-        pipes = [(L(tl.items, use_list=None), tl.tfms.fs, tl.tfms.split_idx) for tl in tls]
-
-        def make(i):
-            try:
-                return self.after_item(
-                    tuple(compose_tfms(items[i], fs, split_idx=split_idx) for items, fs, split_idx in pipes)
-                )
-            except SkipItemException:
-                return None
-
-        return make

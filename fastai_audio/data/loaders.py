@@ -14,11 +14,11 @@ from fastai.torch_core import TensorCategory
 from fastcore.foundation import L
 from fasttransform import DisplayedTransform
 
+from .._compat import DirectEncodes
 from .._validate import check_choice
 from ..core import TensorAudio
 from ..errors import ParameterError
-from ..transforms.base import DirectEncodes
-from ..transforms.item import opener_index
+from ..transforms.item import find_opener
 from .block import AudioBlock, RegexLabeller, get_audio_files
 from .check import drop_bad_files
 
@@ -64,7 +64,7 @@ class AudioDataLoaders(DataLoaders):
         """
         if not with_labels and rm_type_tfms is None:
             items = [Path(o) if isinstance(o, str) else o for o in test_items]
-            opener = opener_index(self)
+            opener = find_opener(self.valid_ds)[0]
             if opener is not None and all(isinstance(o, (Path, TensorAudio)) for o in items):
                 return super().test_dl(items, rm_type_tfms=opener, with_labels=False, **kwargs)
         return super().test_dl(test_items, rm_type_tfms=rm_type_tfms, with_labels=with_labels, **kwargs)
@@ -272,7 +272,7 @@ class _InFolder:
 
 
 class _Field(DirectEncodes, DisplayedTransform):
-    """Picklable ``item -> item[i]`` for the loaders' ``[file, label]`` items; no dispatch on the data path."""
+    """Picklable ``item -> item[i]`` for the loaders' ``[file, label]`` items."""
 
     def __init__(self, i: int):
         super().__init__()
@@ -281,23 +281,17 @@ class _Field(DirectEncodes, DisplayedTransform):
     def encodes(self, o):
         return o[self.i]
 
-    def _do_call(self, nm, *args, **kwargs):
-        return args[0][self.i] if nm == "encodes" else args[0]
-
 
 class _Categorize(DirectEncodes, Categorize):
-    """fastai's ``Categorize`` with the same encoding, minus the type dispatch per item (labels are plain values)."""
+    """fastai's ``Categorize``, making its ``TensorCategory`` without fastai's generic tensor conversion (~3 us an
+    item); labels it does not know get fastai's own error."""
 
-    def _do_call(self, nm, *args, **kwargs):
-        o = args[0]
-        if nm != "encodes" or isinstance(o, tuple):
-            return super()._do_call(nm, *args, **kwargs)
+    def encodes(self, o):
         try:
             code = self.vocab.o2i[o]
-        except KeyError as e:
-            raise KeyError(f"Label '{o}' was not included in the training dataset") from e
-        # what TensorCategory(code) makes, without its generic conversion (~25 us an item)
-        return torch._C.TensorBase.as_subclass(torch.scalar_tensor(code, dtype=torch.long), TensorCategory)
+        except (KeyError, TypeError):
+            return Categorize.encodes(self, o)
+        return torch.scalar_tensor(code, dtype=torch.long).as_subclass(TensorCategory)
 
 
 class _FixedSplit:

@@ -75,8 +75,7 @@ class BatchPool:
                 self._free[slot] = 0
                 start = slot * self.slot_numel
                 out = self._data[start : start + int(np.prod(shape))].view(shape)
-                with torch._C.DisableTorchFunctionSubclass():
-                    torch.stack(xs, out=out)
+                torch.stack([x.as_subclass(torch.Tensor) for x in xs], out=out)
                 return _Pooled(self.key, slot, shape, type(xs[0]), meta)
         return None
 
@@ -106,6 +105,6 @@ class _Pooled:
 
 
 def _unpool(key, slot: int, shape: tuple, cls: type, meta: dict) -> torch.Tensor:
-    x = torch._C.TensorBase.as_subclass(_POOLS[key].tensor(slot, shape), cls)
-    x.__dict__.update(meta)
+    x = _POOLS[key].tensor(slot, shape).as_subclass(cls)
+    x.__dict__ = dict(meta)
     return x

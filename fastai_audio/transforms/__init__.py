@@ -1,5 +1,8 @@
 """fastai Transforms for audio: per-clip transforms run on CPU workers, batch transforms on the batch's device."""
 
+from .. import _compat  # noqa: F401  (first: it imports fastai with fastai's import-time warning silenced)
+
+# isort: split
 from .augment import (
     AddBackground,
     AddNoise,
@@ -20,7 +23,17 @@ from .augment import (
 from .base import TypedTransform
 from .item import AudioTransform, CropPad, DownmixMono, OpenAudio, Resample
 from .presets import MEL_PRESETS, MelConfig, get_frequency_batch_transforms, mel_transforms
-from .spectral import CQT, MFCC, AmplitudeToDB, AudioFrontEnd, Delta, MelSpectrogram, Normalize, Spectrogram
+from .spectral import (
+    CQT,
+    MFCC,
+    AmplitudeToDB,
+    AudioFrontEnd,
+    Delta,
+    MelSpectrogram,
+    Normalize,  # noqa: F401  (SpecNormalize's old name; left out of __all__, see SpecNormalize)
+    SpecNormalize,
+    Spectrogram,
+)
 
 __all__ = [
     "AddBackground",
@@ -49,7 +62,7 @@ __all__ = [
     "MFCC",
     "MelConfig",
     "MelSpectrogram",
-    "Normalize",
+    "SpecNormalize",
     "OpenAudio",
     "Resample",
     "Spectrogram",

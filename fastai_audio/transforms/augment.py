@@ -16,7 +16,7 @@ Every augmentation here is a batch transform (fastai ``Transform``) with the sam
 - **picklable**: generators and cached audio are dropped when pickled, so ``learn.export()`` works and stays small.
 
 Waveform augmentations (``order`` 10) run before the spectrogram (``MelSpectrogram`` has order 20); ``TimeWarp``
-(65) and the spectrogram masks (70) run after ``Normalize`` (60), where 0 is the mean, so a masked band carries no
+(65) and the spectrogram masks (70) run after ``SpecNormalize`` (60), where 0 is the mean, so a masked band carries no
 information.
 ``audio_aug_tfms()`` returns a default recipe (see ``docs/augment.md``).
 """
@@ -512,7 +512,7 @@ class AddBackground(AudioAugment):
 
     def __init__(self, source, min_snr_db: float = 3.0, max_snr_db: float = 30.0, max_seconds: float = 600.0,
                  p: float = 0.5, seed: int | None = None):  # fmt: skip
-        from ..data.block import get_audio_files
+        from ..files import get_audio_files
 
         super().__init__(p, seed)
         self.min_snr_db, self.max_snr_db = _check_range("snr_db", min_snr_db, max_snr_db)
@@ -623,7 +623,7 @@ class _RandomFilter(AudioAugment):
         meta, name = self._meta or getattr(x, "__dict__", {}), type(self).__name__
         if meta.get("db") or meta.get("normalized") or "power" not in meta:
             raise ParameterError(
-                f"{name} filters a power or magnitude spectrogram, before AmplitudeToDB and Normalize; it got one "
+                f"{name} filters a power or magnitude spectrogram, before AmplitudeToDB and SpecNormalize; it got one "
                 f"that is {'in dB' if meta.get('db') else 'normalised' if meta.get('normalized') else 'unlabelled'}"
                 f": use {name}(domain='spectrogram'), which runs right after the spectrogram, or domain='waveform'"
             )  # fmt: skip
@@ -836,7 +836,7 @@ class TimeStretch(_GroupedAugment):
 
 
 class _Mask(AudioAugment):
-    order = 70  # after Normalize (60): 0 is then the mean
+    order = 70  # after SpecNormalize (60): 0 is then the mean
     accepts = (TensorSpectrogram,)
     identity = {"widths": 0}
     axis = -2
@@ -881,7 +881,7 @@ class FrequencyMask(_Mask):
     """SpecAugment's frequency masking: ``n_masks`` bands of up to ``max_width`` bins set to ``value``, per item.
 
     Input and output ``(B, C, freq, frames)``. Widths are uniform in ``0..max_width``, starts uniform over the axis;
-    each item draws its own. The default ``value=0`` is the mean after ``Normalize``; ``'mean'`` and ``'min'`` use
+    each item draws its own. The default ``value=0`` is the mean after ``SpecNormalize``; ``'mean'`` and ``'min'`` use
     each item's own.
 
     Examples:
@@ -921,7 +921,7 @@ class TimeWarp(AudioAugment):
     it, interpolated linearly between the two nearest frames. A padded batch (``lengths``, in frames) is warped
     within each item's own frames; its padding is left alone. Input and output ``(B, C, freq, frames)``.
 
-    It runs after ``Normalize`` and before the masks, as in SpecAugment. Its cost is two gathers over the batch.
+    It runs after ``SpecNormalize`` and before the masks, as in SpecAugment. Its cost is two gathers over the batch.
 
     Args:
         max_warp: the largest move of the centre frame, in frames (at 16 kHz with hop 256 a frame is 16 ms).
@@ -932,7 +932,7 @@ class TimeWarp(AudioAugment):
         >>> TimeWarp().apply(spec, centre=torch.tensor([50]), shift=torch.tensor([10.0]))  # frame 50 to 60
     """
 
-    order = 65  # after Normalize (60), before the masks (70)
+    order = 65  # after SpecNormalize (60), before the masks (70)
     accepts = (TensorSpectrogram,)
     identity = {"shift": 0.0}
 
@@ -1028,7 +1028,7 @@ def audio_aug_tfms(*, gain_db: float | None = None, shift: float | None = None, 
     By default ``AddNoise`` (a random colour per clip, ``noise_snr_db`` range) on the waveform and
     ``RandomLowpass(domain='spectrogram')`` (1.5-7.5 kHz) on the spectrogram, each with probability ``p``. Optional
     parts: ``RandomGain(±gain_db)`` and ``RandomShift(±shift)`` on the waveform, ``freq_masks`` frequency masks and
-    ``time_masks`` time masks and ``TimeWarp(time_warp)`` (SpecAugment) after ``Normalize``. ``None``/0/False turns
+    ``time_masks`` time masks and ``TimeWarp(time_warp)`` (SpecAugment) after ``SpecNormalize``. ``None``/0/False turns
     a part off.
 
     Measured, not assumed (``bench/augment_study.py``, docs/augment.md): on ``synth_nsynth``'s unseen instruments,

@@ -14,14 +14,15 @@ import torch
 from fastai.vision.augment import RandTransform
 from fasttransform import DisplayedTransform
 
+from .._compat import DirectEncodes, input_pipeline
 from .._validate import check_choice, check_positive, check_sample_rate
 from ..core import TensorAudio
 from ..errors import ParameterError
 from ..functional import crop, pad
 from ..io import read_span, resample
-from .base import DirectEncodes, TypedTransform
+from .base import TypedTransform
 
-__all__ = ["AudioTransform", "OpenAudio", "DownmixMono", "Resample", "CropPad"]
+__all__ = ["AudioTransform", "OpenAudio", "DownmixMono", "Resample", "CropPad", "find_opener"]
 
 
 class AudioTransform(TypedTransform):
@@ -42,9 +43,8 @@ class AudioTransform(TypedTransform):
 
 
 def _wrap(wav: torch.Tensor, sample_rate: int, meta: dict) -> TensorAudio:
-    out = torch._C.TensorBase.as_subclass(wav, TensorAudio)  # fastai's patched as_subclass copies meta we replace
-    out.__dict__.update(meta)
-    out.sample_rate = sample_rate
+    out = wav.as_subclass(TensorAudio)
+    out.__dict__ = {**meta, "sample_rate": sample_rate}  # a new dict: as_subclass shares ``wav``'s
     return out
 
 
@@ -174,13 +174,7 @@ class OpenAudio(DirectEncodes, DisplayedTransform):
         self._split_idx = split_idx  # the crop is random on the training set only
         return super().__call__(o, split_idx=split_idx, **kwargs)
 
-    def encodes(self, o):
-        return self._open(o)
-
-    def _do_call(self, nm, *args, **kwargs):
-        return self._open(args[0]) if nm == "encodes" else super()._do_call(nm, *args, **kwargs)
-
-    def _open(self, o) -> TensorAudio:
+    def encodes(self, o) -> TensorAudio:
         if self.crop is not None:
             self.crop.before_call(o, self._split_idx)
         if isinstance(o, (str, Path)):
@@ -209,8 +203,15 @@ class OpenAudio(DirectEncodes, DisplayedTransform):
         return read_span(path, window)
 
 
-def opener_index(dls) -> int | None:
-    """Index of ``OpenAudio`` in the input pipeline of ``dls``' validation set (None when it has none): the
-    transforms before it read items (e.g. a DataFrame column), those from it on turn a path into a clip."""
-    fs = dls.valid_ds.tls[0].tfms.fs
-    return next((i for i, t in enumerate(fs) if isinstance(t, OpenAudio)), None)
+def find_opener(dataset) -> tuple[int, OpenAudio] | tuple[None, None]:
+    """Where ``OpenAudio`` is in the input pipeline of a fastai ``Datasets`` (e.g. ``dls.valid_ds``): its index and
+    the transform, or ``(None, None)``. The transforms before it read items (e.g. a DataFrame column), those from it
+    on turn a path into a clip.
+
+    Examples:
+        >>> find_opener(dls.valid_ds)
+        (1, OpenAudio -- {'sample_rate': 16000, 'mono': True, 'duration': 4.0, 'pad_mode': 'zeros'}
+        )
+    """
+    fs = input_pipeline(dataset) or []
+    return next(((i, t) for i, t in enumerate(fs) if isinstance(t, OpenAudio)), (None, None))

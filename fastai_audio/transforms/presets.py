@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import ParameterError
-from .spectral import AmplitudeToDB, MelSpectrogram, Normalize
+from .spectral import AmplitudeToDB, MelSpectrogram, SpecNormalize
 
 __all__ = ["MelConfig", "MEL_PRESETS", "mel_transforms", "get_frequency_batch_transforms"]
 
@@ -39,7 +39,7 @@ class MelConfig:
     top_db: float | None = 80.0
 
     def transforms(self, *, decibels: bool = True, normalize: str | None = "dataset", **kwargs) -> list:
-        """``[MelSpectrogram, AmplitudeToDB, Normalize]`` for this config.
+        """``[MelSpectrogram, AmplitudeToDB, SpecNormalize]`` for this config.
 
         Args:
             decibels: include ``AmplitudeToDB(top_db=self.top_db)``.
@@ -55,7 +55,7 @@ class MelConfig:
         if decibels:
             tfms.append(AmplitudeToDB(stype="power" if cfg.power == 2.0 else "magnitude", top_db=cfg.top_db))
         if normalize is not None:
-            tfms.append(Normalize(mode=normalize))
+            tfms.append(SpecNormalize(mode=normalize))
         return tfms
 
 
@@ -96,11 +96,11 @@ def get_frequency_batch_transforms(n_fft: int = 1024, n_hop: int = 256, n_mels: 
         f_max: highest frequency (Hz; default Nyquist).
         decibels: convert to dB (``AmplitudeToDB``).
         top_db: dynamic range kept per item.
-        normalize: ``'dataset'``, ``'item'`` or None (see ``Normalize``).
+        normalize: ``'dataset'``, ``'item'`` or None (see ``SpecNormalize``).
         **mel_kwargs: any other ``MelSpectrogram`` argument (``mel_scale``, ``norm``, ``power``, ``trainable``...).
 
     Returns:
-        ``[MelSpectrogram, AmplitudeToDB, Normalize]`` (the last two optional); batches become
+        ``[MelSpectrogram, AmplitudeToDB, SpecNormalize]`` (the last two optional); batches become
         ``TensorSpectrogram (bs, 1, n_mels, frames)``.
 
     Examples:

@@ -17,6 +17,7 @@ from itertools import islice
 import torch
 from torch import nn
 
+from .._compat import in_main_process
 from .._validate import check_choice, check_positive, check_sample_rate
 from ..core import TensorAudio, TensorSpectrogram
 from ..errors import ParameterError
@@ -30,7 +31,7 @@ __all__ = [
     "AmplitudeToDB",
     "MFCC",
     "Delta",
-    "Normalize",
+    "SpecNormalize",
     "AudioFrontEnd",
 ]
 
@@ -133,11 +134,13 @@ class _LayerTransform(TypedTransform):
             self._layer_device = plain.device
         return self.layer(plain)
 
-    def _do_call(self, nm, *args, **kwargs):
+    def encodes(self, x):
         # In a DataLoader the layer is a constant, even when trainable: no autograd graph per batch. AudioFrontEnd
         # calls _encode directly, with gradients.
+        if not self.takes(x):
+            return x
         with torch.no_grad():
-            return super()._do_call(nm, *args, **kwargs)
+            return self._encode(x)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -444,13 +447,17 @@ class Delta(_SpecTransform):
         return self._wrap(x, torch.cat(stack, dim=1), deltas=self.n_deltas)
 
 
-class Normalize(_SpecTransform):
+class SpecNormalize(_SpecTransform):
     """Standardise spectrograms: per frequency bin with statistics of the training set, or per item.
 
     ``mode='dataset'`` (default): mean and std of every (channel, frequency) row, estimated at set-up from
     ``n_batches`` training batches (after the transforms before it), then ``(x - mean) / std``; ``decodes``
     undoes it, so ``show_batch`` draws decibels. ``mode='item'``: each item to zero mean and unit variance over
     all its values (no set-up, nothing to undo). Give ``mean`` and ``std`` to skip the estimate.
+
+    Its name keeps it apart from fastai's image ``Normalize`` (ImageNet statistics per RGB channel), which
+    ``from fastai_audio.all import *`` leaves in place; ``fastai_audio.transforms.Normalize`` is this class under
+    its name up to version 0.1.
 
     Args:
         mode: ``'dataset'`` or ``'item'``.
@@ -460,7 +467,7 @@ class Normalize(_SpecTransform):
         eps: added to the standard deviation.
 
     Examples:
-        >>> dls = AudioDataLoaders.from_folder(path, batch_tfms=[MelSpectrogram(), AmplitudeToDB(), Normalize()])
+        >>> dls = AudioDataLoaders.from_folder(path, batch_tfms=[MelSpectrogram(), AmplitudeToDB(), SpecNormalize()])
         >>> dls.after_batch[-1].mean.shape
         torch.Size([1, 1, 128, 1])
     """
@@ -478,10 +485,10 @@ class Normalize(_SpecTransform):
     def setups(self, dl):
         if self.mode != "dataset" or (self.mean is not None and self.std is not None):
             return
-        with dl.fake_l.no_multiproc():
+        with in_main_process(dl):
             self.fit([b[0] for b in islice(dl, self.n_batches)])
 
-    def fit(self, batches) -> Normalize:
+    def fit(self, batches) -> SpecNormalize:
         """Set ``mean`` and ``std`` (per channel and frequency) from spectrogram batches ``(B, C, F, T)``."""
         xs = torch.cat([_as_spec_batch(x.as_subclass(torch.Tensor)).detach().float().cpu() for x in batches])
         self.mean = xs.mean(dim=(0, 3), keepdim=True)
@@ -491,8 +498,8 @@ class Normalize(_SpecTransform):
     def _stats(self, x: torch.Tensor):
         if self.mean is None:
             raise ParameterError(
-                "Normalize(mode='dataset') has no statistics yet: use it in a DataLoaders' batch_tfms (it estimates "
-                "them from training batches), pass mean= and std=, or use mode='item'"
+                "SpecNormalize(mode='dataset') has no statistics yet: use it in a DataLoaders' batch_tfms (it "
+                "estimates them from training batches), pass mean= and std=, or use mode='item'"
             )
         return self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
 
@@ -514,6 +521,9 @@ class Normalize(_SpecTransform):
         return out
 
 
+Normalize = SpecNormalize  # its name up to 0.1 (not exported by ``fastai_audio.all``, where fastai's Normalize stays)
+
+
 def _as_stat(t: torch.Tensor) -> torch.Tensor:
     """``(F,)`` -> ``(1, 1, F, 1)``; ``(C, F)`` -> ``(1, C, F, 1)``; 4-D kept."""
     if t.ndim == 1:
@@ -532,8 +542,8 @@ class AudioFrontEnd(nn.Module):
     ``audio_learner(dls, front_end=[...])`` builds the model this way and calls ``setup`` for you.
 
     Examples:
-        >>> front = AudioFrontEnd([MelSpectrogram(trainable=True), AmplitudeToDB(), Normalize()])
-        >>> front.setup(dls.train)                     # statistics for Normalize(mode='dataset')
+        >>> front = AudioFrontEnd([MelSpectrogram(trainable=True), AmplitudeToDB(), SpecNormalize()])
+        >>> front.setup(dls.train)                     # statistics for SpecNormalize(mode='dataset')
         >>> model = nn.Sequential(front, cnn)
     """
 
@@ -543,7 +553,7 @@ class AudioFrontEnd(nn.Module):
         for t in self.tfms:
             if not isinstance(t, _SPECTRAL_TFMS):
                 raise ParameterError(
-                    f"AudioFrontEnd takes the spectral transforms (MelSpectrogram, AmplitudeToDB, Normalize...), "
+                    f"AudioFrontEnd takes the spectral transforms (MelSpectrogram, AmplitudeToDB, SpecNormalize...), "
                     f"got {type(t).__name__}"
                 )
         self.layers = nn.ModuleList([t.layer for t in self.tfms if isinstance(getattr(t, "layer", None), nn.Module)])
@@ -555,10 +565,10 @@ class AudioFrontEnd(nn.Module):
         return x
 
     def setup(self, dl) -> AudioFrontEnd:
-        """Estimate what needs data (``Normalize(mode='dataset')`` statistics) from batches of raw audio ``dl``."""
+        """Estimate what needs data (``SpecNormalize(mode='dataset')`` statistics) from batches of raw audio ``dl``."""
         for i, t in enumerate(self.tfms):
-            if isinstance(t, Normalize) and t.mode == "dataset" and (t.mean is None or t.std is None):
-                with torch.no_grad(), dl.fake_l.no_multiproc():
+            if isinstance(t, SpecNormalize) and t.mode == "dataset" and (t.mean is None or t.std is None):
+                with torch.no_grad(), in_main_process(dl):
                     t.fit([self(b[0].to(_device_of(self, b[0])), upto=i) for b in islice(dl, t.n_batches)])
         return self
 

@@ -1,0 +1,253 @@
+"""Finding, inspecting and checking audio files: soundfile and numpy only, no torch, no fastai.
+
+The bottom of the data path: ``get_audio_files`` lists a data set, ``audio_info`` reads a header, and
+``check_audio_files`` decodes every file once to report the bad ones. ``io`` builds the tensor reads on the same
+checks and messages. Nothing here imports torch, so ``fastai-audio check`` answers without loading it.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from fastcore.foundation import L
+
+from .errors import AudioError, AudioFileError
+
+__all__ = ["AUDIO_EXTENSIONS", "AudioInfo", "audio_info", "check_audio_files", "get_audio_files"]
+
+#: File extensions that ``get_audio_files`` picks up: every format libsndfile can decode here.
+AUDIO_EXTENSIONS = frozenset(
+    "." + ext.lower()
+    for ext in (
+        "wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "aifc", "au", "snd", "caf",
+        "w64", "rf64", "sd2", "voc", "htk", "mat", "paf", "pvf", "sds", "sf", "xi", "nist", "wve",
+    )
+)  # fmt: skip
+
+# Subtypes whose samples are integers, hence finite: the NaN/Inf scan is skipped for them.
+INTEGER_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW"})
+
+# What soundfile raises for a file it cannot open or decode.
+DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What ``audio_info`` reads from a file header: no samples are decoded.
+
+    Attributes:
+        path: the file.
+        sample_rate: samples per second per channel.
+        frames: samples per channel (the length).
+        channels: number of channels.
+        format: container, e.g. ``'WAV'``, ``'FLAC'``.
+        subtype: encoding, e.g. ``'PCM_16'``, ``'FLOAT'``, ``'VORBIS'``.
+
+    Examples:
+        >>> AudioInfo("a.wav", 16000, 32000, 1, "WAV", "PCM_16").duration
+        2.0
+    """
+
+    path: str
+    sample_rate: int
+    frames: int
+    channels: int
+    format: str
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate
+
+
+def check_readable(path) -> Path:
+    """``path`` as a ``Path`` if it is a readable, non-empty file; else an ``AudioFileError`` saying what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioFileError(path, "no such file; check the path (relative paths start at the current folder)")
+    if path.is_dir():
+        raise AudioFileError(path, "is a directory, not an audio file; use get_audio_files() to list its audio")
+    if not os.access(path, os.R_OK):
+        raise AudioFileError(path, "permission denied; make the file readable (chmod +r) or copy it elsewhere")
+    if path.stat().st_size == 0:
+        raise AudioFileError(path, "is empty (0 bytes); re-export or delete it")
+    return path
+
+
+def decode_error(path, err: Exception) -> AudioFileError:
+    """The ``AudioFileError`` for a file soundfile refused: the precise reason (missing, a directory, unreadable,
+    empty) when there is one, else libsndfile's, with what to do."""
+    try:
+        check_readable(path)
+    except AudioFileError as precise:
+        return precise
+    detail = getattr(err, "error_string", None) or str(err)  # libsndfile's reason, without the path again
+    return AudioFileError(
+        path,
+        f"cannot be decoded as audio ({detail}); the file is truncated, corrupt or not audio. "
+        "Run `fastai-audio check` on the folder to list every bad file, or load with on_error='skip'",
+    )
+
+
+def no_samples_error(path) -> AudioFileError:
+    return AudioFileError(path, "holds no samples; delete it or regenerate it")
+
+
+def non_finite_error(path, bad: int) -> AudioFileError:
+    return AudioFileError(path, f"holds {bad} NaN/Inf samples; the file is corrupt, re-export or delete it")
+
+
+def audio_info(path) -> AudioInfo:
+    """Read a file's sample rate, length and channel count from its header, without decoding samples.
+
+    Args:
+        path: an audio file in any format libsndfile reads.
+
+    Returns:
+        AudioInfo with ``sample_rate``, ``frames``, ``channels``, ``duration`` (seconds), ``format``, ``subtype``.
+
+    Raises:
+        AudioFileError: the file is missing, unreadable or not audio; the message names the file.
+
+    Examples:
+        >>> info = audio_info("note.wav")
+        >>> info.sample_rate, info.channels, info.duration
+        (16000, 1, 4.0)
+    """
+    path = check_readable(path)
+    try:
+        info = sf.info(str(path))
+    except DECODE_ERRORS as err:
+        raise decode_error(path, err) from None
+    return AudioInfo(str(path), int(info.samplerate), int(info.frames), int(info.channels), info.format, info.subtype)
+
+
+def get_audio_files(path, recurse: bool = True, folders=None, extensions=None) -> L:
+    """List the audio files under ``path``, like fastai's ``get_image_files``.
+
+    Hidden files and folders are skipped; symbolic links are followed and listed as found (under ``path``, not
+    where they point), so a split made of links keeps its folders.
+
+    Args:
+        path: the folder to search.
+        recurse: also search sub-folders.
+        folders: only these sub-folders of ``path`` (e.g. ``['train', 'valid']``).
+        extensions: file extensions to keep (default: every format libsndfile reads, ``AUDIO_EXTENSIONS``).
+
+    Returns:
+        A fastcore ``L`` of ``Path`` objects in sorted order (so seeded random splits agree across machines).
+
+    Raises:
+        AudioFileError: ``path`` is missing, not a folder, or cannot be listed.
+
+    Examples:
+        >>> files = get_audio_files("nsynth", folders=["train"])
+        >>> files[0].name
+        'bass_electronic_000-036-100.wav'
+    """
+    root = Path(path)
+    if not root.exists():
+        raise AudioFileError(root, "no such folder; check the path")
+    if not root.is_dir():
+        raise AudioFileError(root, "is a file, not a folder; pass the folder that holds the audio files")
+    try:
+        next(root.iterdir(), None)
+    except PermissionError:
+        raise AudioFileError(root, "permission denied while listing the folder; make it readable") from None
+    exts = AUDIO_EXTENSIONS if extensions is None else {e.lower() if e.startswith(".") else "." + e.lower()
+                                                        for e in extensions}  # fmt: skip
+    wanted = set(folders or ())
+
+    def audio(folder: str, names) -> list:
+        return [Path(folder) / n for n in names if not n.startswith(".") and os.path.splitext(n)[1].lower() in exts]
+
+    if not recurse:
+        return L(sorted(audio(root, [e.name for e in os.scandir(root) if e.is_file()])))
+    found = []
+    for depth, (folder, subfolders, names) in enumerate(os.walk(root, followlinks=True)):
+        if depth == 0 and wanted:
+            subfolders[:] = [d for d in subfolders if d in wanted]
+            if "." not in wanted:
+                continue
+        else:
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        found += audio(folder, names)
+    return L(sorted(found))
+
+
+def scan_audio(path, block_frames: int = 2**16) -> AudioInfo:
+    """Decode the whole file (block by block, in numpy) and return its header's ``AudioInfo`` with the frames
+    actually decoded; an ``AudioFileError`` says why a file is unusable: missing, empty, undecodable, truncated to
+    nothing, or holding NaN/Inf samples. The same reasons, in the same words, as ``load_audio``.
+
+    Examples:
+        >>> scan_audio("note.wav").frames
+        64000
+    """
+    frames = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            header = (int(f.samplerate), int(f.channels), f.format, f.subtype)
+            finite = header[3] in INTEGER_SUBTYPES
+            bad = 0
+            for block in f.blocks(block_frames, dtype="float32", always_2d=True):
+                frames += len(block)
+                if not finite:
+                    bad += int(block.size - np.isfinite(block).sum())
+    except DECODE_ERRORS as err:
+        raise decode_error(path, err) from None
+    if frames == 0:
+        raise no_samples_error(path)
+    if bad:
+        raise non_finite_error(path, bad)
+    return AudioInfo(str(path), header[0], frames, header[1], header[2], header[3])
+
+
+def _check_one(path) -> dict:
+    try:
+        info = scan_audio(path)
+    except AudioError as err:
+        return {"path": str(path), "ok": False, "reason": getattr(err, "reason", str(err)),
+                "sample_rate": None, "channels": None, "duration": None}  # fmt: skip
+    return {"path": str(path), "ok": True, "reason": "", "sample_rate": info.sample_rate, "channels": info.channels,
+            "duration": info.duration}  # fmt: skip
+
+
+def check_audio_files(files, *, num_workers: int | None = None, progress: bool = False):
+    """Decode every file fully and report, for each, whether it is usable audio and why not.
+
+    Catches what a header check cannot: missing, empty, truncated or non-audio files, zero samples, NaN/Inf.
+    Uses soundfile and numpy only (no torch), several files at a time.
+
+    Args:
+        files: paths (e.g. from ``get_audio_files``).
+        num_workers: decoding threads (default: the number of CPUs, at most 8).
+        progress: show a progress bar.
+
+    Returns:
+        A pandas DataFrame with one row per file, in input order: ``path``, ``ok`` (bool), ``reason`` (empty when
+        ok), ``sample_rate``, ``channels``, ``duration`` (seconds).
+
+    Examples:
+        >>> report = check_audio_files(get_audio_files("data"))
+        >>> report.ok.all(), list(report.columns)
+        (True, ['path', 'ok', 'reason', 'sample_rate', 'channels', 'duration'])
+    """
+    import pandas as pd
+
+    files = [Path(f) for f in files]
+    workers = num_workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        rows = pool.map(_check_one, files)
+        if progress:
+            from fastprogress.fastprogress import progress_bar
+
+            rows = progress_bar(rows, total=len(files))
+        rows = list(rows)
+    return pd.DataFrame(rows, columns=["path", "ok", "reason", "sample_rate", "channels", "duration"])
