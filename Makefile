@@ -8,7 +8,12 @@ STAMP  := $(VENV)/.installed
 LOCK   := requirements/lock.txt
 TINYSF := tinysoundfont==0.3.7
 
-.PHONY: install test demo docs bench bench-long lint clean
+LATEST := .venv-latest
+# This machine's pip configuration caps torch (a constraint file); the newest-release check lifts it for its own
+# install only. Override with LATEST_PIP_ENV= to keep your machine's constraints.
+LATEST_PIP_ENV ?= PIP_CONSTRAINT=/dev/null
+
+.PHONY: install test test-latest demo docs bench bench-long gpu-check lint clean
 
 install: $(STAMP)
 
@@ -23,6 +28,18 @@ $(STAMP): $(LOCK) setup.cfg pyproject.toml
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The suite against the newest releases that setup.cfg's ranges allow (fastai, fastcore, fasttransform, plum-dispatch,
+# torch, torchaudio, torchvision...), in a second environment made afresh; prints the versions it tested.
+# tests/test_compat.py names the seam entry (fastai_audio/_compat.py) that a release broke.
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install --quiet --upgrade pip
+	$(LATEST_PIP_ENV) $(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e ".[dev,notebook]" pretty_midi
+	$(LATEST)/bin/pip install --quiet --no-deps tinysoundfont
+	@$(LATEST)/bin/python -c "import importlib.metadata as m; print('test-latest versions:', ', '.join(f'{p} {m.version(p)}' for p in ('fastai', 'fastcore', 'fasttransform', 'plum-dispatch', 'torch', 'torchaudio', 'torchvision', 'numpy', 'pandas', 'soundfile')))"
+	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider
 
 demo: install
 	$(BIN)/python examples/demo.py --out demo_out
@@ -47,4 +64,4 @@ lint: install
 	$(BIN)/ruff format --check fastai_audio tests bench examples
 
 clean:
-	rm -rf $(VENV) .cache demo_out site .pytest_cache
+	rm -rf $(VENV) $(LATEST) .cache demo_out site .pytest_cache

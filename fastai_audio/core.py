@@ -14,6 +14,7 @@ from fastai.vision.data import get_grid
 from plum import dispatch
 
 from .errors import ParameterError
+from .functional.spectral import hz_to_mel, mel_to_hz
 from .io import load_audio
 
 __all__ = ["TensorAudio", "TensorSpectrogram"]
@@ -196,9 +197,10 @@ def _row_frequencies(meta: dict, n_rows: int):
         return np.arange(n_rows) * sr / meta["n_fft"]
     if scale == "mel" and sr:
         f_min, f_max = meta.get("f_min", 0.0), meta.get("f_max") or sr / 2
-        htk = meta.get("mel_scale", "slaney") == "htk"
-        mels = np.linspace(_hz_to_mel(f_min, htk), _hz_to_mel(f_max, htk), n_rows + 2)[1:-1]
-        return _mel_to_hz(mels, htk)
+        scale = meta.get("mel_scale", "slaney")
+        mels = torch.linspace(float(hz_to_mel(f_min, scale)), float(hz_to_mel(f_max, scale)), n_rows + 2,
+                              dtype=torch.float64)[1:-1]  # fmt: skip
+        return mel_to_hz(mels, scale).numpy()
     if scale == "cqt" and meta.get("f_min") and meta.get("bins_per_octave"):
         return meta["f_min"] * 2.0 ** (np.arange(n_rows) / meta["bins_per_octave"])
     return None
@@ -218,22 +220,6 @@ def _hz_ticks(freqs: np.ndarray, linear: bool = False, max_ticks: int = 6) -> li
             ticks.append(f)
             last = row
     return ticks or [lo, hi]
-
-
-# The mel scales of librosa/torchaudio, for axis labels only (the filterbanks are built in fastai_audio.functional).
-def _hz_to_mel(f, htk: bool):
-    f = np.asarray(f, dtype=np.float64)
-    if htk:
-        return 2595.0 * np.log10(1.0 + f / 700.0)
-    lin = f / (200.0 / 3)
-    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), lin)
-
-
-def _mel_to_hz(m, htk: bool):
-    m = np.asarray(m, dtype=np.float64)
-    if htk:
-        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), (200.0 / 3) * m)
 
 
 def _show_grid(samples, ctxs, max_n, nrows, ncols, figsize, **kwargs):

@@ -181,6 +181,17 @@ def get_audio_files(path, recurse: bool = True, folders=None, extensions=None) -
     return L(sorted(found))
 
 
+def absolute(path) -> Path:
+    """``path`` made absolute as given: ``..`` is folded but symbolic links are not followed, so a file linked into
+    ``valid/`` stays in ``valid/``."""
+    return Path(os.path.abspath(path))
+
+
+def in_folder(path, folder) -> bool:
+    """Whether ``path`` lies under ``folder``, both taken as given (see ``absolute``)."""
+    return absolute(folder) in absolute(path).parents
+
+
 def scan_audio(path, block_frames: int = 2**16) -> AudioInfo:
     """Decode the whole file (block by block, in numpy) and return its header's ``AudioInfo`` with the frames
     actually decoded; an ``AudioFileError`` says why a file is unusable: missing, empty, undecodable, truncated to

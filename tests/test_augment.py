@@ -18,6 +18,7 @@ from torchvision.models import resnet18
 
 from fastai_audio import AudioFileError, ParameterError, TensorAudio, TensorSpectrogram
 from fastai_audio.data import AudioDataLoaders
+from fastai_audio.functional import colored_noise
 from fastai_audio.learner import audio_learner
 from fastai_audio.transforms import (
     AddBackground,
@@ -38,7 +39,6 @@ from fastai_audio.transforms import (
     TimeWarp,
     audio_aug_tfms,
 )
-from fastai_audio.transforms.augment import colored_noise
 
 SR = 16000
 
@@ -94,7 +94,7 @@ def test_shift_moves_the_waveform_by_the_right_number_of_samples(shift):
         assert torch.all(filled[..., shift:] == 0) and torch.equal(filled[..., :shift], x[..., -shift:])
     else:
         assert torch.equal(filled, x)
-    from fastai_audio.transforms.augment import _shift_gather  # the GPU path: one gather
+    from fastai_audio.functional.crop import _shift_gather  # the GPU path: one gather
 
     batch = audio(3).as_subclass(torch.Tensor)
     shifts = torch.tensor([shift, 5, -2])
@@ -121,7 +121,7 @@ def test_noise_at_10_db_snr_measures_10_db(color):
 
 def test_noise_colours_have_their_slopes():
     def low_over_high(exponent):
-        from fastai_audio.transforms.augment import colored_noise
+        from fastai_audio.functional import colored_noise
 
         n = colored_noise((8, 1, SR), float(exponent), "cpu", torch.Generator().manual_seed(0))
         p = torch.fft.rfft(n).abs().pow(2).mean(dim=(0, 1))
@@ -148,7 +148,7 @@ def test_noise_excerpts_of_the_bank_loop_and_differ_per_clip_and_channel():
 
 
 def test_excerpts_slice_on_cpu_as_the_gather_does_elsewhere():
-    from fastai_audio.transforms.augment import _excerpts
+    from fastai_audio.functional import excerpts as _excerpts
 
     audio = torch.arange(100.0)
     clip_start, clip_length = torch.tensor([0, 10, 10, 60]), torch.tensor([10, 50, 50, 7])
@@ -167,8 +167,7 @@ def test_noise_per_clip_on_a_cpu_equals_the_batched_path():
     x[4, :, 3000:] = 0
     lengths = torch.tensor([5000, 5000, 5000, 5000, 3000, 5000])
     tfm = AddNoise(0, 20, color="random", p=0.7, seed=3, bank_samples=4096)
-    tfm._meta = {"lengths": lengths}
-    params = tfm.draw(x.as_subclass(torch.Tensor))
+    params = tfm.draw(x.as_subclass(torch.Tensor), {"lengths": lengths})
     params["snr_db"][[1, 5]] = math.inf  # two clips left alone
     batched = tfm._apply_batched(x.as_subclass(torch.Tensor), **params)
     per_clip = tfm._apply_per_clip(x.as_subclass(torch.Tensor), **params)
@@ -177,7 +176,7 @@ def test_noise_per_clip_on_a_cpu_equals_the_batched_path():
 
 
 def test_looped_sums_from_running_sums_match_summing_the_excerpt():
-    from fastai_audio.transforms.augment import _looped_sum
+    from fastai_audio.functional.noise import looped_sum as _looped_sum
 
     signal = np.random.default_rng(0).standard_normal(10)
     cumsum = np.concatenate([[0.0], np.cumsum(signal)])
@@ -432,7 +431,7 @@ def test_state_does_not_grow_over_an_epoch():
     for _ in range(30):
         tfm(x, split_idx=0)
     assert len(pickle.dumps(tfm)) == size and len(tfm._generators) == 1
-    assert tfm._meta == {}  # no reference to the last batch is kept beyond its parameters
+    assert "_meta" not in vars(tfm)  # no reference to the last batch is kept beyond its parameters
 
 
 # -- in DataLoaders and learners -------------------------------------------------------------------------------------

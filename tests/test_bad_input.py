@@ -154,7 +154,7 @@ def test_label_regex_matching_nothing(tmp_path):
 
 def test_empty_folder_split(tmp_path):
     (tmp_path / "train").mkdir()
-    with pytest.raises(ParameterError, match="no audio files in .*train or .*valid; pass train=/valid="):
+    with pytest.raises(ParameterError, match=r"no audio files in .*train, the training folder .* pass train='<folder"):
         AudioDataLoaders.from_folder(tmp_path)
 
 

@@ -156,3 +156,26 @@ def test_resume_continues_after_the_last_finished_epoch(toy_folder, tmp_path, mo
 def test_train_unknown_arch(toy_folder, tmp_path, capsys):
     assert main(["train", str(toy_folder), "--arch", "resnet7", "--out", str(tmp_path / "m.pkl")]) == 2
     assert "unknown --arch 'resnet7'" in capsys.readouterr().err
+
+
+IMPORTED = """
+import sys
+from fastai_audio.cli import main
+try:
+    status = main(sys.argv[1:])
+except SystemExit as exit:
+    status = exit.code
+print(status, sorted(m for m in ("torch", "torchaudio", "fastai", "fasttransform") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(("argv", "status"), [(["--help"], 0), (["train", "--help"], 0), (["train"], 2),
+                                              (["predict", "model.pkl"], 2), (["check", "{folder}"], 1),
+                                              (["check", "{folder}/b/stereo.flac", "--all"], 0)])  # fmt: skip
+def test_help_usage_errors_and_check_load_neither_torch_nor_fastai(argv, status, mixed_folder):
+    """So that they answer at once (torch and fastai take seconds to import)."""
+    argv = [a.format(folder=mixed_folder) for a in argv]
+    run = subprocess.run([sys.executable, "-c", IMPORTED, *argv], capture_output=True, text=True, check=True)
+    got, loaded = run.stdout.splitlines()[-1].split(" ", 1)
+    assert loaded == "[]", f"fastai-audio {' '.join(argv)} imported {loaded}"
+    assert int(got) == status, run.stderr

@@ -52,7 +52,8 @@ def test_a_moved_internal_is_named_and_its_shim_falls_back(monkeypatch, toy_fold
     dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=0.5, num_workers=0)
     expected = dls.valid.one_batch()
     monkeypatch.setattr(fasttransform.Transform, "_do_call", _do_call)
-    with pytest.warns(FrameworkChangedWarning, match=r"'direct_encodes' is off: fasttransform\.Transform\._do_call now takes \['self', 'fn'"):
+    moved = r"'direct_encodes' is off: fasttransform\.Transform\._do_call now takes \['self', 'fn'"
+    with pytest.warns(FrameworkChangedWarning, match=moved):
         _compat._probe_shims()
     try:
         assert not SHIMS["direct_encodes"].on and SHIMS["item_maker"].on

@@ -337,3 +337,58 @@ def test_the_pool_is_made_only_for_forked_workers(mixed_folder, monkeypatch, met
     assert (pool is not None) == pooled
     if pooled:
         assert (pool.workers, pool.slots, pool.slot_shape, pool.dtype) == (2, 3, (4, 1, 8000), torch.float32)
+
+
+@pytest.fixture
+def linked_split(tmp_path):
+    """``all/<class>/*.wav`` real files, and ``train/`` and ``valid/`` made of symbolic links to them."""
+    for label, freq in (("low", 220.0), ("high", 880.0)):
+        for i in range(5):
+            real = write(tmp_path / "all" / label / f"{label}_{i}.wav", sine(freq, 16000, 0.5), 16000)
+            split = "valid" if i >= 3 else "train"
+            link = tmp_path / "data" / split / label / real.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(real)
+    return tmp_path / "data"
+
+
+def test_a_split_made_of_symbolic_links_keeps_its_folders(linked_split):
+    dls = AudioDataLoaders.from_folder(linked_split, bs=2, duration=0.5, num_workers=0)
+    assert (len(dls.train_ds), len(dls.valid_ds)) == (6, 4)
+    assert sorted(dls.valid_ds[i][0].path.parent.parent.name for i in range(4)) == ["valid"] * 4
+    by_re = AudioDataLoaders.from_re(linked_split, r"/(\w+)_\d+\.wav$", valid_pct=None, bs=2, duration=0.5,
+                                     num_workers=0)  # fmt: skip
+    assert (len(by_re.train_ds), len(by_re.valid_ds)) == (6, 4)
+    from fastai_audio.data import AudioItemList
+
+    split = AudioItemList.from_folder(linked_split).split_by_folder()
+    assert sum(split.is_valid) == 4 and len(split.is_valid) == 10
+
+
+def test_an_empty_validation_folder_is_an_error_naming_it(linked_split):
+    for f in (linked_split / "valid").rglob("*.wav"):
+        f.unlink()
+    with pytest.raises(ParameterError, match=r"no audio files in .*valid, the validation folder \(6 in .*train\)"):
+        AudioDataLoaders.from_folder(linked_split, bs=2, duration=0.5)
+    with pytest.raises(ParameterError, match=r"no audio files in .*valid, the validation folder"):
+        AudioDataLoaders.from_re(linked_split, r"/(\w+)_\d+\.wav$", valid_pct=None, bs=2, duration=0.5)
+
+
+def test_a_split_that_leaves_a_set_empty_is_an_error(linked_split):
+    files = get_audio_files(linked_split)
+    with pytest.raises(ParameterError, match="the validation set is empty: the split put all 10 items"):
+        AudioDataLoaders.from_files(linked_split, files, parent_label, valid_func=lambda o: False, duration=0.5)
+
+
+def test_classes_missing_from_a_split_are_named(linked_split):
+    (linked_split / "train" / "silence").mkdir()
+    for f in (linked_split / "valid" / "high").glob("*.wav"):
+        f.unlink()
+    with pytest.warns(UserWarning) as record:
+        dls = AudioDataLoaders.from_folder(linked_split, bs=2, duration=0.5, num_workers=0)
+    messages = " ".join(str(w.message) for w in record)
+    assert "no validation files for the classes ['high']" in messages and "['silence']" in messages
+    assert list(dls.vocab) == ["high", "low"]
+    write(linked_split / "valid" / "hum" / "hum_0.wav", sine(50, 16000, 0.5), 16000)
+    with pytest.raises(ParameterError, match=r"validation classes with no training files: \['hum'\]"):
+        AudioDataLoaders.from_folder(linked_split, bs=2, duration=0.5)

@@ -18,6 +18,7 @@ import pandas as pd
 from fastai.data.transforms import parent_label
 
 from ..errors import ParameterError
+from ..files import absolute, in_folder
 from .block import RegexLabeller, get_audio_files
 from .check import drop_bad_files
 from .loaders import AudioDataLoaders
@@ -104,16 +105,16 @@ class AudioItemList:
 
     def split_by_folder(self, train: str = "train", valid: str = "valid") -> _SplitAudioItemList:
         """Files under ``path/train`` train, files under ``path/valid`` validate; others are dropped."""
-        tr, va = (self.path / train).resolve(), (self.path / valid).resolve()
-        keep = [o for o in self.items if tr in o.resolve().parents or va in o.resolve().parents]
+        tr, va = self.path / train, self.path / valid
+        keep = [o for o in self.items if in_folder(o, tr) or in_folder(o, va)]
         for name, folder in (("train", tr), ("valid", va)):
-            if not any(folder in o.resolve().parents for o in keep):
+            if not any(in_folder(o, folder) for o in keep):
                 raise ParameterError(
                     f"split_by_folder found no audio files under {folder}; pass {name}='<folder name>' "
                     f"(sub-folders of {self.path}: {sorted(p.name for p in self.path.iterdir() if p.is_dir())})"
                 )
         kept = self._new(keep)
-        return kept._split([va in o.resolve().parents for o in kept.items])
+        return kept._split([in_folder(o, va) for o in kept.items])
 
     def split_by_rand_pct(self, valid_pct: float = 0.2, seed: int | None = None) -> _SplitAudioItemList:
         """Hold out ``valid_pct`` of the files at random (seeded with ``seed``)."""
@@ -196,7 +197,7 @@ class _LabelledAudioItemList:
         label_of = {str(o): lab for o, lab in zip(src.items, self.labels)}
         valid = {str(o) for o, v in zip(src.items, self.split.is_valid) if v}
         files = drop_bad_files(src.items, on_error)
-        df = pd.DataFrame({"fname": [str(Path(o).resolve()) for o in files], "label": [label_of[str(o)] for o in files],
+        df = pd.DataFrame({"fname": [str(absolute(o)) for o in files], "label": [label_of[str(o)] for o in files],
                            "is_valid": [str(o) in valid for o in files]})  # fmt: skip
         if num_workers is not None:
             kwargs["num_workers"] = num_workers

@@ -3,6 +3,7 @@ NSynth), in the style of fastai's ``ImageDataLoaders``."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from .._compat import DirectEncodes
 from .._validate import check_choice
 from ..core import TensorAudio
 from ..errors import ParameterError
+from ..files import absolute, in_folder
 from ..transforms.item import find_opener
 from .block import AudioBlock, RegexLabeller, get_audio_files
 from .check import drop_bad_files
@@ -84,6 +86,12 @@ class AudioDataLoaders(DataLoaders):
         # already, and its failed type lookup per item costs more than the crop.
         dblock.item_tfms = L(t for t in dblock.item_tfms if not isinstance(t, ToTensor))
         dls = dblock.dataloaders(source, path=path, **kwargs)
+        for name, ds in (("training", dls.train_ds), ("validation", dls.valid_ds)):
+            if len(ds) == 0:
+                raise ParameterError(
+                    f"the {name} set is empty: the split put all {len(dls.train_ds) + len(dls.valid_ds)} items in "
+                    f"the other one; check the split (valid_pct, valid_col, the valid folder) so both get items"
+                )
         dls.__class__ = cls
         return dls
 
@@ -136,11 +144,8 @@ class AudioDataLoaders(DataLoaders):
         path = Path(path)
         folders = None if valid_pct is not None else [train, valid]
         files = get_audio_files(path, folders=folders)
-        if valid_pct is None and not files:
-            raise ParameterError(
-                f"no audio files in {path / train} or {path / valid}; pass train=/valid= folder names "
-                "or valid_pct=0.2 to split the whole folder at random"
-            )
+        if valid_pct is None:
+            _check_folder_split(path, train, valid, files, labels_from_folders=label_func is None)
         valid_func = None if valid_pct is not None else _InFolder(path / valid)
         return cls.from_files(path, files, label_func or parent_label, valid_pct=valid_pct or 0.2, seed=seed,
                               valid_func=valid_func, on_error=on_error, **kwargs)  # fmt: skip
@@ -171,6 +176,8 @@ class AudioDataLoaders(DataLoaders):
         path = Path(path)
         folders = None if valid_pct is not None else [train, valid]
         files = get_audio_files(path, folders=folders) if fnames is None else list(fnames)
+        if valid_pct is None:
+            _check_folder_split(path, train, valid, files, labels_from_folders=False)
         valid_func = None if valid_pct is not None else _InFolder(path / valid)
         return cls.from_files(path, files, RegexLabeller(pattern), valid_pct=valid_pct or 0.2, seed=seed,
                               valid_func=valid_func, on_error=on_error, **kwargs)  # fmt: skip
@@ -261,14 +268,50 @@ class AudioDataLoaders(DataLoaders):
         return cls.from_df(df, path=path, fn_col="fname", label_col=label, valid_col="is_valid", **kwargs)
 
 
+def _check_folder_split(path: Path, train: str, valid: str, files, labels_from_folders: bool):
+    """A folder split that would train or validate on nothing is an error naming the folder it expected; with labels
+    from the class folders, a validation class never trained on is an error and a class missing from validation (or
+    an empty class folder) a warning."""
+    split = {name: [f for f in files if in_folder(f, path / name)] for name in (train, valid)}
+    subfolders = sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+    for name, arg, other in ((train, "train", valid), (valid, "valid", train)):
+        if not split[name]:
+            raise ParameterError(
+                f"no audio files in {path / name}, the {'training' if arg == 'train' else 'validation'} folder "
+                f"({len(split[other])} in {path / other}); the sub-folders of {path} are {subfolders}: pass "
+                f"{arg}='<folder name>', or valid_pct=0.2 to split every file at random"
+            )
+    if not labels_from_folders:
+        return
+    classes = {name: {f.parent.name for f in split[name]} for name in (train, valid)}
+    unknown = sorted(classes[valid] - classes[train])
+    if unknown:
+        raise ParameterError(
+            f"validation classes with no training files: {unknown} (in {path / valid}, expected in {path / train} "
+            "too); add training files for them, or move those folders out of the validation set"
+        )
+    missing = sorted(classes[train] - classes[valid])
+    if missing:
+        warnings.warn(f"no validation files for the classes {missing} (expected in {path / valid}/<class>): "
+                      "their accuracy is not measured", stacklevel=3)  # fmt: skip
+    for name in (train, valid):
+        if (path / name).is_dir():
+            empty = sorted(d.name for d in (path / name).iterdir() if d.is_dir() and d.name not in classes[name]
+                           and not d.name.startswith("."))  # fmt: skip
+            if empty:
+                warnings.warn(f"{path / name} has class folders holding no audio files: {empty}; those classes are "
+                              "left out", stacklevel=3)  # fmt: skip
+
+
 class _InFolder:
-    """Picklable ``Path -> bool``: is the file inside ``folder``?"""
+    """Picklable ``Path -> bool``: is the file inside ``folder``? Paths are compared as given, not with their links
+    resolved, so a split made of symbolic links keeps its folders."""
 
     def __init__(self, folder):
-        self.folder = Path(folder).resolve()
+        self.folder = absolute(folder)
 
     def __call__(self, o) -> bool:
-        return self.folder in Path(o).resolve().parents
+        return self.folder in absolute(o).parents
 
 
 class _Field(DirectEncodes, DisplayedTransform):

@@ -17,7 +17,16 @@ import torch.nn.functional as F
 from .._validate import check_choice, check_positive, check_sample_rate
 from ..errors import ParameterError
 
-__all__ = ["EmptyFilterWarning", "amplitude_to_db", "deltas", "mel_filterbank", "mfcc", "stft_power"]
+__all__ = [
+    "EmptyFilterWarning",
+    "amplitude_to_db",
+    "deltas",
+    "hz_to_mel",
+    "mel_filterbank",
+    "mel_to_hz",
+    "mfcc",
+    "stft_power",
+]
 
 PAD_MODES = ("reflect", "constant", "replicate", "circular")
 MEL_SCALES = ("slaney", "htk")
@@ -49,6 +58,36 @@ def _no_autocast(x: torch.Tensor):
 
 
 # ----------------------------------------------------------------------------------------------------------- STFT
+
+
+def check_stft_args(n_fft, hop_length=None, win_length=None, *, power: float = 2.0, pad_mode: str = "reflect"):
+    """The STFT's parameters checked, with the defaults filled in: ``(n_fft, hop_length, win_length)``.
+
+    The one check of ``stft_power`` and of the ``Spectrogram`` / ``MelSpectrogram`` transforms, which call it when
+    built, so a bad value fails there rather than at the first batch.
+
+    Raises:
+        ParameterError: ``n_fft``, ``hop_length``, ``win_length`` or ``power`` not positive (``hop_length=0`` too);
+            ``win_length > n_fft``; the default hop ``win_length // 4`` is 0; an unknown ``pad_mode``.
+
+    Examples:
+        >>> check_stft_args(1024, win_length=400)
+        (1024, 100, 400)
+    """
+    n_fft = check_positive("n_fft", n_fft, integer=True)
+    win_length = check_positive("win_length", n_fft if win_length is None else win_length, integer=True)
+    if win_length > n_fft:
+        raise ParameterError(f"win_length={win_length} is larger than n_fft={n_fft}; use win_length <= n_fft")
+    if hop_length is None:
+        hop_length = win_length // 4
+        if hop_length == 0:
+            raise ParameterError(
+                f"the default hop_length win_length // 4 is 0 for win_length={win_length}; pass hop_length >= 1"
+            )
+    hop_length = check_positive("hop_length", hop_length, integer=True)
+    check_positive("power", power)
+    check_choice("pad_mode", pad_mode, PAD_MODES)
+    return n_fft, hop_length, win_length
 
 
 def stft_power(
@@ -98,21 +137,7 @@ def stft_power(
     dtype = _compute_dtype(x, "x")
     if x.ndim == 0:
         raise ParameterError("x must have a time dimension (..., samples), got a 0-d tensor")
-    n_fft = check_positive("n_fft", n_fft, integer=True)
-    if win_length is None:
-        win_length = n_fft
-    win_length = check_positive("win_length", win_length, integer=True)
-    if win_length > n_fft:
-        raise ParameterError(f"win_length={win_length} is larger than n_fft={n_fft}; use win_length <= n_fft")
-    if hop_length is None:
-        hop_length = win_length // 4
-        if hop_length == 0:
-            raise ParameterError(
-                f"the default hop_length win_length // 4 is 0 for win_length={win_length}; pass hop_length >= 1"
-            )
-    hop_length = check_positive("hop_length", hop_length, integer=True)
-    check_positive("power", power)
-    check_choice("pad_mode", pad_mode, PAD_MODES)
+    n_fft, hop_length, win_length = check_stft_args(n_fft, hop_length, win_length, power=power, pad_mode=pad_mode)
     samples = x.shape[-1]
     if not center and n_fft > samples:
         raise ParameterError(
@@ -175,7 +200,28 @@ _SLANEY_MIN_LOG_MEL = _SLANEY_MIN_LOG_HZ / _SLANEY_F_SP
 _SLANEY_LOGSTEP = math.log(6.4) / 27.0
 
 
-def _hz_to_mel(hz: torch.Tensor, mel_scale: str) -> torch.Tensor:
+def _as_float_tensor(x) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) and x.is_floating_point() else torch.as_tensor(x, dtype=torch.float64)
+
+
+def hz_to_mel(hz, mel_scale: str = "slaney") -> torch.Tensor:
+    """Frequencies (Hz) to mels on the ``'slaney'`` scale (linear below 1 kHz, logarithmic above; librosa's default)
+    or the ``'htk'`` one (``2595 * log10(1 + f / 700)``; torchaudio's default). The one conversion of the package:
+    the filterbanks and the axes of ``TensorSpectrogram.show`` use it.
+
+    Args:
+        hz: a number, array or tensor of frequencies.
+        mel_scale: ``'slaney'`` or ``'htk'``.
+
+    Returns:
+        A tensor of the same shape (float64 unless ``hz`` is a floating tensor).
+
+    Examples:
+        >>> hz_to_mel(torch.tensor([0.0, 1000.0, 8000.0]), "htk")
+        tensor([   0.0000, 1000.0000, 2840.0230])
+    """
+    check_choice("mel_scale", mel_scale, MEL_SCALES)
+    hz = _as_float_tensor(hz)
     if mel_scale == "htk":
         return 2595.0 * torch.log10(1.0 + hz / 700.0)
     linear = hz / _SLANEY_F_SP
@@ -183,7 +229,15 @@ def _hz_to_mel(hz: torch.Tensor, mel_scale: str) -> torch.Tensor:
     return torch.where(hz >= _SLANEY_MIN_LOG_HZ, log, linear)
 
 
-def _mel_to_hz(mel: torch.Tensor, mel_scale: str) -> torch.Tensor:
+def mel_to_hz(mel, mel_scale: str = "slaney") -> torch.Tensor:
+    """Mels back to Hz: the inverse of ``hz_to_mel`` on the same scale.
+
+    Examples:
+        >>> mel_to_hz(hz_to_mel(torch.tensor([440.0, 4000.0])))
+        tensor([ 440.0000, 4000.0000])
+    """
+    check_choice("mel_scale", mel_scale, MEL_SCALES)
+    mel = _as_float_tensor(mel)
     if mel_scale == "htk":
         return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
     linear = _SLANEY_F_SP * mel
@@ -199,12 +253,12 @@ def _mel_filterbank_f64(
     f64 = torch.float64
     fft_freqs = torch.arange(n_fft // 2 + 1, dtype=f64) * (1.0 / (n_fft * (1.0 / sample_rate)))  # np.fft.rfftfreq
     mel_edges = torch.linspace(
-        float(_hz_to_mel(torch.tensor(f_min, dtype=f64), mel_scale)),
-        float(_hz_to_mel(torch.tensor(f_max, dtype=f64), mel_scale)),
+        float(hz_to_mel(torch.tensor(f_min, dtype=f64), mel_scale)),
+        float(hz_to_mel(torch.tensor(f_max, dtype=f64), mel_scale)),
         n_mels + 2,
         dtype=f64,
     )
-    hz_edges = _mel_to_hz(mel_edges, mel_scale)
+    hz_edges = mel_to_hz(mel_edges, mel_scale)
     widths = hz_edges.diff()
     ramps = hz_edges[:, None] - fft_freqs[None, :]  # (n_mels + 2, freq)
     lower = -ramps[:-2] / widths[:-1, None]
@@ -293,6 +347,26 @@ def mel_filterbank(
 # ------------------------------------------------------------------------------------------------------------ dB
 
 
+def check_db_args(stype: str = "power", ref="max", amin: float = 1e-10, top_db: float | None = 80.0):
+    """Check ``amplitude_to_db``'s parameters (shared with ``AmplitudeToDB``, which checks them when built).
+
+    Examples:
+        >>> check_db_args(top_db=-1)
+        Traceback (most recent call last):
+        ...
+        fastai_audio.errors.ParameterError: top_db must be None or a number >= 0 (dB), got -1
+    """
+    check_choice("stype", stype, STYPES)
+    if not (isinstance(ref, str) and ref == "max"):
+        if isinstance(ref, (str, bool)) or not isinstance(ref, (int, float)) or not math.isfinite(ref) or ref <= 0:
+            raise ParameterError(f"ref must be 'max' or a positive number (the 0 dB level), got {ref!r}")
+    check_positive("amin", amin)
+    if top_db is not None and (
+        isinstance(top_db, bool) or not isinstance(top_db, (int, float)) or not math.isfinite(top_db) or top_db < 0
+    ):
+        raise ParameterError(f"top_db must be None or a number >= 0 (dB), got {top_db!r}")
+
+
 def amplitude_to_db(
     x: torch.Tensor,
     *,
@@ -332,15 +406,7 @@ def amplitude_to_db(
         tensor([[   0.,  -10., -100.]])
     """
     dtype = _compute_dtype(x, "x")
-    check_choice("stype", stype, STYPES)
-    if not (isinstance(ref, str) and ref == "max"):
-        if isinstance(ref, (str, bool)) or not isinstance(ref, (int, float)) or not math.isfinite(ref) or ref <= 0:
-            raise ParameterError(f"ref must be 'max' or a positive number (the 0 dB level), got {ref!r}")
-    check_positive("amin", amin)
-    if top_db is not None and (
-        isinstance(top_db, bool) or not isinstance(top_db, (int, float)) or not math.isfinite(top_db) or top_db < 0
-    ):
-        raise ParameterError(f"top_db must be None or a number >= 0 (dB), got {top_db!r}")
+    check_db_args(stype, ref, amin, top_db)
     multiplier = 10.0 if stype == "power" else 20.0
     item_dims = tuple(range(max(x.ndim - 3, 0), x.ndim))
     with _no_autocast(x):
@@ -371,6 +437,14 @@ def _dct_matrix_f64(n_mfcc: int, n_mels: int, norm: str | None) -> torch.Tensor:
     return basis
 
 
+def check_mfcc_args(n_mfcc: int = 20, dct_norm: str | None = "ortho") -> int:
+    """Check ``mfcc``'s parameters (shared with ``MFCC``); returns ``n_mfcc`` as an int."""
+    n_mfcc = check_positive("n_mfcc", n_mfcc, integer=True)
+    if dct_norm not in DCT_NORMS:
+        raise ParameterError(f"dct_norm must be 'ortho' or None, got {dct_norm!r}")
+    return n_mfcc
+
+
 def mfcc(mel_db: torch.Tensor, n_mfcc: int = 20, *, dct_norm: str | None = "ortho") -> torch.Tensor:
     """Mel-frequency cepstral coefficients: a DCT-II over the mel axis of a log-mel spectrogram.
 
@@ -396,18 +470,23 @@ def mfcc(mel_db: torch.Tensor, n_mfcc: int = 20, *, dct_norm: str | None = "orth
     dtype = _compute_dtype(mel_db, "mel_db")
     if mel_db.ndim < 2:
         raise ParameterError(f"mel_db must be (..., n_mels, time), got shape {tuple(mel_db.shape)}")
-    n_mfcc = check_positive("n_mfcc", n_mfcc, integer=True)
+    n_mfcc = check_mfcc_args(n_mfcc, dct_norm)
     n_mels = mel_db.shape[-2]
     if n_mfcc > n_mels:
         raise ParameterError(f"n_mfcc={n_mfcc} is more than the {n_mels} mel bands; use n_mfcc <= {n_mels}")
-    if dct_norm not in DCT_NORMS:
-        raise ParameterError(f"dct_norm must be 'ortho' or None, got {dct_norm!r}")
     basis = _dct_matrix_f64(n_mfcc, n_mels, dct_norm).to(device=mel_db.device, dtype=dtype)
     with _no_autocast(mel_db):
         return basis @ mel_db.to(dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------- deltas
+
+
+def check_delta_width(width: int) -> int:
+    """Check ``deltas``' ``width`` (shared with ``Delta``): an odd integer >= 3."""
+    if isinstance(width, bool) or not isinstance(width, int) or width < 3 or width % 2 != 1:
+        raise ParameterError(f"width must be an odd integer >= 3, got {width!r}")
+    return width
 
 
 def deltas(x: torch.Tensor, width: int = 9) -> torch.Tensor:
@@ -436,8 +515,7 @@ def deltas(x: torch.Tensor, width: int = 9) -> torch.Tensor:
     dtype = _compute_dtype(x, "x")
     if x.ndim == 0:
         raise ParameterError("x must have a time dimension (..., time), got a 0-d tensor")
-    if isinstance(width, bool) or not isinstance(width, int) or width < 3 or width % 2 != 1:
-        raise ParameterError(f"width must be an odd integer >= 3, got {width!r}")
+    check_delta_width(width)
     frames = x.shape[-1]
     if width > frames:
         raise ParameterError(

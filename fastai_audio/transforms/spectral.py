@@ -22,6 +22,7 @@ from .._validate import check_choice, check_positive, check_sample_rate
 from ..core import TensorAudio, TensorSpectrogram
 from ..errors import ParameterError
 from ..functional import amplitude_to_db, cqt, cqt_kernels, deltas, mel_filterbank, mfcc, stft_power
+from ..functional.spectral import check_db_args, check_delta_width, check_mfcc_args, check_stft_args
 from .base import TypedTransform
 
 __all__ = [
@@ -185,11 +186,8 @@ class Spectrogram(_LayerTransform):
                  window: torch.Tensor | None = None, center: bool = True, pad_mode: str = "reflect", power: float = 2.0,
                  trainable: bool = False):  # fmt: skip
         super().__init__()
-        self.n_fft = check_positive("n_fft", n_fft, integer=True)
-        self.win_length = check_positive("win_length", win_length or n_fft, integer=True)
-        if self.win_length > self.n_fft:
-            raise ParameterError(f"win_length={win_length} must be <= n_fft={n_fft}")
-        self.hop_length = check_positive("hop_length", hop_length or self.win_length // 4, integer=True)
+        self.n_fft, self.hop_length, self.win_length = check_stft_args(n_fft, hop_length, win_length, power=power,
+                                                                       pad_mode=pad_mode)  # fmt: skip
         self.center, self.pad_mode, self.power, self.trainable = center, pad_mode, power, trainable
         self.layer = self._make_layer(window)
 
@@ -377,13 +375,8 @@ class AmplitudeToDB(_SpecTransform):
 
     def __init__(self, stype: str = "power", ref="max", amin: float = 1e-10, top_db: float | None = 80.0):
         super().__init__()
-        self.stype = check_choice("stype", stype, ("power", "magnitude"))
-        if ref != "max":
-            check_positive("ref", ref)
-        self.ref, self.amin = ref, check_positive("amin", amin)
-        if top_db is not None and not top_db >= 0:
-            raise ParameterError(f"top_db must be >= 0 dB or None, got {top_db!r}")
-        self.top_db = top_db
+        check_db_args(stype, ref, amin, top_db)
+        self.stype, self.ref, self.amin, self.top_db = stype, ref, amin, top_db
 
     def _encode(self, x) -> TensorSpectrogram:
         db = amplitude_to_db(_as_spec_batch(x.as_subclass(torch.Tensor)), stype=self.stype, ref=self.ref,
@@ -409,8 +402,7 @@ class MFCC(_SpecTransform):
 
     def __init__(self, n_mfcc: int = 20, *, dct_norm: str | None = "ortho"):
         super().__init__()
-        self.n_mfcc = check_positive("n_mfcc", n_mfcc, integer=True)
-        self.dct_norm = check_choice("dct_norm", dct_norm, ("ortho", None))
+        self.n_mfcc, self.dct_norm = check_mfcc_args(n_mfcc, dct_norm), dct_norm
 
     def _encode(self, x) -> TensorSpectrogram:
         coeffs = mfcc(_as_spec_batch(x.as_subclass(torch.Tensor)), self.n_mfcc, dct_norm=self.dct_norm)
@@ -436,7 +428,7 @@ class Delta(_SpecTransform):
 
     def __init__(self, width: int = 9, order: int = 2):
         super().__init__()
-        self.width = width
+        self.width = check_delta_width(width)
         self.n_deltas = check_choice("order", order, (1, 2))
 
     def _encode(self, x) -> TensorSpectrogram:
