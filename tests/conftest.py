@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import random
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 matplotlib.use("Agg")
 
@@ -78,3 +80,90 @@ def frames_read(monkeypatch) -> list:
 
     monkeypatch.setattr(sf.SoundFile, "read", spy)
     return asked
+
+
+SR = 16000  # the augmentation tests' rate
+
+
+def noise_batch(n=4, seconds=1.0, seed=0, dtype=torch.float32):
+    """``(n, 1, seconds * SR)`` Gaussian noise at -20 dBFS as a ``TensorAudio`` of ``dtype``."""
+    from fastai_audio import TensorAudio
+
+    g = torch.Generator().manual_seed(seed)
+    x = (0.1 * torch.randn(n, 1, int(seconds * SR), generator=g)).to(dtype).as_subclass(TensorAudio)
+    x.sample_rate = SR  # (the TensorAudio constructor would make float64 float32, as fastai's tensors do)
+    return x
+
+
+def tones(freqs, seconds=1.0, sr=SR):
+    """One sine per frequency, a ``TensorAudio`` batch ``(len(freqs), 1, seconds * sr)``."""
+    from fastai_audio import TensorAudio
+
+    return TensorAudio(torch.stack([torch.from_numpy(sine(f, sr, seconds)) for f in freqs]), sample_rate=sr)
+
+
+def snr_db(clean, noisy) -> np.ndarray:
+    """Signal-to-noise ratio (dB) per item of what ``noisy`` added to ``clean``."""
+    clean, added = clean.double(), (noisy - clean).double()
+    return (10 * torch.log10(clean.pow(2).sum(dim=(1, 2)) / added.pow(2).sum(dim=(1, 2)))).numpy()
+
+
+def epoch_batches(dl, seed: int = 0) -> list:
+    random.seed(seed)  # random crops draw from Python's generator
+    return list(dl.new(shuffle=False, drop_last=False))
+
+
+def assert_same_batches(got: list, want: list):
+    assert len(got) == len(want) > 0
+    for b, b_ref in zip(got, want):
+        assert [type(o) for o in b] == [type(o) for o in b_ref]
+        assert all(torch.equal(o, o_ref) for o, o_ref in zip(b, b_ref))
+        x, x_ref = b[0], b_ref[0]
+        assert x.sample_rate == x_ref.sample_rate and x.__dict__.keys() == x_ref.__dict__.keys()
+        if "lengths" in x_ref.__dict__:
+            assert torch.equal(x.lengths, x_ref.lengths)
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory):
+    """Mono 16 kHz clips (16-bit and float) longer and shorter than 0.5 s, a stereo clip and an 8 kHz clip."""
+    root = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(0)
+    for split in ("train", "valid"):
+        for label in ("a", "b"):
+            for i, seconds in enumerate((0.9, 0.5, 0.3, 1.3, 0.7)):
+                wav = (0.3 * rng.standard_normal((1, int(seconds * 16000)))).astype(np.float32)
+                write(root / split / label / f"{label}_{i}.wav", wav, 16000, subtype=("PCM_16", "FLOAT")[i % 2])
+            write(root / split / label / f"{label}_stereo.wav", sine(440, 16000, 0.8, channels=2), 16000)
+            write(root / split / label / f"{label}_8k.wav", sine(440, 8000, 0.8), 8000)
+    return root
+
+
+@pytest.fixture(scope="module")
+def df_learner(toy_folder, tmp_path_factory):
+    """An untrained (eval-mode deterministic) learner over DataLoaders built from a DataFrame."""
+    import pandas as pd
+    from torchvision.models import resnet18
+
+    from fastai_audio.data import AudioDataLoaders
+    from fastai_audio.learner import audio_learner
+    from fastai_audio.transforms import AmplitudeToDB, MelSpectrogram, SpecNormalize
+
+    files = sorted(toy_folder.rglob("*.wav"))
+    df = pd.DataFrame({"fname": [str(f) for f in files], "label": [f.parent.name for f in files],
+                       "is_valid": [f.parts[-3] == "valid" for f in files]})  # fmt: skip
+    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), SpecNormalize(n_batches=2)]
+    dls = AudioDataLoaders.from_df(df, "/", "fname", "label", valid_col="is_valid", bs=4, duration=1.0,
+                                   num_workers=0, batch_tfms=tfms)  # fmt: skip
+    torch.manual_seed(0)
+    return audio_learner(dls, resnet18, pretrained=False, path=tmp_path_factory.mktemp("learn"))
+
+
+@pytest.fixture
+def aug_dls(toy_folder):
+    from fastai_audio.data import AudioDataLoaders
+    from fastai_audio.transforms import AmplitudeToDB, MelSpectrogram, SpecNormalize, audio_aug_tfms
+
+    front = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), SpecNormalize(n_batches=2)]
+    tfms = [*audio_aug_tfms(shift=0.2, freq_masks=2, time_masks=2, p=1.0, seed=0), *front]
+    return AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=tfms)

@@ -7,6 +7,11 @@ import torch
 from conftest import sine, write
 
 from fastai_audio import ParameterError, TensorAudio
+from fastai_audio.transforms import (
+    AmplitudeToDB,
+    MelSpectrogram,
+    Spectrogram,
+)
 
 
 @pytest.fixture
@@ -66,3 +71,28 @@ def test_player_carries_the_rate(clip):
     assert wav_bytes[:4] == b"RIFF"  # a WAV in memory
     assert int.from_bytes(wav_bytes[24:28], "little") == 16000  # the header's sample rate field
     assert int.from_bytes(wav_bytes[22:24], "little") == 2  # both channels
+
+
+def test_spectrogram_show_labels_its_axes():
+    x = TensorAudio(torch.from_numpy(sine(1000, 16000, 1.0)), sample_rate=16000)
+    spec = AmplitudeToDB()(MelSpectrogram(n_mels=64, f_max=8000)(x))[0]
+    ax = spec.show()
+    assert ax.get_xlabel() == "time (s)" and ax.get_ylabel() == "Hz"
+    left, right = ax.images[0].get_extent()[:2]
+    assert right - left == pytest.approx(spec.duration) and left == pytest.approx(-spec.hop_length / 2 / 16000)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "1k" in labels and "4k" in labels
+    # the 1 kHz tone is drawn at the 1k tick
+    row = int(spec[0].mean(-1).argmax())
+    tick = ax.get_yticks()[labels.index("1k")]
+    assert abs(row - tick) <= 1
+    assert len(ax.figure.axes) == 2  # the colour bar
+    plt.close("all")
+
+
+def test_linear_axis_ticks_are_evenly_spaced():
+    spec = Spectrogram(n_fft=1024, hop_length=256)(TensorAudio(torch.randn(1, 1, 16000), sample_rate=16000))[0]
+    ax = spec.show(vmin=0, vmax=1)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["0", "2k", "4k", "6k", "8k"] and ax.images[0].get_clim() == (0, 1)
+    plt.close("all")

@@ -700,3 +700,17 @@ def test_mfcc_bad_parameters(n_mfcc, dct_norm, match):
 def test_deltas_bad_parameters(width, frames, match):
     with pytest.raises(ParameterError, match=match):
         deltas(torch.rand(13, frames), width)
+
+
+@pytest.mark.parametrize("mel_scale", ["slaney", "htk"])
+def test_hz_to_mel_and_back_match_librosa(mel_scale):
+    from fastai_audio.functional import hz_to_mel, mel_to_hz
+
+    hz = np.array([0.0, 20.0, 440.0, 999.0, 1000.0, 1001.0, 4000.0, 11025.0])
+    mels = hz_to_mel(hz, mel_scale)
+    assert mels.dtype == torch.float64
+    np.testing.assert_allclose(mels.numpy(), librosa.hz_to_mel(hz, htk=mel_scale == "htk"), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(mel_to_hz(mels, mel_scale).numpy(), hz, rtol=1e-12, atol=1e-9)
+    assert float(hz_to_mel(1000.0, mel_scale)) == pytest.approx(librosa.hz_to_mel(1000.0, htk=mel_scale == "htk"))
+    with pytest.raises(ParameterError, match="mel_scale must be one of"):
+        hz_to_mel(hz, "mel")
