@@ -136,30 +136,38 @@ def DIRECT_ENCODES() -> str | None:
     return None
 
 
-_IMPLS: dict[type, Callable | None] = {}
+_IMPLS: dict[type, tuple | None] = {}
 
 
-def _single_encodes(cls: type) -> Callable | None:
-    """The one untyped ``encodes`` implementation of ``cls`` (None when it has several methods or typed ones)."""
+def _single_encodes(cls: type) -> tuple | None:
+    """``(implementation, other_types)``: the untyped ``encodes`` method of ``cls`` and the input types that other
+    ``encodes`` methods registered on it (by fastai's modules, e.g. ``Categorize`` for tabular data) claim. ``None``
+    when ``cls`` has no untyped method, or another method's type is not a plain class (plum then decides)."""
     try:
         return _IMPLS[cls]
     except KeyError:
         pass
-    impl = None
-    methods = getattr(getattr(cls, "encodes", None), "methods", None)
-    if methods is not None and len(methods) == 1:
-        method = methods[0]
-        if all(t in (Any, object) for t in method.signature.types):
-            impl = method.implementation
-    _IMPLS[cls] = impl
-    return impl
+    found, others = None, []
+    methods = getattr(getattr(cls, "encodes", None), "methods", None) or []
+    for method in methods:
+        types = method.signature.types
+        if all(t in (Any, object) for t in types):
+            found = method.implementation
+        elif len(types) == 2 and isinstance(types[1], type):
+            others.append(types[1])
+        else:
+            found = None
+            break
+    _IMPLS[cls] = (found, tuple(others)) if found is not None else None
+    return _IMPLS[cls]
 
 
 class DirectEncodes:
     """Mixin for fasttransform ``Transform``s whose ``encodes`` is one untyped method (it checks types itself).
 
     With the ``direct_encodes`` shim on, calling the transform calls that method directly; otherwise, and for
-    decoding, tuples and transforms with several ``encodes`` methods, fasttransform's path runs. Both give the
+    decoding, tuples and inputs that a typed ``encodes`` method registered elsewhere claims, fasttransform's path
+    runs. Both give the
     same result (tests/test_compat.py checks it on every transform of the package).
     """
 
@@ -167,14 +175,20 @@ class DirectEncodes:
         if nm == "encodes" and DIRECT_ENCODES.on:
             if self.split_idx is not None and split_idx != self.split_idx:
                 return args[0]
+            x = args[0]
+            if not isinstance(x, tuple):  # (a tuple is a sample: fasttransform maps over it, back through _do_call)
+                direct = _IMPLS[type(self)] if type(self) in _IMPLS else _single_encodes(type(self))
+                if direct is not None and not isinstance(x, direct[1]) and "encodes" not in self.__dict__:
+                    return direct[0](self, *args, **kwargs)
             return self._do_call(nm, *args, **kwargs)
         return super()._call(nm, *args, split_idx=split_idx, **kwargs)
 
     def _do_call(self, nm, *args, **kwargs):
-        if nm == "encodes" and DIRECT_ENCODES.on and not _is_tuple(args[0]) and "encodes" not in self.__dict__:
-            impl = _single_encodes(type(self))
-            if impl is not None:
-                return impl(self, *args, **kwargs)
+        x = args[0]
+        if nm == "encodes" and DIRECT_ENCODES.on and not _is_tuple(x) and "encodes" not in self.__dict__:
+            direct = _single_encodes(type(self))
+            if direct is not None and not isinstance(x, direct[1]):
+                return direct[0](self, *args, **kwargs)
         return super()._do_call(nm, *args, **kwargs)
 
 

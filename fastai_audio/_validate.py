@@ -44,7 +44,12 @@ def valid_audio(x, *, source=None, min_samples: int = 1) -> torch.Tensor:
     Returns ``x`` unchanged so it can be used inline. ``source`` names where the signal came from in messages.
 
     Examples:
-        >>> valid_audio(torch.zeros(1, 16000))
+        >>> valid_audio(torch.zeros(1, 16000)).shape
+        torch.Size([1, 16000])
+        >>> valid_audio(torch.tensor([0.0, float("nan")]), source="a test")
+        Traceback (most recent call last):
+        ...
+        fastai_audio.errors.ParameterError: audio in a test holds 1 NaN/Inf samples; clean or drop the clip
     """
     where = f" in {source}" if source is not None else ""
     if not isinstance(x, torch.Tensor):

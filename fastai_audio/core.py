@@ -132,8 +132,10 @@ class TensorSpectrogram(TensorBase):
     Examples:
         >>> S = MelSpectrogram(sample_rate=16000, n_mels=64)(TensorAudio(torch.randn(8, 1, 64000), sample_rate=16000))
         >>> S.shape, S.scale, S.duration
-        (torch.Size([8, 1, 64, 251]), 'mel', 4.0)
-        >>> S[0].show()        # time in seconds, frequency in Hz, a colour bar
+        (torch.Size([8, 1, 64, 251]), 'mel', 4.016)
+        >>> ax = S[0].show()        # time in seconds, frequency in Hz, a colour bar
+        >>> ax.get_xlabel(), ax.get_ylabel()
+        ('time (s)', 'Hz')
     """
 
     @property

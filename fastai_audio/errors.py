@@ -11,6 +11,7 @@ class AudioError(Exception):
         ...     load_audio("missing.wav")
         ... except AudioError as e:
         ...     print(e)
+        missing.wav: no such file; check the path (relative paths start at the current folder)
     """
 
 
@@ -18,6 +19,13 @@ class AudioFileError(AudioError, OSError):
     """A file could not be found, read or decoded. ``path`` holds the offending file.
 
     It also derives from ``OSError`` so code that already catches I/O errors keeps working.
+
+    Examples:
+        >>> try:
+        ...     audio_info("data")
+        ... except AudioFileError as err:
+        ...     print(err.path, "|", err.reason)
+        data | is a directory, not an audio file; use get_audio_files() to list its audio
     """
 
     def __init__(self, path, reason: str):
@@ -30,4 +38,9 @@ class AudioFileError(AudioError, OSError):
 
 
 class ParameterError(AudioError, ValueError):
-    """A parameter or an in-memory signal is out of its allowed range (also a ``ValueError``)."""
+    """A parameter or an in-memory signal is out of its allowed range (also a ``ValueError``).
+
+    Examples:
+        >>> isinstance(ParameterError("n_fft must be a positive integer, got 0"), ValueError)
+        True
+    """

@@ -149,7 +149,7 @@ def get_audio_files(path, recurse: bool = True, folders=None, extensions=None) -
     Examples:
         >>> files = get_audio_files("nsynth", folders=["train"])
         >>> files[0].name
-        'bass_electronic_000-036-100.wav'
+        'bass_acoustic_000-034-100.wav'
     """
     root = Path(path)
     if not root.exists():
@@ -247,7 +247,7 @@ def check_audio_files(files, *, num_workers: int | None = None, progress: bool =
 
     Examples:
         >>> report = check_audio_files(get_audio_files("data"))
-        >>> report.ok.all(), list(report.columns)
+        >>> bool(report.ok.all()), list(report.columns)
         (True, ['path', 'ok', 'reason', 'sample_rate', 'channels', 'duration'])
     """
     import pandas as pd

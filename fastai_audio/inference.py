@@ -41,7 +41,9 @@ def predict_files(learn, files, *, bs: int | None = None, num_workers: int = 0) 
         per class, in the order of ``files``.
 
     Examples:
-        >>> predict_files(learn, get_audio_files("new_recordings")).head()
+        >>> table = predict_files(learn, get_audio_files("new_recordings"))
+        >>> list(table.columns), len(table)
+        (['path', 'prediction', 'probability', 'high', 'low'], 3)
     """
     files = [Path(f) for f in files]
     if not files:
@@ -69,6 +71,11 @@ class WindowPredictions:
         clip_probs: the recording's aggregated probabilities ``(n_classes,)``.
         classes: class names.
         label: the aggregated prediction (the most probable class).
+
+    Examples:
+        >>> res = predict_windows(learn, "concert.flac", hop=1.0)
+        >>> res.window, res.duration, res.to_df().columns[:3].tolist()
+        (1.0, 20.0, ['start', 'end', 'prediction'])
     """
 
     starts: np.ndarray
@@ -109,8 +116,9 @@ def predict_windows(learn, source, *, window: float | None = None, hop: float | 
         ``WindowPredictions`` (``starts``, ``probs``, ``clip_probs``, ``label``; ``to_df()``; see ``plot_taggram``).
 
     Examples:
-        >>> res = predict_windows(learn, "concert.flac", hop=1.0)
-        >>> res.label, res.to_df().head()
+        >>> res = predict_windows(learn, "concert.flac", hop=0.5)   # 1 s windows (what the model was trained on)
+        >>> res.starts[:4], res.probs.shape, res.label in learn.dls.vocab
+        (array([0. , 0.5, 1. , 1.5]), (39, 2), True)
     """
     opener = _opener(learn)
     window = window if window is not None else opener.duration
@@ -151,7 +159,9 @@ def plot_taggram(result: WindowPredictions, ax=None, figsize=(10, 3), cmap: str 
     """Draw the per-window probabilities over time: one row per class (a "taggram"); return the axes.
 
     Examples:
-        >>> plot_taggram(predict_windows(learn, "concert.flac"))
+        >>> ax = plot_taggram(predict_windows(learn, "concert.flac"))
+        >>> ax.get_xlabel()
+        'time (s, window centres)'
     """
     import matplotlib.pyplot as plt
 

@@ -81,8 +81,9 @@ def top_losses_players(interp, k, largest: bool = True) -> str:
         An HTML ``<table>`` string (``IPython.display.HTML`` displays it).
 
     Examples:
-        >>> from IPython.display import HTML
-        >>> HTML(top_losses_players(interp, 5))
+        >>> page = top_losses_players(interp, 2)   # in a notebook: IPython.display.HTML(page)
+        >>> page.count("<audio")
+        2
     """
     if isinstance(k, int):
         losses, idx = interp.top_losses(k, largest)
@@ -108,7 +109,7 @@ class AudioInterpretation(ClassificationInterpretation):
         >>> interp = AudioInterpretation.from_learner(learn)
         >>> int(interp.confusion_matrix().sum()) == len(learn.dls.valid_ds)
         True
-        >>> interp.plot_top_losses(3)                  # the figure, plus a table of players in a notebook
+        >>> interp.plot_top_losses(3)              # the figure, plus a table of players in a notebook
     """
 
     def plot_top_losses(self, k, largest: bool = True, player: bool | None = None, **kwargs):

@@ -112,6 +112,11 @@ def read_span(path, span=None) -> tuple[torch.Tensor, int]:
 
     Returns:
         ``(waveform, sample_rate)``: float32 ``(channels, frames)`` and the file's rate.
+
+    Examples:
+        >>> wav, sr = read_span("note.wav", lambda total, rate: (total - rate, rate))  # the last second
+        >>> wav.shape, sr
+        (torch.Size([1, 16000]), 16000)
     """
     try:
         with sf.SoundFile(str(path)) as f:
@@ -147,7 +152,8 @@ def save_audio(path, waveform, sample_rate: int, *, subtype: str | None = None, 
         The path written.
 
     Examples:
-        >>> save_audio("sine.flac", torch.sin(torch.arange(16000) * 0.1)[None], 16000)
+        >>> save_audio("sine.flac", torch.sin(torch.arange(16000) * 0.1)[None], 16000).name
+        'sine.flac'
     """
     check_sample_rate(sample_rate)
     x = torch.as_tensor(waveform).detach().cpu()

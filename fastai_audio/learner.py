@@ -42,9 +42,12 @@ class AudioLearner(Learner):
     """A fastai ``Learner`` whose ``predict`` also takes raw arrays with their ``sample_rate``, and is fast.
 
     Examples:
-        >>> learn.predict("note.wav")                      # any format, rate and channel count the loaders read
-        ('guitar', tensor(3), tensor([...]))
-        >>> learn.predict(samples, sample_rate=44100)      # a numpy array or tensor (samples,) or (channels, samples)
+        >>> label, index, probs = learn.predict("note.wav")   # any format, rate and channel count the loaders read
+        >>> label in learn.dls.vocab, probs.shape
+        (True, torch.Size([2]))
+        >>> label, index, probs = learn.predict(samples, sample_rate=44100)  # an array or tensor (samples,) or
+        >>> round(float(probs.sum()), 4)                                   # (channels, samples)
+        1.0
     """
 
     def predict(self, item, rm_type_tfms=None, with_input: bool = False, *, sample_rate: int | None = None):
@@ -81,8 +84,13 @@ class EpochCheckpoint(SaveModelCallback):
     overwrite them with the resumed weights.
 
     Examples:
-        >>> learn.load("epoch_1", with_opt=True)
-        >>> learn.fit_one_cycle(5, start_epoch=2, cbs=EpochCheckpoint(2))
+        >>> learn.fit_one_cycle(2, cbs=EpochCheckpoint())                # models/epoch_0.pth, models/epoch_1.pth
+        [0, ...]
+        [1, ...]
+        >>> learn = learn.load("epoch_0", with_opt=True)                 # interrupted after epoch 0: resume
+        >>> learn.fit_one_cycle(2, start_epoch=1, cbs=EpochCheckpoint(1))    # epoch 0 skipped
+        [0, '00:00']
+        [1, ...]
     """
 
     def __init__(self, start_epoch: int = 0, fname: str = "epoch"):
@@ -150,7 +158,7 @@ def hub_weights_cached(arch) -> bool:
     otherwise. Archs without torchvision's registered weights return False.
 
     Examples:
-        >>> learn = create_cnn(data, models.resnet18, pretrained=hub_weights_cached(models.resnet18))
+        >>> learn = create_cnn(dls, models.resnet18, pretrained=hub_weights_cached(models.resnet18))
     """
     try:
         return _hub_file(arch)[1].is_file()
@@ -249,8 +257,9 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
         **kwargs: ``create_audio_model`` options (``cut``, ``lin_ftrs``, ``ps``...).
 
     Examples:
-        >>> learn = audio_learner(dls, resnet18, metrics=accuracy)
-        >>> learn.fine_tune(3)
+        >>> learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy)  # True: ImageNet weights
+        >>> learn.fit_one_cycle(1)           # epoch, train_loss, valid_loss, accuracy, time
+        [0, ...]
     """
     from torchvision.models import resnet18
 
@@ -276,5 +285,11 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
 
 
 def create_cnn(data, arch=None, pretrained: bool = True, **kwargs) -> AudioLearner:
-    """The seed's name for ``audio_learner``: ``learn = create_cnn(data, models.resnet18, metrics=accuracy)``."""
+    """The seed's name for ``audio_learner``: ``learn = create_cnn(data, models.resnet18, metrics=accuracy)``.
+
+    Examples:
+        >>> learn = create_cnn(dls, models.resnet18, pretrained=False, metrics=accuracy)
+        >>> type(learn).__name__, learn.dls.c
+        ('AudioLearner', 2)
+    """
     return audio_learner(data, arch, pretrained=pretrained, **kwargs)

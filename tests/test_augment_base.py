@@ -114,6 +114,7 @@ def test_state_does_not_grow_over_an_epoch():
     assert "_meta" not in vars(tfm)  # no reference to the last batch is kept beyond its parameters
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("make", WAVE_AUGS, ids=lambda m: type(m()).__name__)
 def test_cuda_batches_stay_on_the_gpu(make):

@@ -234,3 +234,22 @@ def toy_folder(tmp_path_factory):
             for i in range(n):
                 write(root / split / label / f"{label}_{i}.wav", sine(freq, 16000, 0.6 + 0.1 * i), 16000)
     return root
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_every_transform_of_the_package_takes_the_direct_path():
+    """A transform whose ``encodes`` plum cannot hand to the shim (typed methods it cannot see past) silently falls
+    back to the slow path: fastai.tabular, for one, registers a second ``Categorize.encodes``."""
+    import fastai.tabular.all  # noqa: F401  (registers its Categorize method, as a notebook's imports may)
+
+    from fastai_audio._compat import DirectEncodes, _single_encodes
+
+    classes = [c for c in _subclasses(DirectEncodes) if c.__module__.startswith("fastai_audio.")]
+    assert len(classes) > 20
+    slow = [c.__qualname__ for c in classes if _single_encodes(c) is None]
+    assert not slow, f"these transforms take fasttransform's slow path: {slow}"

@@ -46,3 +46,31 @@ def test_readme_quick_start_runs_and_does_what_it_says(nsynth_small, tmp_path, m
     assert float(probs.sum()) == pytest.approx(1.0, abs=1e-4) and int(index) == int(torch.argmax(probs))
     # the seed's fluent chain
     assert (ns["data"].c, list(ns["data"].classes[:3])) == (11, ["bass", "brass", "flute"])
+
+
+PUBLIC_MODULES = ["fastai_audio.files", "fastai_audio.io", "fastai_audio.core", "fastai_audio.errors",
+                  "fastai_audio.functional", "fastai_audio.transforms", "fastai_audio.data", "fastai_audio.datasets",
+                  "fastai_audio.learner", "fastai_audio.interpret", "fastai_audio.inference"]  # fmt: skip
+
+
+def test_every_public_function_and_class_has_an_example():
+    """The examples are run by pytest's doctest collection (tests/doctest_world.py gives them files to work on)."""
+    import importlib
+    import inspect
+
+    missing = []
+    for name in PUBLIC_MODULES:
+        module = importlib.import_module(name)
+        for attr in module.__all__:
+            obj = getattr(module, attr)
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and ">>>" not in (inspect.getdoc(obj) or ""):
+                missing.append(f"{name}.{attr}")
+    assert not missing, f"public names without a docstring example: {missing}"
+
+
+def test_docstring_examples_are_collected_by_the_suite():
+    import tomllib
+
+    config = tomllib.loads((README.parent / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "--doctest-modules" in config["addopts"] and "-p doctest_world" in config["addopts"]
+    assert "fastai_audio" in config["testpaths"]

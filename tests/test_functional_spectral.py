@@ -561,6 +561,7 @@ def test_float64_stays_float64():
     assert spec.dtype == db.dtype == mfcc(db, 13).dtype == deltas(db).dtype == torch.float64
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_equals_cpu():
     x = torch.from_numpy(np.stack([Y, _signal(seed=1)]))

@@ -266,6 +266,7 @@ def test_fastai_training_features_keep_working(hub, spec_dls, tmp_path):
     learn.to_fp32()
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("precision", ["to_fp16", "to_bf16"])
 def test_mixed_precision_on_the_gpu(toy_folder, precision, tmp_path):
@@ -278,3 +279,26 @@ def test_mixed_precision_on_the_gpu(toy_folder, precision, tmp_path):
     assert np.isfinite(learn.recorder.values[-1][:2]).all()
     assert preds.dtype == torch.float32 and torch.isfinite(preds).all()
     assert learn.model[0][0].weight.dtype == torch.float32  # AMP keeps float32 master weights
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_learner_predicts_what_the_cpu_learner_predicts(toy_folder, tmp_path):
+    """Loaders on the GPU hand the model CUDA spectrograms (metadata kept); after training there, the exported model
+    predicts on the CPU what it predicts on the GPU, by the fast path and by fastai's."""
+    tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), SpecNormalize(n_batches=2)]
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=tfms, device="cuda")
+    xb, yb = dls.one_batch()
+    assert xb.device.type == "cuda" and yb.device.type == "cuda" and xb.sample_rate == 16000 and xb.scale == "mel"
+    learn = audio_learner(dls, resnet18, pretrained=False, path=tmp_path)
+    with learn.no_bar():
+        learn.fit(1, 1e-3)
+    clip = sorted((toy_folder / "valid").rglob("*.wav"))[0]
+    on_gpu = learn.predict(clip)
+    assert next(learn.model.parameters()).device.type == "cuda"
+    learn.export("gpu.pkl")
+    cpu = load_learner(tmp_path / "gpu.pkl", cpu=True)
+    on_cpu = cpu.predict(clip)
+    assert on_gpu[0] == on_cpu[0]
+    torch.testing.assert_close(on_gpu[2].cpu(), on_cpu[2], rtol=1e-3, atol=1e-4)  # cuFFT/cuDNN vs MKL rounding
+    torch.testing.assert_close(Learner.predict(cpu, clip)[2], on_cpu[2])

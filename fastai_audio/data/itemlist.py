@@ -190,8 +190,11 @@ class _LabelledAudioItemList:
             **kwargs: passed to ``AudioDataLoaders`` (``device``, ``pad_mode``, ``item_tfms``, ``seed``...).
 
         Examples:
-            >>> data = split_list.label_from_re(pattern).databunch(bs=64, tfms=tfms)
+            >>> split = AudioItemList.from_folder("nsynth").split_by_folder()
+            >>> data = split.label_from_re(r"(\\w+)_\\w+_\\d+-\\d+-\\d+.wav$").databunch(bs=16, tfms=mel_transforms())
             >>> xs, ys = data.one_batch()
+            >>> xs.shape, ys.shape
+            (torch.Size([16, 1, 64, 251]), torch.Size([16]))
         """
         src = self.split.source
         label_of = {str(o): lab for o, lab in zip(src.items, self.labels)}

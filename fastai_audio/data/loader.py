@@ -74,6 +74,14 @@ class AudioDL(TfmdDL):
     Items are made as fastai makes them, the same pipelines in the same order, without the per-item wrappers
     around them (``do_item``, ``Datasets.__getitem__``, ``TfmdLists.__getitem__``), which cost about 25 us an
     item (the seam's ``item_maker`` shim, ``fastai_audio._compat``).
+
+    Examples:
+        >>> dls = AudioDataLoaders.from_folder("speech_commands", duration=None, valid_pct=0.2, bs=4, seed=0)
+        >>> type(dls.train).__name__, dls.train.variable_length
+        ('AudioDL', True)
+        >>> xb, yb = dls.train.one_batch()
+        >>> xb.lengths                             # samples per clip before padding (these clips are all 1 s)
+        tensor([16000, 16000, 16000, 16000])
     """
 
     def __init__(self, dataset=None, variable_length: bool = False, pad_mode: str = "zeros",

@@ -38,6 +38,13 @@ class AudioDataLoaders(DataLoaders):
     ``pad_mode='zeros'``), ``on_error='raise'|'skip'`` (skip decodes every file once up front and warns naming
     each bad one), ``item_tfms``/``batch_tfms`` (e.g. the spectrogram front-end) and fastai's loader arguments
     (``bs``, ``num_workers``, ``device``, ...). Batches are ``(TensorAudio (bs, channels, samples), labels)``.
+
+    Examples:
+        >>> dls = AudioDataLoaders.from_folder("data", duration=1.0, bs=4)
+        >>> dls.classes, len(dls.train_ds), len(dls.valid_ds)
+        (['high', 'low'], 8, 4)
+        >>> dls.one_batch()[0].shape
+        torch.Size([4, 1, 16000])
     """
 
     @property
@@ -63,6 +70,8 @@ class AudioDataLoaders(DataLoaders):
 
         Examples:
             >>> preds, _ = learn.get_preds(dl=dls.test_dl(get_audio_files("new_recordings")))
+            >>> preds.shape                 # 3 files, 2 classes
+            torch.Size([3, 2])
         """
         if not with_labels and rm_type_tfms is None:
             items = [Path(o) if isinstance(o, str) else o for o in test_items]
@@ -138,8 +147,10 @@ class AudioDataLoaders(DataLoaders):
             on_error: ``'raise'`` or ``'skip'`` bad files.
 
         Examples:
-            >>> dls = AudioDataLoaders.from_folder("speech_commands", valid_pct=0.1, duration=1.0, bs=128)
-            >>> xb, yb = dls.one_batch()   # xb: TensorAudio (128, 1, 16000)
+            >>> dls = AudioDataLoaders.from_folder("speech_commands", valid_pct=0.1, duration=1.0, bs=8, seed=0)
+            >>> xb, yb = dls.one_batch()
+            >>> type(xb).__name__, xb.shape, dls.vocab
+            ('TensorAudio', torch.Size([8, 1, 16000]), ['no', 'yes'])
         """
         path = Path(path)
         folders = None if valid_pct is not None else [train, valid]
@@ -254,7 +265,7 @@ class AudioDataLoaders(DataLoaders):
             valid: the split used for validation (``'test'`` stays out).
 
         Examples:
-            >>> dls = AudioDataLoaders.from_nsynth(synth_nsynth("data/nsynth"), bs=64)
+            >>> dls = AudioDataLoaders.from_nsynth(synth_nsynth("nsynth", progress=False), bs=64)
             >>> dls.c, dls.classes[:3]
             (11, ['bass', 'brass', 'flute'])
         """

@@ -166,7 +166,7 @@ def read_nsynth(path, *, splits=None, families=None, sources=None, on_missing: s
         ParameterError: an unknown split, family or source name (the message lists the allowed ones).
 
     Examples:
-        >>> df = read_nsynth("data/nsynth_small", sources="acoustic", families=["guitar", "mallet"])
+        >>> df = read_nsynth("nsynth", sources="acoustic", families=["guitar", "mallet"])
         >>> df[["note_str", "instrument_family_str", "pitch", "velocity", "split"]].head(2)
                           note_str instrument_family_str  pitch  velocity  split
         0  guitar_acoustic_000-045-127                guitar     45       127  train

@@ -358,7 +358,7 @@ def synth_nsynth(
         AudioError: ``dest`` is a non-empty folder this function did not write.
 
     Examples:
-        >>> root = synth_nsynth("data/nsynth_small", "small", progress=False)
+        >>> root = synth_nsynth("nsynth", "small", progress=False)
         >>> df = read_nsynth(root)
         >>> df.groupby("split").size()
         split

@@ -36,7 +36,15 @@ DCT_NORMS = ("ortho", None)
 
 
 class EmptyFilterWarning(UserWarning):
-    """A mel filter covers no FFT bin, so its channel is always zero (too many mels for the frequency resolution)."""
+    """A mel filter covers no FFT bin, so its channel is always zero (too many mels for the frequency resolution).
+
+    Examples:
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     fb = mel_filterbank(16000, 256, 128)      # 129 FFT bins cannot feed 128 mels below 1 kHz
+        >>> [w.category.__name__ for w in caught]
+        ['EmptyFilterWarning']
+    """
 
 
 def _compute_dtype(x, name: str) -> torch.dtype:
@@ -217,8 +225,8 @@ def hz_to_mel(hz, mel_scale: str = "slaney") -> torch.Tensor:
         A tensor of the same shape (float64 unless ``hz`` is a floating tensor).
 
     Examples:
-        >>> hz_to_mel(torch.tensor([0.0, 1000.0, 8000.0]), "htk")
-        tensor([   0.0000, 1000.0000, 2840.0230])
+        >>> hz_to_mel([0.0, 1000.0, 8000.0], "htk")
+        tensor([   0.0000,  999.9855, 2840.0230], dtype=torch.float64)
     """
     check_choice("mel_scale", mel_scale, MEL_SCALES)
     hz = _as_float_tensor(hz)
@@ -234,7 +242,7 @@ def mel_to_hz(mel, mel_scale: str = "slaney") -> torch.Tensor:
 
     Examples:
         >>> mel_to_hz(hz_to_mel(torch.tensor([440.0, 4000.0])))
-        tensor([ 440.0000, 4000.0000])
+        tensor([ 440., 4000.])
     """
     check_choice("mel_scale", mel_scale, MEL_SCALES)
     mel = _as_float_tensor(mel)

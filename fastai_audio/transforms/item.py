@@ -30,7 +30,14 @@ class AudioTransform(TypedTransform):
 
     Subclasses implement ``_apply(wav, sample_rate, meta) -> (wav, sample_rate)`` on a plain tensor ``(channels,
     samples)``; ``meta`` holds the clip's metadata (e.g. ``path``, for messages). Working on plain tensors keeps
-    fastai's per-operation metadata hook (about 30 us a call) off the data path; the result is wrapped once.
+    fastai's per-operation metadata hook (about 4 us a call) off the data path; the result is wrapped once.
+
+    Examples:
+        >>> class Reverse(AudioTransform):
+        ...     def _apply(self, wav, sample_rate, meta):
+        ...         return wav.flip(-1), sample_rate
+        >>> Reverse()(TensorAudio(torch.arange(4.0)[None], sample_rate=8000)).tolist()
+        [[3.0, 2.0, 1.0, 0.0]]
     """
 
     accepts = (TensorAudio,)
@@ -209,9 +216,9 @@ def find_opener(dataset) -> tuple[int, OpenAudio] | tuple[None, None]:
     on turn a path into a clip.
 
     Examples:
-        >>> find_opener(dls.valid_ds)
-        (1, OpenAudio -- {'sample_rate': 16000, 'mono': True, 'duration': 4.0, 'pad_mode': 'zeros'}
-        )
+        >>> index, opener = find_opener(dls.valid_ds)
+        >>> index, opener.sample_rate, opener.duration
+        (1, 16000, 1.0)
     """
     fs = input_pipeline(dataset) or []
     return next(((i, t) for i, t in enumerate(fs) if isinstance(t, OpenAudio)), (None, None))

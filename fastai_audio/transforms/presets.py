@@ -105,7 +105,8 @@ def get_frequency_batch_transforms(n_fft: int = 1024, n_hop: int = 256, n_mels: 
 
     Examples:
         >>> tfms = get_frequency_batch_transforms(n_fft=1024, n_hop=256, n_mels=64, sample_rate=16000)
-        >>> data = AudioItemList.from_folder(path).split_by_folder().label_from_re(pat).databunch(bs=64, tfms=tfms)
+        >>> data = (AudioItemList.from_folder("nsynth").split_by_folder()
+        ...         .label_from_re(r"(\\w+)_\\w+_\\d+-\\d+-\\d+.wav$").databunch(bs=64, tfms=tfms))
         >>> data.one_batch()[0].shape
         torch.Size([64, 1, 64, 251])
     """

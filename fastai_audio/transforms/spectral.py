@@ -459,7 +459,8 @@ class SpecNormalize(_SpecTransform):
         eps: added to the standard deviation.
 
     Examples:
-        >>> dls = AudioDataLoaders.from_folder(path, batch_tfms=[MelSpectrogram(), AmplitudeToDB(), SpecNormalize()])
+        >>> tfms = [MelSpectrogram(), AmplitudeToDB(), SpecNormalize()]
+        >>> dls = AudioDataLoaders.from_folder("data", duration=1.0, bs=4, batch_tfms=tfms)
         >>> dls.after_batch[-1].mean.shape
         torch.Size([1, 1, 128, 1])
     """
@@ -478,7 +479,14 @@ class SpecNormalize(_SpecTransform):
         if self.mode != "dataset" or (self.mean is not None and self.std is not None):
             return
         with in_main_process(dl):
-            self.fit([b[0] for b in islice(dl, self.n_batches)])
+            batches = [b[0] for b in islice(dl, self.n_batches)]
+        if not batches:
+            raise ParameterError(
+                f"SpecNormalize found no training batch to estimate its statistics from: the training loader has "
+                f"{dl.n} items and bs={dl.bs}{' with drop_last=True' if dl.drop_last else ''}, so it yields none "
+                f"(training would do nothing either); use bs <= {dl.n}"
+            )
+        self.fit(batches)
 
     def fit(self, batches) -> SpecNormalize:
         """Set ``mean`` and ``std`` (per channel and frequency) from spectrogram batches ``(B, C, F, T)``."""
@@ -535,8 +543,10 @@ class AudioFrontEnd(nn.Module):
 
     Examples:
         >>> front = AudioFrontEnd([MelSpectrogram(trainable=True), AmplitudeToDB(), SpecNormalize()])
-        >>> front.setup(dls.train)                     # statistics for SpecNormalize(mode='dataset')
-        >>> model = nn.Sequential(front, cnn)
+        >>> front = front.setup(audio_dls.train)       # statistics for SpecNormalize(mode='dataset')
+        >>> model = nn.Sequential(front, create_audio_model(resnet18, n_out=2, pretrained=False))
+        >>> model(audio_dls.one_batch()[0]).shape      # raw audio in: (4, 1, 16000)
+        torch.Size([4, 2])
     """
 
     def __init__(self, tfms):

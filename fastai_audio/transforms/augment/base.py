@@ -45,6 +45,20 @@ class AudioAugment(TypedTransform):
     Args:
         p: probability that a clip is augmented.
         seed: an int for a private generator (reproducible whatever else uses torch's RNG); None for torch's.
+
+    Examples:
+        >>> class Louder(AudioAugment):
+        ...     identity = {"gain": 1.0}
+        ...     def _draw(self, x, n, device, meta):
+        ...         return {"gain": self.uniform((n,), 1.0, 2.0, device)}
+        ...     def apply(self, x, gain):
+        ...         return x * gain[:, None, None]
+        >>> tfm = Louder(p=0.5, seed=0)
+        >>> params = tfm.draw(torch.ones(6, 1, 10))       # one gain per clip; 1.0 where a clip is left alone
+        >>> params["gain"].shape, bool(((params["gain"] >= 1) & (params["gain"] < 2)).all())
+        (torch.Size([6]), True)
+        >>> torch.equal(tfm.apply(torch.ones(6, 1, 10), **params)[:, 0, 0], params["gain"])
+        True
     """
 
     split_idx = 0  # training set only

@@ -20,7 +20,9 @@ class AudioCutMix(MixHandler):
         alpha: the cut fraction is drawn from ``Beta(alpha, alpha)``.
 
     Examples:
-        >>> learn = audio_learner(dls, resnet18, cbs=AudioCutMix(1.0))
+        >>> learn = audio_learner(dls, resnet18, pretrained=False, cbs=AudioCutMix(1.0))
+        >>> learn.fit_one_cycle(1)
+        [0, ...]
     """
 
     def __init__(self, alpha: float = 1.0):
