@@ -12,6 +12,8 @@ LATEST := .venv-latest
 # This machine's pip configuration caps torch (a constraint file); the newest-release check lifts it for its own
 # install only. Override with LATEST_PIP_ENV= to keep your machine's constraints.
 LATEST_PIP_ENV ?= PIP_CONSTRAINT=/dev/null
+# Extra requirements for that environment, e.g. LATEST_PINS="fastai==2.8.0" to test the bottom of a range.
+LATEST_PINS ?=
 
 .PHONY: install test test-latest demo docs bench bench-long gpu-check lint clean
 
@@ -36,7 +38,7 @@ test-latest:
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/pip install --quiet --upgrade pip
-	$(LATEST_PIP_ENV) $(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e ".[dev,notebook]" pretty_midi
+	$(LATEST_PIP_ENV) $(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e ".[dev,notebook]" pretty_midi $(LATEST_PINS)
 	$(LATEST)/bin/pip install --quiet --no-deps tinysoundfont
 	@$(LATEST)/bin/python -c "import importlib.metadata as m; print('test-latest versions:', ', '.join(f'{p} {m.version(p)}' for p in ('fastai', 'fastcore', 'fasttransform', 'plum-dispatch', 'torch', 'torchaudio', 'torchvision', 'numpy', 'pandas', 'soundfile')))"
 	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider
@@ -53,6 +55,11 @@ bench: install
 	$(BIN)/python bench/frontend.py
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/augment_study.py --skip-study
+	$(BIN)/python bench/seam.py
+
+# On a machine with a CUDA GPU: the CUDA tests and the benchmarks on the GPU, their tables in gpu_check.md.
+gpu-check: install
+	PYTHON=$(BIN)/python bench/gpu_check.sh
 
 # Training runs (tens of minutes on a 2-core CPU): on the fly vs PNG, and the augmentation study.
 bench-long: install

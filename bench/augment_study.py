@@ -72,6 +72,18 @@ RECIPES = {  # batch transforms, and callbacks (mixing)
 }
 
 
+def _synced(fn, device: torch.device):
+    """``fn`` followed by a wait for the device, so that a GPU's asynchronous work is inside the timing."""
+    if device.type != "cuda":
+        return fn
+
+    def run():
+        fn()
+        torch.cuda.synchronize(device)
+
+    return run
+
+
 def median_ms(fn, runs: int) -> float:
     fn()
     times = []
@@ -97,9 +109,9 @@ def paired_ms(base, fn, runs: int) -> tuple[float, float, float]:
     return statistics.median(a), statistics.median(b), statistics.median(y / x for x, y in pairs)
 
 
-def cost(runs: int):
+def cost(runs: int, device: torch.device):
     torch.manual_seed(0)
-    x = TensorAudio(0.1 * torch.randn(64, 1, 64000), sample_rate=16000)
+    x = TensorAudio(0.1 * torch.randn(64, 1, 64000), sample_rate=16000).to(device)
     front = mel_transforms("nsynth", normalize="item")
     power = front[0](x)  # the mel spectrogram before decibels: what a spectrogram-domain filter gets
     spec = x
@@ -121,7 +133,7 @@ def cost(runs: int):
             t(by_order(t), split_idx=0)
 
     # the front-end and the recipe timed alternately: the goal's ratio compares runs a moment apart
-    front_ms, recipe_ms, share = paired_ms(run_front, run_recipe, runs)
+    front_ms, recipe_ms, share = paired_ms(_synced(run_front, device), _synced(run_recipe, device), runs)
     rows = {}
     single = [RandomGain(p=1.0), PolarityInversion(p=1.0), RandomShift(p=1.0), AddNoise(color="white", p=1.0),
               AddNoise(color="random", p=1.0), RandomLowpass(p=1.0), RandomHighpass(p=1.0),
@@ -132,9 +144,11 @@ def cost(runs: int):
         detail = t.color if isinstance(t, AddNoise) else f"domain={t.domain!r}" if hasattr(t, "domain") else None
         name = type(t).__name__ + (f"({detail})" if detail else "") + " p=1"
         slow = isinstance(t, (PitchShift, TimeStretch))
-        rows[name] = median_ms(lambda t=t: t(by_order(t), split_idx=0), max(3, runs // 3) if slow else runs)
+        rows[name] = median_ms(_synced(lambda t=t: t(by_order(t), split_idx=0), device),
+                               max(3, runs // 3) if slow else runs)  # fmt: skip
     rows["audio_aug_tfms() (the default recipe, p=0.5)"] = recipe_ms
-    print(f"## Cost per batch: 64 clips x 4 s at 16 kHz, CPU, median of {runs}\n")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"## Cost per batch: 64 clips x 4 s at 16 kHz, {where}, median of {runs}\n")
     print("| transform | ms per batch | x front-end |")
     print("|---|---|---|")
     print(f"| log-mel front-end (MelSpectrogram, AmplitudeToDB, SpecNormalize) | {front_ms:.1f} | 1.00 |")
@@ -219,6 +233,7 @@ def main():
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--skip-study", action="store_true")
     parser.add_argument("--quick", action="store_true", help="a smoke run: small data, 1 epoch, 2 folds")
+    parser.add_argument("--device", default="cpu", help="where the cost table's batches are (cpu, cuda)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     if args.quick:
@@ -228,7 +243,7 @@ def main():
     print(f"# bench/augment_study.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}\n")  # fmt: skip
     if not args.skip_cost:
-        cost(args.runs)
+        cost(args.runs, torch.device(args.device))
     if args.skip_study:
         return
     study(args, size)

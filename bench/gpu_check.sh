@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The GPU check: on a machine with a CUDA device, the CUDA tests and the front-end, augmentation, inference, loader
+# and seam benchmarks on the GPU, all their tables in one Markdown file, so anyone with a GPU gets numbers comparable
+# with docs/performance.md in one command (about 6 minutes on an H100).
+#
+#   bench/gpu_check.sh [output file]     default: gpu_check.md, or $OUT/gpu_check.md where OUT is set
+#
+# The interpreter is $PYTHON, else .venv/bin/python (make install), else python3. A machine that cannot reach a
+# package index gets the missing pure-Python packages from .wheels made here by bench/gpu_wheels.sh: with a .whl/
+# folder and no fastai importable, they are installed into /tmp/fastai_audio_site first.
+# Exit status: 0 when the CUDA tests pass, 1 when one fails, 3 without a CUDA device.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+out=${1:-${OUT:+$OUT/}gpu_check.md}
+
+if [ -d .whl ] && ! "$PY" -c "import fastai" 2>/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/fastai_audio_site \
+        .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/fastai_audio_site:$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # the package from this tree, installed or not
+export PYTHONUNBUFFERED=1
+
+if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    echo "gpu_check: $PY sees no CUDA device; nothing to measure (run it on a machine with one)" >&2
+    exit 3
+fi
+
+section() { printf '\n%s\n\n' "$1"; }
+tests=0
+{
+    echo "# GPU check, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/GPU: /'
+    "$PY" -c "import os, platform, torch, torchaudio, fastai; print(f'{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__} (CUDA {torch.version.cuda}), torchaudio {torchaudio.__version__}, fastai {fastai.__version__}')"
+
+    section "## CUDA tests (pytest -m cuda)"
+    "$PY" -m pytest -q -m cuda tests -p no:cacheprovider 2>&1 | tail -20
+    tests=${PIPESTATUS[0]}
+
+    section "## Front-end (bench/frontend.py: CPU and CUDA tables)"
+    "$PY" bench/frontend.py --runs 30 2>&1
+
+    section "## Augmentation cost on the GPU (bench/augment_study.py --skip-study --device cuda)"
+    "$PY" bench/augment_study.py --skip-study --device cuda --runs 30 2>&1
+
+    section "## Inference on the GPU (bench/inference.py --device cuda)"
+    "$PY" bench/inference.py --device cuda --runs 100 2>&1
+
+    section "## Loader (bench/loader.py: decoding on this machine's CPUs, batches to the GPU)"
+    "$PY" bench/loader.py --repeats 3 2>&1
+
+    section "## The seam's shims (bench/seam.py)"
+    "$PY" bench/seam.py --repeats 3 --runs 40 2>&1
+    exit "$tests"
+} 2>&1 | grep -v "^WARNING: Location" | tee "$out"
+status=${PIPESTATUS[0]}
+echo "gpu_check: tables in $out (CUDA tests exit status $status)" >&2
+exit "$status"
