@@ -114,8 +114,8 @@ def _signature_names(f) -> list[str]:
     replaces="fasttransform's Transform._call / Transform._do_call for `encodes`: the hasattr check (plum builds a "
     "bound dispatcher on every attribute access), plum's method resolution, and retain_type, which changes nothing "
     "for these transforms (their results are never a superclass of their input)",
-    gain="~3.3 us per transform call (3.8 -> 0.45 us), about 4 calls per clip in the loaders (opener, fields, labels) "
-    "and one per batch transform per batch",
+    gain="~3.3 us per transform call (3.8 -> 0.45 us), 4 calls a clip in the loaders: without it a loader with no "
+    "worker runs at 0.85-0.90 of its speed (bench/seam.py, 2-core CPU, 2026-11-27)",
     fallback="fasttransform's own call path: the same `encodes` method, found by plum",
 )
 def DIRECT_ENCODES() -> str | None:
@@ -203,7 +203,8 @@ _ITEM_METHODS = ("create_item", "do_item")  # the DataLoader steps that item_mak
     "item_maker",
     replaces="fastai's per-item path, DataLoader.do_item -> create_item -> Datasets.__getitem__ -> "
     "TfmdLists.__getitem__ -> TfmdLists._after_item: the same pipelines composed directly, without the wrappers",
-    gain="~25 us per clip in the loaders (see bench/seam.py)",
+    gain="3-10 us a clip: without it a loader with no worker runs at 0.93-0.98 of its speed (bench/seam.py, 2-core "
+    "CPU, 2026-11-27); the first shim to delete if fastai's per-item path gets cheaper",
     fallback="fastai's DataLoader.create_batches",
 )
 def ITEM_MAKER() -> str | None:
@@ -260,8 +261,8 @@ def item_maker(dl) -> Callable | None:
     replaces="reads fastai's private _FakeLoader (DataLoader.fake_l, the object PyTorch's loader iterates): the "
     "worker count and prefetch factor that size the workers' batch pool (data/pool.py), and no_multiproc(), so "
     "that set-up reads its few batches in the main process",
-    gain="the batch pool: 0.83 -> 0.56 ms of worker CPU per clip (docs/performance.md, loader); no_multiproc: no "
-    "worker start-up for the few batches Normalize and AudioFrontEnd read at set-up",
+    gain="the batch pool: without it a loader with 2 workers runs at 0.65-0.66 of its speed (bench/seam.py, 2-core "
+    "CPU, 2026-11-27); no_multiproc: no worker start-up for the few batches set-up reads",
     fallback="no batch pool (PyTorch's shared-memory collation); set-up batches come through the workers",
 )
 def FAKE_LOADER() -> str | None:
@@ -304,7 +305,7 @@ def in_main_process(dl):
     "predict_direct",
     replaces="fastai's Learner.predict, which builds a test DataLoader for the one item and runs get_preds' callback "
     "loop: the validation pipeline is applied to the item directly and the model runs under torch.inference_mode",
-    gain="~2.9 ms per call on the project's CPU machine (predict p50 11.9 -> 9.0 ms, bench/inference.py)",
+    gain="~3.3 ms a call: predict p50 9.6 ms with it, 12.9 ms without (bench/seam.py, 2-core CPU, 2026-11-27)",
     fallback="fastai's Learner.predict (identical result, tested)",
 )
 def PREDICT_DIRECT() -> str | None:

@@ -72,7 +72,7 @@ class AudioDL(TfmdDL):
     two of the files and the argument that fixes it.
 
     Items are made as fastai makes them, the same pipelines in the same order, without the per-item wrappers
-    around them (``do_item``, ``Datasets.__getitem__``, ``TfmdLists.__getitem__``), which cost about 25 us an
+    around them (``do_item``, ``Datasets.__getitem__``, ``TfmdLists.__getitem__``), which cost 3 to 10 us an
     item (the seam's ``item_maker`` shim, ``fastai_audio._compat``).
 
     Examples:
