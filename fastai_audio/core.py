@@ -20,7 +20,17 @@ from .io import load_audio
 __all__ = ["TensorAudio", "TensorSpectrogram"]
 
 
-class TensorAudio(TensorBase):
+class _AudioTensorBase(TensorBase):
+    """What both audio types share: their metadata survives ``clone`` (fastai's ``TensorBase.clone`` drops it, and a
+    clip without its ``sample_rate``, or a spectrogram without its axes, is no longer usable)."""
+
+    def clone(self, *, memory_format=None):
+        res = super().clone(memory_format=memory_format)
+        res.set_meta(self, as_copy=True)
+        return res
+
+
+class TensorAudio(_AudioTensorBase):
     """A waveform ``(channels, samples)``, or a batch ``(batch, channels, samples)``, with its ``sample_rate``.
 
     The metadata (``sample_rate``; ``path`` when loaded from a file; ``lengths`` for padded batches) is stored
@@ -63,12 +73,6 @@ class TensorAudio(TensorBase):
     def nchannels(self) -> int:
         """Number of channels."""
         return self.shape[-2]
-
-    def clone(self, *, memory_format=None):
-        # fastai's TensorBase.clone drops the metadata; audio needs its sample_rate to stay usable.
-        res = super().clone(memory_format=memory_format)
-        res.set_meta(self, as_copy=True)
-        return res
 
     def player(self):
         """An ``IPython.display.Audio`` player for this clip (notebooks)."""
@@ -120,7 +124,7 @@ def _in_notebook() -> bool:
     return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
-class TensorSpectrogram(TensorBase):
+class TensorSpectrogram(_AudioTensorBase):
     """A spectrogram ``(channels, freq, frames)``, or a batch ``(batch, channels, freq, frames)``, that knows its axes.
 
     Metadata, kept through torch ops, pickling, workers and ``.to(device)`` like ``TensorAudio``'s:

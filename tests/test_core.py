@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import sine, write
 
-from fastai_audio import ParameterError, TensorAudio
+from fastai_audio import ParameterError, TensorAudio, TensorSpectrogram
 from fastai_audio.transforms import (
     AmplitudeToDB,
     MelSpectrogram,
@@ -49,6 +49,18 @@ def test_metadata_survives(clip, op):
     out = op(clip)
     assert isinstance(out, TensorAudio)
     assert out.sample_rate == 16000 and out.path == "a.wav"
+
+
+@pytest.mark.parametrize(
+    "op",
+    [lambda x: x.clone(), lambda x: x * 2, lambda x: x[:, :, :10], lambda x: pickle.loads(pickle.dumps(x))],
+)
+def test_spectrogram_metadata_survives(op):
+    spec = TensorSpectrogram(torch.rand(2, 1, 8, 20), sample_rate=16000, hop_length=256, scale="mel", f_min=0.0)
+    out = op(spec)
+    assert isinstance(out, TensorSpectrogram)
+    assert (out.sample_rate, out.hop_length, out.scale, out.f_min) == (16000, 256, "mel", 0.0)
+    assert out.__dict__ is not spec.__dict__  # a copy: changing one's axes leaves the other's alone
 
 
 def test_pickle_keeps_values(clip):
