@@ -113,14 +113,26 @@ def round_robin(contenders: dict, repeats: int) -> dict:
     return rows
 
 
-def print_table(title: str, rows: dict, base_name: str):
+def print_table(
+    title: str,
+    rows: dict,
+    base_name: str,
+    *,
+    label: str = "pipeline",
+    unit: str = "clips/s",
+    ratio: str = "x baseline",
+    digits: int = 0,
+    higher_is_better: bool = True,
+):
+    """A Markdown table of the median of each row's values and its ratio to ``base_name``'s (a rate: the row over
+    the base; a time, ``higher_is_better=False``: the base over the row, so a ratio below 1 is always slower)."""
     base = statistics.median(rows[base_name])
     print(f"\n{title}")
-    print(f"| {'pipeline':<48} | {'clips/s':>9} | {'x baseline':>10} |")
+    print(f"| {label:<48} | {unit:>9} | {ratio:>10} |")
     print(f"|{'-' * 50}|{'-' * 11}|{'-' * 12}|")
     for name, values in rows.items():
         med = statistics.median(values)
-        print(f"| {name:<48} | {med:9.0f} | {med / base:10.2f} |")
+        print(f"| {name:<48} | {med:9.{digits}f} | {(med / base if higher_is_better else base / med):10.2f} |")
 
 
 def main():

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 from inference import timings_ms
-from loader import CACHE, epoch_rate, round_robin
+from loader import CACHE, epoch_rate, print_table, round_robin
 from torchvision.models import resnet18
 
 from fastai_audio._compat import SHIMS, use_shims
@@ -41,17 +41,6 @@ def with_shims_off(names, fn):
             return fn()
 
     return run
-
-
-def print_rows(title: str, rows: dict, base: str, unit: str, higher_is_better: bool):
-    ref = statistics.median(rows[base])
-    print(f"\n{title}")
-    print(f"| {'shims':<44} | {unit:>10} | {'x all shims':>11} |")
-    print(f"|{'-' * 46}|{'-' * 12}|{'-' * 13}|")
-    for name, values in rows.items():
-        med = statistics.median(values)
-        ratio = med / ref if higher_is_better else ref / med
-        print(f"| {name:<44} | {med:10.1f} | {ratio:11.2f} |")
 
 
 def main():
@@ -80,8 +69,8 @@ def main():
         contenders |= {name: with_shims_off(off, run) for name, off in cases.items()}
         contenders["all shims off (public paths only)"] = with_shims_off(list(SHIMS), run)
         rows = round_robin(contenders, args.repeats)
-        print_rows(f"## Loader: dls.train, num_workers={workers}, bs={args.bs}", rows, "all shims on", "clips/s",
-                   higher_is_better=True)  # fmt: skip
+        print_table(f"## Loader: dls.train, num_workers={workers}, bs={args.bs}", rows, "all shims on", label="shims",
+                    ratio="x all shims")  # fmt: skip
 
     dls = AudioDataLoaders.from_nsynth(root, bs=args.bs, num_workers=0, batch_tfms=mel_transforms("nsynth"))
     learn = audio_learner(dls, resnet18, pretrained=False)
@@ -95,8 +84,8 @@ def main():
             for name, off in predict.items():
                 times = timings_ms(with_shims_off(off, lambda: learn.predict(path)), args.runs)
                 rows[name].append(float(statistics.median(times)))
-    print_rows("## learn.predict(path), one 4 s file (p50 per round, ms)", rows, "all shims on", "ms",
-               higher_is_better=False)  # fmt: skip
+    print_table("## learn.predict(path), one 4 s file (p50 per round, ms)", rows, "all shims on", label="shims",
+                unit="ms", ratio="x all shims", digits=1, higher_is_better=False)  # fmt: skip
 
 
 if __name__ == "__main__":

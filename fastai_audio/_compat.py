@@ -167,19 +167,13 @@ class DirectEncodes:
 
     With the ``direct_encodes`` shim on, calling the transform calls that method directly; otherwise, and for
     decoding, tuples and inputs that a typed ``encodes`` method registered elsewhere claims, fasttransform's path
-    runs. Both give the
-    same result (tests/test_compat.py checks it on every transform of the package).
+    runs. Both give the same result (tests/test_compat.py checks it on every transform of the package).
     """
 
     def _call(self, nm, *args, split_idx=None, **kwargs):
-        if nm == "encodes" and DIRECT_ENCODES.on:
+        if nm == "encodes" and DIRECT_ENCODES.on:  # fasttransform's own check, without its `hasattr` on plum
             if self.split_idx is not None and split_idx != self.split_idx:
                 return args[0]
-            x = args[0]
-            if not isinstance(x, tuple):  # (a tuple is a sample: fasttransform maps over it, back through _do_call)
-                direct = _IMPLS[type(self)] if type(self) in _IMPLS else _single_encodes(type(self))
-                if direct is not None and not isinstance(x, direct[1]) and "encodes" not in self.__dict__:
-                    return direct[0](self, *args, **kwargs)
             return self._do_call(nm, *args, **kwargs)
         return super()._call(nm, *args, split_idx=split_idx, **kwargs)
 

@@ -30,20 +30,10 @@ import soundfile as sf
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "tests"
 
 
-def _tone(freq: float, seconds: float, sample_rate: int, seed: int) -> np.ndarray:
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    noise = np.random.default_rng(seed).standard_normal(t.size)
-    return (0.4 * np.sin(2 * math.pi * freq * t) + 0.02 * noise).astype(np.float32)
-
-
-def _write(path: Path, wav: np.ndarray, sample_rate: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), wav, sample_rate)
-    return path
-
-
 def build_world(root: Path) -> Path:
     """Write the files the examples name under ``root`` (see the module docstring)."""
+    from conftest import sine, write  # (the suite's own helpers: loaded by the time a doctest runs)
+
     from fastai_audio.datasets import read_nsynth, synth_nsynth
 
     nsynth = synth_nsynth(Path(os.environ.get("FASTAI_AUDIO_TEST_CACHE", CACHE)) / "nsynth_small", size="small",
@@ -53,23 +43,23 @@ def build_world(root: Path) -> Path:
     guitar = Path(notes[notes.instrument_family_str == "guitar"].fname.iloc[0])
     wav, sr = sf.read(str(guitar), dtype="float32")
     for name in ("note.wav", "guitar_acoustic_010-060-100.wav", "note.flac"):
-        _write(root / name, wav, sr)
+        write(root / name, wav[None], sr)
     parts = [sf.read(str(f), dtype="float32")[0] for f in notes.fname[:5]]
-    _write(root / "concert.flac", np.concatenate(parts), sr)
+    write(root / "concert.flac", np.concatenate(parts)[None], sr)
     (root / "new_recordings").mkdir()
     for f in notes.fname[5:8]:
         shutil.copy(f, root / "new_recordings" / Path(f).name)
     for split, n in (("train", 4), ("valid", 2)):
         for label, freq in (("high", 880.0), ("low", 220.0)):
             for i in range(n):
-                _write(root / "data" / split / label / f"{label}_{i}.wav", _tone(freq, 1.0, 16000, i), 16000)
+                write(root / "data" / split / label / f"{label}_{i}.wav", sine(freq, 16000, 1.0), 16000)
     for label, freq in (("yes", 660.0), ("no", 330.0)):
         for i in range(10):
-            _write(root / "speech_commands" / label / f"{label}_{i:02d}.wav", _tone(freq, 1.0, 16000, i), 16000)
+            write(root / "speech_commands" / label / f"{label}_{i:02d}.wav", sine(freq, 16000, 1.0), 16000)
     rows = []
     for i, (category, freq) in enumerate([("dog", 300.0), ("rain", 2000.0)] * 5):
         name = f"{i + 1}-{100 + i}-A-{i % 2}.wav"
-        _write(root / "esc50" / "audio" / name, _tone(freq, 5.0, 44100, i), 44100)
+        write(root / "esc50" / "audio" / name, sine(freq, 44100, 5.0), 44100)
         rows.append(f"{name},{i % 5 + 1},{i % 2},{category}")
     (root / "esc50" / "meta").mkdir(parents=True)
     (root / "esc50" / "meta" / "esc50.csv").write_text("filename,fold,target,category\n" + "\n".join(rows) + "\n")

@@ -32,9 +32,7 @@ class TypedTransform(DirectEncodes, DisplayedTransform):
     plain_tensors: bool = False
 
     def encodes(self, x):
-        if isinstance(x, self.accepts) or (self.plain_tensors and type(x) is torch.Tensor):  # (``takes``, inlined)
-            return self._encode(x)
-        return x
+        return self._encode(x) if self.takes(x) else x
 
     def takes(self, x) -> bool:
         """Whether ``x`` is one of the types this transform works on (labels and other items are not)."""
