@@ -28,6 +28,8 @@ if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1
 fi
 
 section() { printf '\n%s\n\n' "$1"; }
+# each part is bounded (seconds), so one slow part cannot eat a lent machine's whole lease: a part cut short says so
+limited() { local s=$1; shift; timeout "$s" "$@"; local rc=$?; [ $rc -eq 124 ] && echo "(cut short after ${s} s)"; return $rc; }
 tests=0
 {
     echo "# GPU check, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -36,23 +38,23 @@ tests=0
     "$PY" -c "import os, platform, torch, torchaudio, fastai; print(f'{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__} (CUDA {torch.version.cuda}), torchaudio {torchaudio.__version__}, fastai {fastai.__version__}')"
 
     section "## CUDA tests (pytest -m cuda)"
-    "$PY" -m pytest -q -m cuda tests -p no:cacheprovider 2>&1 | tail -20
+    limited 150 "$PY" -m pytest -q -m cuda tests -p no:cacheprovider 2>&1 | tail -20
     tests=${PIPESTATUS[0]}
 
     section "## Front-end (bench/frontend.py: CPU and CUDA tables)"
-    "$PY" bench/frontend.py --runs 30 2>&1
+    limited 90 "$PY" bench/frontend.py --runs 30 2>&1
 
     section "## Augmentation cost on the GPU (bench/augment_study.py --skip-study --device cuda)"
-    "$PY" bench/augment_study.py --skip-study --device cuda --runs 30 2>&1
+    limited 60 "$PY" bench/augment_study.py --skip-study --device cuda --runs 30 2>&1
 
     section "## Inference on the GPU (bench/inference.py --device cuda)"
-    "$PY" bench/inference.py --device cuda --runs 100 2>&1
+    limited 60 "$PY" bench/inference.py --device cuda --runs 100 2>&1
 
     section "## Loader (bench/loader.py: decoding on this machine's CPUs, batches to the GPU)"
-    "$PY" bench/loader.py --repeats 3 2>&1
+    limited 110 "$PY" bench/loader.py --repeats 3 2>&1
 
     section "## The seam's shims (bench/seam.py)"
-    "$PY" bench/seam.py --repeats 3 --runs 40 2>&1
+    limited 100 "$PY" bench/seam.py --repeats 3 --runs 40 2>&1
     exit "$tests"
 } 2>&1 | grep -v "^WARNING: Location" | tee "$out"
 status=${PIPESTATUS[0]}
