@@ -1,6 +1,7 @@
 """The ``fastai-audio`` command: thin over the library, no logic of its own.
 
     fastai-audio train DATA --arch resnet18 --epochs N --out model.pkl [--resume] [...]
+    torchrun --nproc_per_node N -m fastai_audio.cli train DATA ...     (data-parallel: one process per GPU)
     fastai-audio predict MODEL FILE [FILE ...] [--window S --hop S] [--format table|csv|json]
     fastai-audio check PATH [PATH ...] [--all] [--format table|csv|json]
     fastai-audio synth-nsynth DEST [--size small|medium|full] [--soundfont PATH] [--sample-rate HZ]
@@ -11,6 +12,7 @@ Exit status: 0 on success, 1 when a checked file is bad or a command fails, 2 fo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -88,48 +90,64 @@ def _last_checkpoint(folder: Path) -> int | None:
 def _train(args) -> int:
     import torch
     from fastai.metrics import accuracy
+    from fastai.torch_core import num_distrib, rank_distrib, set_seed
     from torchvision import models
 
     from .learner import EpochCheckpoint, audio_learner
 
+    rank, world = rank_distrib(), max(num_distrib(), 1)
+
+    def say(message: str, file=sys.stderr):  # one voice under torchrun: rank 0's
+        if rank == 0:
+            print(message, file=file)
+
     arch = getattr(models, args.arch, None)
     if arch is None or not callable(arch):
-        print(f"fastai-audio train: error: unknown --arch {args.arch!r}; use a torchvision model name such as "
-              "resnet18, resnet34 or resnet50", file=sys.stderr)  # fmt: skip
+        say(f"fastai-audio train: error: unknown --arch {args.arch!r}; use a torchvision model name such as "
+            "resnet18, resnet34 or resnet50")  # fmt: skip
         return 2
     out = Path(args.out)
     checkpoints = (
         Path(args.checkpoints) if args.checkpoints else out.with_suffix("").with_name(out.stem + "_checkpoints")
     )
     checkpoints.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(args.seed)
+    set_seed(args.seed)  # the same loaders and initial weights in every process
     dls = _train_dls(args)
     learn = audio_learner(dls, arch, pretrained=args.pretrained, metrics=accuracy, path=checkpoints, model_dir=".")
+    if world > 1:
+        set_seed(args.seed + rank)  # but each rank its own augmentations
+        say(f"training on {world} processes (rank 0 prints, checkpoints and exports); batch size {args.bs} per "
+            f"process, {args.bs * world} per step")  # fmt: skip
     start = 0
     if args.resume:
         last = _last_checkpoint(checkpoints)
         if last is None:
-            print(f"no checkpoint in {checkpoints}: starting from epoch 0", file=sys.stderr)
+            say(f"no checkpoint in {checkpoints}: starting from epoch 0")
         else:
             learn.load(f"epoch_{last}", with_opt=True)
             start = last + 1
-            print(f"resuming after epoch {last} from {checkpoints / f'epoch_{last}.pth'}", file=sys.stderr)
-    if start < args.epochs:
-        if args.unfreeze:
-            learn.unfreeze()
-        save = EpochCheckpoint(start, fname="epoch")
-        try:
-            learn.fit_one_cycle(args.epochs, args.lr, cbs=save, start_epoch=start)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted; finished epochs are saved in {checkpoints}: rerun with --resume to continue",
-                  file=sys.stderr)  # fmt: skip
-            return 130
-    else:
-        print(f"all {args.epochs} epochs are done already (checkpoints in {checkpoints})", file=sys.stderr)
-    loss, *metrics = learn.validate()
-    print(f"validation loss {loss:.4f}, accuracy {metrics[0]:.4f}" if metrics else f"validation loss {loss:.4f}")
-    learn.export(out.absolute())
-    print(f"exported {out}")
+            say(f"resuming after epoch {last} from {checkpoints / f'epoch_{last}.pth'}")
+    # under torchrun / accelerate launch: DDP through fastai's engine (and accelerate, needed then only)
+    with learn.distrib_ctx() if world > 1 else contextlib.nullcontext():
+        if start < args.epochs:
+            if args.unfreeze:
+                learn.unfreeze()
+            save = EpochCheckpoint(start, fname="epoch")
+            try:
+                learn.fit_one_cycle(args.epochs, args.lr, cbs=save, start_epoch=start)
+            except KeyboardInterrupt:
+                say(f"\ninterrupted; finished epochs are saved in {checkpoints}: rerun with --resume to continue")
+                return 130
+        else:
+            say(f"all {args.epochs} epochs are done already (checkpoints in {checkpoints})")
+        loss, *metrics = learn.validate()  # under DDP: each rank a share, the result gathered exactly
+    say(f"validation loss {loss:.4f}, accuracy {metrics[0]:.4f}" if metrics else f"validation loss {loss:.4f}",
+        file=sys.stdout)  # fmt: skip
+    learn.export(out.absolute())  # fastai's export writes on rank 0 only
+    say(f"exported {out}", file=sys.stdout)
+    if world > 1 and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # the other ranks leave once the model is written
+        torch.distributed.destroy_process_group()
     return 0
 
 

@@ -15,6 +15,7 @@ from . import _compat  # noqa: F401  (first: it imports fastai with fastai's imp
 # isort: split
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import fastai.callback.all  # noqa: F401  (fit_one_cycle, fine_tune, lr_find, to_fp16... are patched on by it)
@@ -24,7 +25,7 @@ from fastai.callback.progress import CSVLogger, ProgressCallback, ShowGraphCallb
 from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback
 from fastai.learner import CastToTensor, Learner, Recorder
 from fastai.optimizer import Adam
-from fastai.torch_core import defaults, params
+from fastai.torch_core import defaults, params, rank_distrib
 from fastai.vision.learner import add_head, create_body, default_split, model_meta, num_features_model
 from torch import nn
 
@@ -70,6 +71,43 @@ class AudioLearner(Learner):
         if rm_type_tfms is None and not with_input and self._can_predict_direct():
             return predict_direct(self, item, find_opener(self.dls.valid_ds)[0] or 0)
         return super().predict(item, rm_type_tfms=rm_type_tfms, with_input=with_input)
+
+    @contextmanager
+    def distrib_ctx(self, sync_bn: bool | None = None, in_notebook: bool = False, **kwargs):
+        """fastai's ``distrib_ctx``: train in data-parallel processes (DDP through accelerate) when launched by
+        ``torchrun`` or ``accelerate launch``; one process (no launcher) trains as usual.
+
+        With this project's :class:`~fastai_audio.distributed.AudioDistributedTrainer`: any backend (gloo on CPUs,
+        nccl on GPUs), ``sync_bn`` on CUDA only (``None``: where it works), exact validation metrics, and
+        ``len(dl)`` right for every rank. Other arguments go to accelerate's ``Accelerator`` (e.g.
+        ``mixed_precision='bf16'``); see :mod:`fastai_audio.distributed` and the "Scaling out" guide.
+
+        Examples:
+            >>> with learn.distrib_ctx():           # torchrun --nproc_per_node 2 train.py; alone: one process
+            ...     learn.fit_one_cycle(1, 1e-3)
+            [0, ...]
+        """
+        from . import distributed  # noqa: F401  (fastai.distributed patches Learner.distrib_ctx on)
+
+        with Learner.distrib_ctx(self, sync_bn, in_notebook, **kwargs):
+            yield self
+
+    def to_distributed(self, sync_bn: bool | None = None, **kwargs):
+        """Add :class:`~fastai_audio.distributed.AudioDistributedTrainer` (fastai's ``to_distributed``, with this
+        project's trainer); ``distrib_ctx`` calls it for you under a launcher.
+
+        Examples:
+            >>> trainer = learn.to_distributed().cbs[-1]      # distrib_ctx does this under a launcher
+            >>> type(trainer).__name__
+            'AudioDistributedTrainer'
+            >>> learn = learn.remove_cb(trainer)              # and this on leaving (detach_distributed)
+        """
+        from .distributed import AudioDistributedTrainer
+
+        self.add_cb(AudioDistributedTrainer(sync_bn, **kwargs))
+        if rank_distrib():
+            self.remove_cb(ProgressCallback)
+        return self
 
     def _can_predict_direct(self) -> bool:
         return (PREDICT_DIRECT.on and getattr(self.dls, "n_inp", 1) == 1 and hasattr(self.dls, "valid_ds")

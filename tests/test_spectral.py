@@ -127,6 +127,20 @@ def test_normalize_dataset_statistics_and_decode(toy_folder):
     torch.testing.assert_close(decoded.as_subclass(torch.Tensor), raw.as_subclass(torch.Tensor), rtol=1e-4, atol=1e-3)
 
 
+def test_normalize_statistics_of_variable_length_batches_leave_the_padding_out(toy_folder):
+    """Padded batches of clips of different lengths (duration=None) used to fail to concatenate; the statistics
+    are those of the clips' own frames, the padding's silent frames left out."""
+    tfms = [MelSpectrogram(n_mels=16, n_fft=512), AmplitudeToDB(), SpecNormalize(n_batches=10)]
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=None, num_workers=0, batch_tfms=tfms)
+    norm = dls.after_batch.fs[-1]
+    frames = []
+    for x, _ in dls.train.new(shuffle=False, batch_tfms=None, after_batch=tfms[:2]):
+        frames += [item[..., : int(n)] for item, n in zip(x.as_subclass(torch.Tensor), x.lengths)]
+    every = torch.cat(frames, dim=-1)  # (1, 16, all frames of the 12 clips), no padding
+    torch.testing.assert_close(norm.mean[0, :, :, 0], every.mean(-1), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(norm.std[0, :, :, 0], every.std(-1), rtol=1e-5, atol=1e-4)
+
+
 def test_normalize_per_item_and_without_statistics(batch):
     spec = AmplitudeToDB()(MelSpectrogram(n_mels=16)(batch))
     out = SpecNormalize(mode="item")(spec).as_subclass(torch.Tensor).flatten(1)

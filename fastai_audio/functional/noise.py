@@ -32,8 +32,8 @@ def colored_noise(shape, exponent, device=None, generator: torch.Generator | Non
         (a ``1 / f`` slope has no value at 0 Hz).
 
     Examples:
-        >>> colored_noise((2, 1, 16000), torch.tensor([0.0, 1.0])).pow(2).mean(dim=(1, 2))
-        tensor([1.0000, 1.0000])
+        >>> colored_noise((2, 1, 16000), torch.tensor([0.0, 1.0])).pow(2).mean(dim=(1, 2)).round(decimals=4)
+        tensor([1., 1.])
     """
     noise = torch.randn(shape, device=device, generator=generator)
     if noise.numel() == 0:

@@ -489,10 +489,17 @@ class SpecNormalize(_SpecTransform):
         self.fit(batches)
 
     def fit(self, batches) -> SpecNormalize:
-        """Set ``mean`` and ``std`` (per channel and frequency) from spectrogram batches ``(B, C, F, T)``."""
-        xs = torch.cat([_as_spec_batch(x.as_subclass(torch.Tensor)).detach().float().cpu() for x in batches])
-        self.mean = xs.mean(dim=(0, 3), keepdim=True)
-        self.std = xs.std(dim=(0, 3), keepdim=True)
+        """Set ``mean`` and ``std`` (per channel and frequency) from spectrogram batches ``(B, C, F, T)``; in padded
+        variable-length batches only each item's own frames count (its ``lengths``), not the padding."""
+        frames = []
+        for x in batches:
+            lengths = x.__dict__.get("lengths") if isinstance(x, TensorSpectrogram) else None
+            spec = _as_spec_batch(x.as_subclass(torch.Tensor)).detach().float().cpu()
+            frames += [item[..., : int(lengths[i])] for i, item in enumerate(spec)] if lengths is not None else [
+                spec.permute(1, 2, 0, 3).flatten(2)]  # fmt: skip
+        xs = torch.cat(frames, dim=-1)  # (C, F, every frame)
+        self.mean = xs.mean(dim=-1, keepdim=True)[None]
+        self.std = xs.std(dim=-1, keepdim=True)[None]
         return self
 
     def _stats(self, x: torch.Tensor):
