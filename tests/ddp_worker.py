@@ -14,7 +14,7 @@ from pathlib import Path
 
 def build(data, bs: int, variable: bool, workers: int, shuffle: bool = True, val_bs: int | None = None):
     """The loaders and learner every rank (and the single-process reference) builds the same way."""
-    from fastai.metrics import accuracy
+    from fastai.metrics import F1Score, accuracy
     from fastai.optimizer import SGD
     from fastai.torch_core import set_seed
     from torch import nn
@@ -30,7 +30,8 @@ def build(data, bs: int, variable: bool, workers: int, shuffle: bool = True, val
         return dls
     # no batch norm, plain SGD: two ranks at bs b must take the steps of one process at bs 2b
     model = nn.Sequential(nn.AdaptiveAvgPool2d((4, 4)), nn.Flatten(), nn.Linear(16, dls.c))
-    return AudioLearner(dls, model, opt_func=SGD, metrics=accuracy, path=Path(data).parent / "models")
+    # accuracy is an AvgMetric (a mean of batch means), F1Score an AccumMetric (computed on every prediction)
+    return AudioLearner(dls, model, opt_func=SGD, metrics=[accuracy, F1Score()], path=Path(data).parent / "models")
 
 
 def main(argv=None):
@@ -92,14 +93,16 @@ def main(argv=None):
 
     with learn.distrib_ctx():
         learn.fit(args.epochs, 0.05, cbs=[Record(), Planned()])
+        values = [list(map(float, v)) for v in learn.recorder.values]  # (get_preds starts a new record)
+        preds = learn.get_preds()  # gathered from both ranks, in dataset order
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     rank = rank_distrib()
     torch.save({k: v.detach().clone() for k, v in learn.model.state_dict().items()}, out / f"params_{rank}.pt")
     torch.save(batch_state(learn.dls), out / f"batch_state_{rank}.pt")  # SpecNormalize's statistics
+    torch.save(preds, out / f"preds_{rank}.pt")
     learn.export(out / "model.pkl")  # rank 0 only: fastai's export skips the others
-    record = {"rank": rank, "n_train": len(learn.dls.train_ds), "values": [list(map(float, v)) for v in
-              learn.recorder.values], **seen}  # fmt: skip
+    record = {"rank": rank, "n_train": len(learn.dls.train_ds), "values": values, **seen}
     (out / f"rank_{rank}.json").write_text(json.dumps(record))
 
 

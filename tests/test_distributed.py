@@ -140,7 +140,7 @@ def single_process_validate(data: Path, state: dict, batch_state: list, bs: int,
     learn.model.load_state_dict(state)
     load_batch_state(learn.dls, batch_state)
     with learn.no_bar():
-        return [float(v) for v in learn.validate()]
+        return [float(v) for v in learn.validate()], learn.get_preds()
 
 
 @pytest.mark.parametrize("variable", [False, True], ids=["fixed", "variable-length"])
@@ -166,14 +166,19 @@ def test_two_processes_train_one_model_on_every_item_with_exact_validation(ddp_d
     torch.testing.assert_close(params(tmp_path, 0), params(tmp_path, 1), rtol=0, atol=0)
     assert (tmp_path / "model.pkl").is_file()
     assert ranks[0]["values"] == ranks[1]["values"]  # metrics gathered: the same on every rank
-    _, valid_loss, accuracy = ranks[0]["values"][-1]
+    _, valid_loss, accuracy, f1 = ranks[0]["values"][-1]
     # every rank normalised its spectrograms with rank 0's SpecNormalize statistics (estimated from random batches)
     states = [torch.load(tmp_path / f"batch_state_{r}.pt") for r in range(2)]
     assert states[0][0] and [d.keys() for d in states[0]] == [d.keys() for d in states[1]]
     assert all(torch.equal(a[k], b[k]) for a, b in zip(*states) for k in a)
-    loss, acc = single_process_validate(ddp_data, params(tmp_path, 0), states[0], 4, variable, val_bs)
-    assert acc == pytest.approx(accuracy, abs=1e-6)
+    (loss, acc, f1_alone), (preds, targs) = single_process_validate(ddp_data, params(tmp_path, 0), states[0], 4,
+                                                                    variable, val_bs)  # fmt: skip
+    assert acc == pytest.approx(accuracy, abs=1e-6) and f1_alone == pytest.approx(f1, abs=1e-6)
     assert loss == pytest.approx(valid_loss, rel=1e-5)
+    for r in range(2):  # get_preds under DDP: every prediction once, in dataset order, on every rank
+        ddp_preds, ddp_targs = torch.load(tmp_path / f"preds_{r}.pt")
+        torch.testing.assert_close(ddp_preds, preds, rtol=1e-5, atol=1e-6)
+        assert torch.equal(ddp_targs, targs)
 
 
 def test_two_ranks_at_bs_b_take_the_steps_of_one_process_at_bs_2b(ddp_data, tmp_path):
