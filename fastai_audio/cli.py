@@ -4,6 +4,7 @@
     torchrun --nproc_per_node N -m fastai_audio.cli train DATA ...     (data-parallel: one process per GPU)
     fastai-audio predict MODEL FILE [FILE ...] [--window S --hop S] [--format table|csv|json]
     fastai-audio check PATH [PATH ...] [--all] [--format table|csv|json]
+    fastai-audio shard DATA DEST [--shard-size 500MB] [--format flac|original]
     fastai-audio synth-nsynth DEST [--size small|medium|full] [--soundfont PATH] [--sample-rate HZ]
 
 Exit status: 0 on success, 1 when a checked file is bad or a command fails, 2 for usage errors.
@@ -61,25 +62,56 @@ def _synth_nsynth(args) -> int:
     return 0
 
 
-def _train_dls(args):
+def _source_dls(args, **common):
+    """The loaders of DATA as `train` and `shard` read it: a CSV, an NSynth root, a folder, or (train only) shards."""
     from .data import AudioDataLoaders
-    from .transforms import mel_transforms
 
     data = Path(args.data)
-    tfms = mel_transforms("nsynth", sample_rate=args.sample_rate, n_mels=args.n_mels, f_max=args.sample_rate / 2)
-    common = {"bs": args.bs, "num_workers": args.num_workers, "sample_rate": args.sample_rate,
-              "duration": args.duration, "batch_tfms": tfms, "seed": args.seed}  # fmt: skip
+    index = data / "index.json" if data.is_dir() else data
+    if index.suffix == ".json" and index.is_file() and index.name != "examples.json":
+        from .data.shards import read_shard_index
+
+        info = read_shard_index(index)
+        base = index.parent
+        common.pop("seed", None)
+        return AudioDataLoaders.from_shards([str(base / s["name"]) for s in info["splits"]["train"]["shards"]],
+                                            [str(base / s["name"]) for s in info["splits"]["valid"]["shards"]],
+                                            index=str(index), seed=args.seed, **common)  # fmt: skip
     if data.is_file() and data.suffix.lower() == ".csv":
         import pandas as pd
 
-        common.pop("seed")
+        common.pop("seed", None)
         return AudioDataLoaders.from_df(pd.read_csv(data), data.parent, args.fn_col, args.label_col,
                                         valid_pct=args.valid_pct or 0.2, **common)  # fmt: skip
     if any((data / split / "examples.json").is_file() or (data / f"nsynth-{split}" / "examples.json").is_file()
            for split in ("train", "valid")):  # fmt: skip
-        common.pop("seed")
+        common.pop("seed", None)
         return AudioDataLoaders.from_nsynth(data, **common)
     return AudioDataLoaders.from_folder(data, valid_pct=args.valid_pct, **common)
+
+
+def _train_dls(args):
+    from .transforms import mel_transforms
+
+    tfms = mel_transforms("nsynth", sample_rate=args.sample_rate, n_mels=args.n_mels, f_max=args.sample_rate / 2)
+    return _source_dls(args, bs=args.bs, num_workers=args.num_workers, sample_rate=args.sample_rate,
+                       duration=args.duration, batch_tfms=tfms, seed=args.seed)  # fmt: skip
+
+
+def _shard(args) -> int:
+    from .data.shards import write_shards
+
+    dls = _source_dls(args, bs=1, sample_rate=None, duration=None, mono=False, seed=args.seed)
+    index = write_shards(dls, args.dest, shard_size=args.shard_size, format=args.format, seed=args.seed,
+                         progress=not args.no_progress)  # fmt: skip
+    from .data.shards import read_shard_index
+
+    info = read_shard_index(index)
+    for split, entry in info["splits"].items():
+        print(f"{split}: {entry['n']} samples in {len(entry['shards'])} shard(s), {entry['duration']:.1f} s of audio",
+              file=sys.stderr)  # fmt: skip
+    print(index)
+    return 0
 
 
 def _last_checkpoint(folder: Path) -> int | None:
@@ -200,7 +232,8 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a spectrogram CNN on a folder, an NSynth set or a CSV")
     train.add_argument("data", help="folder (train/ and valid/ sub-folders, labels from parent folders; or "
-                       "--valid-pct), NSynth root, or a CSV of file,label")  # fmt: skip
+                       "--valid-pct), NSynth root, a CSV of file,label, or shards (their index.json or "
+                       "folder)")  # fmt: skip
     train.add_argument("--arch", default="resnet18", help="torchvision model name (resnet18, resnet34, resnet50...)")
     train.add_argument("--epochs", type=int, default=5)
     train.add_argument("--out", default="model.pkl", help="exported model")
@@ -235,6 +268,19 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("table", "csv", "json"), default="table")
     check.add_argument("--progress", action="store_true", help="show a progress bar")
     check.set_defaults(func=_check)
+
+    shard = sub.add_parser("shard", help="write a data set as WebDataset tar shards (and an index.json)")
+    shard.add_argument("data", help="what `train` reads: a folder, an NSynth root, or a CSV of file,label")
+    shard.add_argument("dest", help="new folder for train-*.tar, valid-*.tar and index.json")
+    shard.add_argument("--shard-size", default="500MB", help="bytes per shard, e.g. 500MB, 2GB")
+    shard.add_argument("--format", choices=("flac", "original"), default="flac",
+                       help="flac: lossless re-encoding of integer PCM; original: the files' own bytes")  # fmt: skip
+    shard.add_argument("--valid-pct", type=float, default=None, help="random validation split instead of folders")
+    shard.add_argument("--fn-col", default="fname", help="CSV column holding file names (relative to the CSV)")
+    shard.add_argument("--label-col", default="label", help="CSV column holding labels")
+    shard.add_argument("--seed", type=int, default=0, help="seed of the split and of the training samples' order")
+    shard.add_argument("--no-progress", action="store_true")
+    shard.set_defaults(func=_shard)
 
     synth = sub.add_parser("synth-nsynth", help="render an NSynth-format data set from a General MIDI soundfont")
     synth.add_argument("dest", help="folder to create (train/, valid/, test/ with examples.json each)")

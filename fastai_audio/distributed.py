@@ -35,6 +35,7 @@ from __future__ import annotations
 from . import _compat  # noqa: F401  (first: it imports fastai with fastai's import-time warning silenced)
 
 # isort: split
+import atexit
 import math
 import warnings
 
@@ -196,10 +197,13 @@ class AudioDistributedTrainer(DistributedTrainer):
             kwargs.setdefault("cpu", True)  # accelerate starts no process group on CPUs without it: each rank
             # would train a model of its own
         super().__init__(sync_bn=cuda if sync_bn is None else bool(sync_bn and cuda), **kwargs)
+        if _leave_process_group not in _AT_EXIT:
+            _AT_EXIT.append(_leave_process_group)
+            atexit.register(_leave_process_group)
 
     def _wrapped(self, dl, exact: bool):
-        if isinstance(dl, AudioDistributedDL) and dl.exact == exact:
-            return dl
+        if isinstance(dl, AudioDistributedDL) and dl.exact == exact or getattr(dl, "splits_ranks", False):
+            return dl  # (streamed shards: every rank reads its own share already)
         while isinstance(dl, DistributedDL):
             dl = dl.dl
         return AudioDistributedDL(dl, device=self.accelerator.device, exact=exact)
@@ -232,7 +236,7 @@ class AudioDistributedTrainer(DistributedTrainer):
     def after_validate(self):
         """Put the exact pass together: metric sums over every rank, predictions in the pass's order."""
         dl = self.learn.dl
-        if not isinstance(dl, AudioDistributedDL) or dl.world_size == 1:
+        if not getattr(dl, "exact", False) or not hasattr(dl, "gather") or dl.world_size == 1:
             return
         recorder = getattr(self.learn, "recorder", None)
         metrics = [recorder.loss, *recorder.metrics] if recorder is not None else []
@@ -256,6 +260,16 @@ class AudioDistributedTrainer(DistributedTrainer):
                         setattr(cb, name, dl.gather(getattr(cb, name)))
 
 
+_AT_EXIT: list = []
+
+
+def _leave_process_group():
+    """At exit, leave the process group accelerate joined: a process that exits with it still up can abort in
+    its communication threads' destructors ("terminate called without an active exception", SIGABRT)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _check_same_data(dls):
     """Every rank must have built the same data set and split: a random split without a seed differs per rank and
     would validate on training items. All ranks compare a fingerprint; a difference is an error naming the fix."""
@@ -265,7 +279,7 @@ def _check_same_data(dls):
     for dl in dls.loaders:
         items = getattr(dl.dataset, "items", None)
         head = [str(o) for o in list(items[:3]) + list(items[-3:])] if items is not None and len(items) else []
-        fingerprint.append((dl.n, head))
+        fingerprint.append((len(dl.dataset) if getattr(dl, "splits_ranks", False) else dl.n, head))
     every = [None] * num_distrib()
     dist.all_gather_object(every, fingerprint)
     if any(f != every[0] for f in every):

@@ -7,7 +7,9 @@ The examples run in a folder that holds what they name:
 - ``concert.flac``: 20 s of notes one after another; ``new_recordings/``: three notes;
 - ``data/{train,valid}/{high,low}/*.wav``: a two-class folder data set of 1-second clips;
 - ``nsynth/``: the small NSynth-format set (``synth_nsynth(..., "small")``, rendered once and cached);
-- ``speech_commands/{yes,no}/*.wav`` and ``esc50/{audio,meta}``: miniatures of those public data sets' layouts.
+- ``speech_commands/{yes,no}/*.wav`` and ``esc50/{audio,meta}``: miniatures of those public data sets' layouts;
+- ``shards/``: ``data/`` written as WebDataset shards (``train-000000.tar``, ``train-000001.tar``,
+  ``valid-000000.tar``, ``index.json``).
 
 and with these names defined besides the module's own: ``from fastai_audio.all import *``, ``torch``, ``np``,
 ``pd``, ``math``, ``nn``, ``Path``, ``dls`` (log-mel loaders over ``data/``), ``audio_dls`` (raw audio batches of
@@ -63,6 +65,14 @@ def build_world(root: Path) -> Path:
         rows.append(f"{name},{i % 5 + 1},{i % 2},{category}")
     (root / "esc50" / "meta").mkdir(parents=True)
     (root / "esc50" / "meta" / "esc50.csv").write_text("filename,fold,target,category\n" + "\n".join(rows) + "\n")
+    try:
+        from fastai_audio.data import AudioDataLoaders
+        from fastai_audio.data.shards import write_shards
+
+        write_shards(AudioDataLoaders.from_folder(root / "data", bs=4), root / "shards", shard_size="40KB",
+                     progress=False)  # fmt: skip
+    except ImportError:  # no webdataset: the shard examples are skipped
+        pass
     return root
 
 

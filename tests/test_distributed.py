@@ -219,3 +219,18 @@ def test_the_cli_trains_under_torchrun_resumes_and_its_model_predicts(ddp_data, 
     files = sorted(ddp_data.glob("*/*.wav"))[:3]
     table = cli("predict", model, *files, "--format", "csv", cwd=tmp_path).stdout.splitlines()
     assert len(table) == 4 and all(line.split(",")[1] in ("high", "low") for line in table[1:])
+
+
+def test_the_cli_shards_a_folder_and_trains_on_the_shards_under_torchrun(ddp_data, tmp_path):
+    pytest.importorskip("webdataset")
+    shard = cli("shard", ddp_data, tmp_path / "shards", "--shard-size", "30KB", "--valid-pct", "0.25",
+                "--no-progress", cwd=tmp_path)  # fmt: skip
+    assert "train: 17 samples" in shard.stderr and "valid: 5 samples" in shard.stderr
+    assert len(list((tmp_path / "shards").glob("train-*.tar"))) > 2
+    model = tmp_path / "model.pkl"
+    run = cli("train", tmp_path / "shards", "--no-pretrained", "--bs", "4", "--duration", "1", "--epochs", "1",
+              "--out", model, procs=2, cwd=tmp_path)  # fmt: skip
+    assert run.stdout.count("validation loss") == 1 and model.is_file()
+    files = sorted(ddp_data.glob("*/*.wav"))[:2]
+    table = cli("predict", model, *files, "--format", "csv", cwd=tmp_path).stdout.splitlines()
+    assert len(table) == 3

@@ -8,6 +8,7 @@ from .check import check_audio_files, drop_bad_files
 from .itemlist import AudioItemList
 from .loader import AudioDL
 from .loaders import AudioDataLoaders
+from .shards import ShardDL, read_shard_index, write_shards
 
 __all__ = [
     "AudioBlock",
@@ -15,7 +16,10 @@ __all__ = [
     "AudioDataLoaders",
     "AudioItemList",
     "RegexLabeller",
+    "ShardDL",
     "check_audio_files",
     "drop_bad_files",
     "get_audio_files",
+    "read_shard_index",
+    "write_shards",
 ]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from fastai.data.block import DataBlock, MultiCategoryBlock, TransformBlock
-from fastai.data.core import DataLoaders
+from fastai.data.core import DataLoaders, test_set
 from fastai.data.transforms import Categorize, FuncSplitter, RandomSplitter, ToTensor, parent_label
 from fastai.torch_core import TensorCategory
 from fastcore.foundation import L
@@ -73,6 +73,11 @@ class AudioDataLoaders(DataLoaders):
             >>> preds.shape                 # 3 files, 2 classes
             torch.Size([3, 2])
         """
+        template = getattr(self.valid_ds, "template", None)  # streamed shards: their file loaders' pipelines
+        if template is not None:
+            items = [Path(o) if isinstance(o, str) else o for o in test_items]
+            opener = find_opener(template)[0] if rm_type_tfms is None else rm_type_tfms
+            return self.valid.new(test_set(template, items, rm_tfms=opener, with_labels=with_labels), **kwargs)
         if not with_labels and rm_type_tfms is None:
             items = [Path(o) if isinstance(o, str) else o for o in test_items]
             opener = find_opener(self.valid_ds)[0]
@@ -277,6 +282,92 @@ class AudioDataLoaders(DataLoaders):
         df = df.assign(is_valid=df["split"] == valid)
         kwargs.setdefault("duration", 4.0)
         return cls.from_df(df, path=path, fn_col="fname", label_col=label, valid_col="is_valid", **kwargs)
+
+    @classmethod
+    def from_shards(cls, train, valid=None, *, index=None, path=".", epoch_size: int | None = None,
+                    shuffle_buffer: int = 1000, seed: int = 0, sample_rate=16000, duration=4.0, mono=True,
+                    pad_mode="zeros", item_tfms=None, batch_tfms=None, bs: int = 64, val_bs: int | None = None,
+                    num_workers: int = 0, device=None, **kwargs) -> AudioDataLoaders:  # fmt: skip
+        """Stream WebDataset tar shards written by ``write_shards`` / ``fastai-audio shard``.
+
+        Same item transforms (decode with soundfile, downmix, resample, crop), batch transforms, ``show_batch``,
+        ``test_dl``, export and ``predict`` as the file-based constructors; what differs is how items are read (see
+        :mod:`fastai_audio.data.shards`): training resamples shards through a shuffle buffer for ``epoch_size``
+        samples an epoch (default: the index's training count), seeded by ``seed`` and the epoch; validation is an
+        exact pass. Under ``torchrun`` every rank streams its own share and yields the same number of training
+        batches.
+
+        Args:
+            train: training shard URLs: a path, a brace pattern (``'train-{000000..000127}.tar'``), an
+                ``http(s)://`` URL, a ``pipe:`` command (``'pipe:aws s3 cp s3://bucket/train-000001.tar -'``), or a
+                list of them.
+            valid: validation shard URLs; default: the index's validation shards beside it.
+            index: the ``index.json`` (path or URL); default: ``index.json`` beside the first training shard. It
+                gives the classes and the sample counts, so nothing is read to learn them.
+            path: folder for exports and the Learner's files.
+            epoch_size: training samples per epoch over all ranks.
+            shuffle_buffer: samples held to shuffle the training stream.
+            seed: seed of the training stream (with the epoch, the rank and the worker).
+            sample_rate: as ``AudioBlock``.
+            duration: as ``AudioBlock``.
+            mono: as ``AudioBlock``.
+            pad_mode: as ``AudioBlock``.
+            item_tfms: as ``DataBlock``.
+            batch_tfms: as ``DataBlock`` (e.g. ``mel_transforms('nsynth')``).
+            bs: batch size (per rank).
+            val_bs: validation batch size (default ``bs``).
+            num_workers: loader processes per rank.
+            device: where batches go.
+
+        Examples:
+            >>> dls = AudioDataLoaders.from_shards("shards/train-{000000..000001}.tar", index="shards/index.json",
+            ...                                    duration=1.0, bs=4)
+            >>> dls.vocab, dls.one_batch()[0].shape
+            (['high', 'low'], torch.Size([4, 1, 16000]))
+        """
+        from .shards import (
+            INDEX_NAME,
+            ShardDL,
+            ShardStream,
+            check_shard_args,
+            expand_urls,
+            read_shard_index,
+            shard_template,
+        )
+
+        check_shard_args(epoch_size, shuffle_buffer)
+        train_urls = expand_urls(train)
+        if not train_urls:
+            raise ParameterError(f"no training shards in {train!r}: pass shard paths, a brace pattern or URLs")
+        base = train_urls[0].rsplit("/", 1)[0] if "/" in train_urls[0] else "."
+        info = read_shard_index(index if index is not None else f"{base}/{INDEX_NAME}")
+        by_name = {s["name"]: s["n"] for split in info["splits"].values() for s in split["shards"]}
+        listed = info["splits"].get("valid", {}).get("shards", [])
+        valid_urls = expand_urls(valid) if valid is not None else [f"{base}/{s['name']}" for s in listed]
+        if not valid_urls:
+            raise ParameterError("no validation shards: pass valid=<urls>, or an index that lists some")
+        counts = []
+        for urls in (train_urls, valid_urls):
+            names = [u.rstrip("/").rsplit("/", 1)[-1] for u in urls]
+            missing = [n for n in names if n not in by_name]
+            if missing:
+                raise ParameterError(f"shards not in the index {index or base + '/' + INDEX_NAME}: {missing[:3]}; "
+                                     "pass the index.json written with them (index=...)")  # fmt: skip
+            counts.append([by_name[n] for n in names])
+        if not sum(counts[0]) or not sum(counts[1]):
+            raise ParameterError("the index counts no samples in the training or validation shards")
+        block_kwargs, template = shard_template(info["classes"], multi_label=info.get("multi_label", False),
+                                         sample_rate=sample_rate, duration=duration, mono=mono,
+                                         pad_mode=pad_mode)  # fmt: skip
+        dl_kwargs = {**block_kwargs, "after_item": list(item_tfms or []), "after_batch": list(batch_tfms or []),
+                     "num_workers": num_workers, "device": device, **kwargs}  # fmt: skip
+        train_dl = ShardDL(ShardStream(train_urls, counts[0], template.subset(0), train=True, seed=seed,
+                                       shuffle_buffer=shuffle_buffer),
+                           exact=False, epoch_size=epoch_size, bs=bs, **dl_kwargs)  # fmt: skip
+        valid_dl = train_dl.new(ShardStream(valid_urls, counts[1], template.subset(1), train=False), exact=True,
+                                bs=val_bs or bs, drop_last=False)  # fmt: skip
+        dls = cls(train_dl, valid_dl, path=path, device=device)
+        return dls
 
 
 def _check_folder_split(path: Path, train: str, valid: str, files, labels_from_folders: bool):
