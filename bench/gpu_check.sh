@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check: on a machine with a CUDA device, the CUDA tests and the front-end, augmentation, inference, loader
-# and seam benchmarks on the GPU, all their tables in one Markdown file, so anyone with a GPU gets numbers comparable
-# with docs/performance.md in one command (about 6 minutes on an H100).
+# The GPU check: on a machine with a CUDA device, the CUDA tests and the front-end, augmentation, inference, loader,
+# seam, streaming and data-parallel benchmarks on the GPU, all their tables in one Markdown file, so anyone with a
+# GPU gets numbers comparable with docs/performance.md in one command (about 5 minutes on an H200).
 #
 #   bench/gpu_check.sh [output file]     default: gpu_check.md, or $OUT/gpu_check.md where OUT is set
 #
@@ -55,6 +55,16 @@ tests=0
 
     section "## The seam's shims (bench/seam.py)"
     limited 100 "$PY" bench/seam.py --repeats 3 --runs 40 2>&1
+
+    section "## Data-parallel training on CUDA: the CLI under torchrun (nccl), one process per GPU"
+    gpus=$("$PY" -c "import torch; print(torch.cuda.device_count())")
+    limited 120 "$PY" -m fastai_audio.cli synth-nsynth /tmp/gpu_check_nsynth --size small --no-progress >/dev/null 2>&1
+    limited 150 "$PY" -m torch.distributed.run --standalone --nproc_per_node "$gpus" -m fastai_audio.cli train \
+        /tmp/gpu_check_nsynth --no-pretrained --epochs 2 --bs 32 --out /tmp/gpu_check_model.pkl 2>&1 |
+        grep -E "^(training on|validation loss|exported)"
+
+    section "## Scaling and streaming on this machine (bench/scale.py --gpus N)"
+    limited 240 "$PY" bench/scale.py --size medium --workers 8 --repeats 2 --skip memory --gpus "$gpus" --steps 40 2>&1
     exit "$tests"
 } 2>&1 | grep -v "^WARNING: Location" | tee "$out"
 status=${PIPESTATUS[0]}

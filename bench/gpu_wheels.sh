@@ -11,7 +11,7 @@ lock=requirements/lock.txt
 # and the NSynth renderer (the benchmarks and fixtures render notes)
 names="fastai fastcore fasttransform plum-dispatch beartype fastprogress fastdownload python-fasthtml beautifulsoup4
 soupsieve httpx2 httpcore2 truststore itsdangerous oauthlib python-multipart starlette uvicorn soundfile cffi pycparser
-librosa audioread decorator pooch platformdirs soxr pretty_midi mido importlib_resources"
+librosa audioread decorator pooch platformdirs soxr pretty_midi mido importlib_resources webdataset braceexpand"
 pins=()
 for name in $names; do
     pin=$(grep -i -m1 "^${name//-/[-_]}==" "$lock" || true)

@@ -45,10 +45,11 @@ from fastai.callback.core import GatherPredsCallback
 from fastai.distributed import DistributedDL, DistributedTrainer
 from fastai.learner import AvgLoss, AvgMetric, AvgSmoothLoss
 from fastai.metrics import AccumMetric
-from fastai.torch_core import num_distrib, rank_distrib, to_detach
+from fastai.torch_core import num_distrib, rank_distrib
 from fastcore.basics import noop
 from torch import nn
 
+from .data.loader import ExactPass
 from .errors import ParameterError
 
 __all__ = ["AudioDistributedDL", "AudioDistributedTrainer", "batch_state", "load_batch_state", "rank_positions"]
@@ -98,7 +99,7 @@ def _batches(items: int, full_groups: int, bs: int, drop_last: bool) -> int:
     return full_groups + (last // bs if drop_last else math.ceil(last / bs))
 
 
-class AudioDistributedDL(DistributedDL):
+class AudioDistributedDL(ExactPass, DistributedDL):
     """fastai's ``DistributedDL`` made correct for any backend and exact for validation (see the module's notes).
 
     Wraps one loader of one rank. ``exact=False`` (training): every rank gets ``ceil(n / world_size)`` items
@@ -156,24 +157,10 @@ class AudioDistributedDL(DistributedDL):
         self.dl.num_workers, self.dl.offs = self.num_workers, self.offs
         self.dl.wif()
 
-    def to_detach(self, b, cpu: bool = True, gather: bool = True):
-        """Detach (and move to the CPU) ``b``; in training, gathered from every rank at every step, as fastai does.
-        In an exact (validation) pass nothing is gathered here: the trainer gathers the whole pass at its end."""
-        return to_detach(b, cpu, gather and not self.exact)
-
-    def gather(self, x):
-        """In an exact pass, every rank's rows of ``x`` (tensors, or tuples/lists of them, with one row per item this
-        rank saw, in order), put together in the pass's order; on every rank."""
-        if isinstance(x, (tuple, list)):
-            return type(x)(self.gather(o) for o in x)
-        if not isinstance(x, torch.Tensor) or x.ndim == 0 or self.world_size == 1:
-            return x
-        parts = [None] * self.world_size
-        dist.all_gather_object(parts, x.detach().cpu())
+    def _pass_order(self):
         bs = self.bs or 1
         order = [p for r in range(self.world_size) for p in rank_positions(self.n, r, self.world_size, bs, exact=True)]
-        out = torch.cat(parts)
-        return out[torch.tensor(order).argsort()].to(x.device)
+        return torch.tensor(order).argsort()  # the ranks' rows back in the pass's order
 
 
 class AudioDistributedTrainer(DistributedTrainer):
@@ -229,6 +216,10 @@ class AudioDistributedTrainer(DistributedTrainer):
 
     def before_train(self):
         self.learn.dl = self._wrapped(self.learn.dl, exact=False)
+
+    def after_fit(self):
+        model = self.learn.model  # (unwrapped only if accelerate wrapped it: one process may run without DDP)
+        self.learn.model, self.learn.dls.loaders = getattr(model, "module", model), self.old_dls
 
     def before_validate(self):
         self.learn.dl = self._wrapped(self.learn.dl, exact=True)

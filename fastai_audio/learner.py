@@ -315,11 +315,18 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
     split = meta["split"]
     if front is not None:
         model, split = nn.Sequential(front, model), _FrontEndSplitter(split)
+        model.register_forward_hook(_plain_output)
     learn = AudioLearner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, cbs=cbs, metrics=metrics,
                     splitter=splitter or split, path=path, model_dir=model_dir)  # fmt: skip
     if pretrained or weights is not None:
         learn.freeze()
     return learn
+
+
+def _plain_output(module, args, output):
+    """Forward hook of a model with the front-end inside: its class scores are a plain tensor, not the
+    ``TensorSpectrogram`` type that torch carries from the front-end's output through the CNN."""
+    return output.as_subclass(torch.Tensor) if isinstance(output, TensorSpectrogram) else output
 
 
 def create_cnn(data, arch=None, pretrained: bool = True, **kwargs) -> AudioLearner:

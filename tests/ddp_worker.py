@@ -12,16 +12,31 @@ import json
 from pathlib import Path
 
 
-def build(data, bs: int, variable: bool, workers: int, shuffle: bool = True, val_bs: int | None = None):
-    """The loaders and learner every rank (and the single-process reference) builds the same way."""
+def build(
+    data, bs: int, variable: bool, workers: int, shuffle: bool = True, val_bs: int | None = None, recipe: str = "plain"
+):
+    """The loaders and learner every rank (and the single-process reference) builds the same way. ``recipe='full'``:
+    a DataFrame of files (``from_df``), the augmentations as batch transforms, and resnet18 with the spectrogram
+    front-end inside the model (``audio_learner(front_end=...)``)."""
+    import pandas as pd
     from fastai.metrics import F1Score, accuracy
     from fastai.optimizer import SGD
     from fastai.torch_core import set_seed
     from torch import nn
+    from torchvision.models import resnet18
 
-    from fastai_audio.all import AudioDataLoaders, AudioLearner, mel_transforms
+    from fastai_audio.all import AudioDataLoaders, AudioLearner, audio_aug_tfms, audio_learner, mel_transforms
 
     set_seed(0)  # Python's random too: SpecNormalize estimates its statistics from randomly drawn batches
+    if recipe == "full":
+        files = sorted(Path(data).glob("*/*.wav"))
+        df = pd.DataFrame({"fname": [f.relative_to(data) for f in files], "label": [f.parent.name for f in files],
+                           "is_valid": [i % 4 == 0 for i in range(len(files))]})  # fmt: skip
+        dls = AudioDataLoaders.from_df(df, data, "fname", "label", valid_col="is_valid", bs=bs, val_bs=val_bs,
+                                       num_workers=workers, duration=1.0, device="cpu",
+                                       batch_tfms=audio_aug_tfms(seed=0))  # fmt: skip
+        return audio_learner(dls, resnet18, pretrained=False, front_end=mel_transforms("speech", n_mels=32),
+                             metrics=[accuracy, F1Score()], path=Path(data).parent / "models")  # fmt: skip
     dls = AudioDataLoaders.from_folder(data, valid_pct=0.25, seed=0, bs=bs, val_bs=val_bs, num_workers=workers,
                                        duration=None if variable else 1.0, device="cpu",
                                        batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
@@ -50,9 +65,18 @@ def main(argv=None):
     parser.add_argument("--variable", action="store_true")
     parser.add_argument("--no-shuffle", action="store_true")
     parser.add_argument("--val-bs", type=int, default=None)
+    parser.add_argument("--recipe", default="plain", choices=("plain", "full"))
     args = parser.parse_args(argv)
 
-    learn = build(args.data, args.bs, args.variable, args.workers, shuffle=not args.no_shuffle, val_bs=args.val_bs)
+    learn = build(
+        args.data,
+        args.bs,
+        args.variable,
+        args.workers,
+        shuffle=not args.no_shuffle,
+        val_bs=args.val_bs,
+        recipe=args.recipe,
+    )
     seen = {"train": [], "valid": [], "len": [], "batches": [], "labels": [], "planned_labels": []}
 
     class Record(Callback):

@@ -132,27 +132,35 @@ def test_sync_bn_off_cuda_warns_and_stays_off():
 # ---- real 2-process runs ----------------------------------------------------------------------------------------
 
 
-def single_process_validate(data: Path, state: dict, batch_state: list, bs: int, variable: bool, val_bs: int):
+def single_process_validate(
+    data: Path, state: dict, batch_state: list, bs: int, variable: bool, val_bs: int, recipe: str = "plain"
+):
     sys.path.insert(0, str(WORKER.parent))
     from ddp_worker import build
 
-    learn = build(data, bs, variable, 0, val_bs=val_bs)
+    learn = build(data, bs, variable, 0, val_bs=val_bs, recipe=recipe)
     learn.model.load_state_dict(state)
     load_batch_state(learn.dls, batch_state)
     with learn.no_bar():
         return [float(v) for v in learn.validate()], learn.get_preds()
 
 
-@pytest.mark.parametrize("variable", [False, True], ids=["fixed", "variable-length"])
-def test_two_processes_train_one_model_on_every_item_with_exact_validation(ddp_data, tmp_path, variable):
+@pytest.mark.parametrize(
+    "variable, recipe",
+    [(False, "plain"), (True, "plain"), (False, "full")],
+    ids=["fixed", "variable-length", "from_df-augment-front_end-resnet"],
+)
+def test_two_processes_train_one_model_on_every_item_with_exact_validation(ddp_data, tmp_path, variable, recipe):
     """torchrun, 2 ranks, gloo, 2 epochs: the ranks see every training item each epoch (a pad aside), yield
     ``len(dl)`` batches, hold identical parameters, rank 0 alone exports, and the validation metrics equal a
     single-process ``validate()`` of the same weights. The variable-length run also uses 2 loader workers, and
     validates one clip at a time: padded batches give each clip an output that depends on its batch-mates' lengths
     (in one process too), so only unpadded batches can be compared item for item; the ranks then yield 2 and 3
-    validation batches, and the pass is still exact."""
+    validation batches, and the pass is still exact. The third run trains resnet18 (batch norm, per process off
+    CUDA) with the front-end inside the model and the augmentations, from a DataFrame."""
     val_bs = 1 if variable else 4
     extra = ["--variable", "--workers", "2", "--val-bs", "1"] if variable else []
+    extra += ["--recipe", recipe]
     ranks = launch(ddp_data, tmp_path, "--bs", "4", *extra)
     n = ranks[0]["n_train"]
     for epoch in range(2):
@@ -172,7 +180,7 @@ def test_two_processes_train_one_model_on_every_item_with_exact_validation(ddp_d
     assert states[0][0] and [d.keys() for d in states[0]] == [d.keys() for d in states[1]]
     assert all(torch.equal(a[k], b[k]) for a, b in zip(*states) for k in a)
     (loss, acc, f1_alone), (preds, targs) = single_process_validate(ddp_data, params(tmp_path, 0), states[0], 4,
-                                                                    variable, val_bs)  # fmt: skip
+                                                                    variable, val_bs, recipe)  # fmt: skip
     assert acc == pytest.approx(accuracy, abs=1e-6) and f1_alone == pytest.approx(f1, abs=1e-6)
     assert loss == pytest.approx(valid_loss, rel=1e-5)
     for r in range(2):  # get_preds under DDP: every prediction once, in dataset order, on every rank
@@ -234,3 +242,33 @@ def test_the_cli_shards_a_folder_and_trains_on_the_shards_under_torchrun(ddp_dat
     files = sorted(ddp_data.glob("*/*.wav"))[:2]
     table = cli("predict", model, *files, "--format", "csv", cwd=tmp_path).stdout.splitlines()
     assert len(table) == 3
+
+
+def constructors(toy_folder, nsynth_small):
+    import pandas as pd
+
+    from fastai_audio.data import AudioItemList
+
+    files = sorted(toy_folder.rglob("*.wav"))
+    df = pd.DataFrame({"f": [f.relative_to(toy_folder) for f in files], "y": [f.parent.name for f in files]})
+    yield "from_folder", AudioDataLoaders.from_folder(toy_folder, duration=1.0, bs=3)
+    yield "from_df", AudioDataLoaders.from_df(df, toy_folder, "f", "y", duration=1.0, bs=3, seed=0)
+    yield "from_re", AudioDataLoaders.from_re(toy_folder, r"/(high|low)_\d+\.wav$", duration=1.0, bs=3, seed=0)
+    yield "from_nsynth", AudioDataLoaders.from_nsynth(nsynth_small, bs=8)
+    chain = AudioItemList.from_folder(toy_folder).split_by_folder().label_from_folder()
+    yield "AudioItemList", chain.databunch(bs=3)
+
+
+def test_every_constructor_s_loaders_shard_over_ranks(toy_folder, nsynth_small):
+    """What each rank of 3 iterates, for the loaders of every constructor: every training item in one rank's share
+    (a pad aside), every validation item exactly once, batches of the ranks' share."""
+    for name, dls in constructors(toy_folder, nsynth_small):
+        for dl, exact in ((dls.train, False), (dls.valid, True)):
+            shares = [AudioDistributedDL(dl.new(shuffle=False), rank=r, world_size=3, exact=exact) for r in range(3)]
+            idxs = [s.get_idxs() for s in shares]
+            n = len(dl.dataset)
+            assert set().union(*map(set, idxs)) == set(range(n)), name
+            if exact:
+                assert sorted(i for share in idxs for i in share) == list(range(n)), name
+            batch = next(iter(shares[0]))
+            assert len(batch[1]) == min(dl.bs, len(idxs[0])), name

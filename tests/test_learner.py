@@ -222,6 +222,8 @@ def test_trainable_front_end_is_optimised_with_the_network(toy_folder, tmp_path)
         assert not torch.equal(p.detach(), before[n]), f"{n} was not updated"
     clip = sorted((toy_folder / "valid" / "high").glob("*.wav"))[0]
     probs = learn.predict(clip)[2]
+    preds, _ = learn.get_preds()
+    assert type(preds) is torch.Tensor  # class scores, not TensorSpectrogram carried through the CNN
     learn.export(tmp_path / "fe.pkl")
     torch.testing.assert_close(load_learner(tmp_path / "fe.pkl").predict(clip)[2], probs)
     tfm_dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=[MelSpectrogram()])

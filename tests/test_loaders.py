@@ -112,6 +112,14 @@ def test_show_batch_titles_each_clip_with_its_label(toy_folder):
     plt.close("all")
 
 
+def test_show_batch_draws_on_rank_0_only(toy_folder, monkeypatch):
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    plt.close("all")
+    assert dls.show_batch(max_n=4) is None and not plt.get_fignums()
+
+
 def test_source_files_are_never_modified(toy_folder):
     before = tree_digest(toy_folder)
     dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=None, num_workers=0)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 from fastai.data.core import TfmdDL
-from fastai.torch_core import no_random
+from fastai.torch_core import no_random, to_detach
 from fastcore.meta import delegates
 from torch.utils.data import get_worker_info
 
@@ -56,6 +56,35 @@ def _check_batchable(xs: list, variable_length: bool):
                 f"{_describe(x)} has {shape[-1]}; pass duration=<seconds> to crop/pad every clip, "
                 "or duration=None for padded variable-length batches"
             )
+
+
+class ExactPass:
+    """What a loader sharded over ranks needs for exact validation (mixed into ``AudioDistributedDL`` and
+    ``ShardDL``, which set ``exact`` and ``world_size``): nothing gathered per step in an exact pass, and ``gather``
+    to put the ranks' rows together once, at its end, in the order ``_pass_order`` gives (default: rank 0's
+    first)."""
+
+    def to_detach(self, b, cpu: bool = True, gather: bool = True):
+        """Detach (and move to the CPU) ``b``; in training, gathered from every rank at every step, as fastai does.
+        In an exact (validation) pass nothing is gathered here: the trainer gathers the whole pass at its end."""
+        return to_detach(b, cpu, gather and not self.exact)
+
+    def gather(self, x):
+        """In an exact pass, every rank's rows of ``x`` (tensors, or tuples/lists of them, with one row per item this
+        rank saw, in order), put together in the pass's order; on every rank."""
+        if isinstance(x, (tuple, list)):
+            return type(x)(self.gather(o) for o in x)
+        if not isinstance(x, torch.Tensor) or x.ndim == 0 or self.world_size == 1:
+            return x
+        import torch.distributed as dist
+
+        parts = [None] * self.world_size
+        dist.all_gather_object(parts, x.detach().cpu())
+        out, order = torch.cat(parts), self._pass_order()
+        return (out if order is None else out[order]).to(x.device)
+
+    def _pass_order(self):
+        return None
 
 
 @delegates()

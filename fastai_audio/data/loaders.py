@@ -11,7 +11,7 @@ import torch
 from fastai.data.block import DataBlock, MultiCategoryBlock, TransformBlock
 from fastai.data.core import DataLoaders, test_set
 from fastai.data.transforms import Categorize, FuncSplitter, RandomSplitter, ToTensor, parent_label
-from fastai.torch_core import TensorCategory
+from fastai.torch_core import TensorCategory, rank_distrib
 from fastcore.foundation import L
 from fasttransform import DisplayedTransform
 
@@ -57,7 +57,10 @@ class AudioDataLoaders(DataLoaders):
 
         As in fastai v1 (and the seed), an int as the first argument is the number of items: ``show_batch(3)``.
         Other arguments go to fastai's ``TfmdDL.show_batch`` (``ctxs``, ``show``, ``unique``, ``figsize``...).
+        Under ``torchrun`` only rank 0 draws.
         """
+        if rank_distrib() > 0:
+            return None
         if isinstance(b, int):
             b, max_n = None, b
         return self.train.show_batch(b=b, max_n=max_n, **kwargs)

@@ -26,21 +26,23 @@ import json
 import math
 import random
 import re
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
-from fastai.torch_core import num_distrib, rank_distrib, to_detach
+from fastai.torch_core import num_distrib, rank_distrib
 from torch.utils.data import get_worker_info
 
 from .._validate import check_choice, check_positive
 from ..core import TensorAudio
 from ..errors import AudioFileError, ParameterError
 from ..files import audio_info
+from ..io import INTEGER_SUBTYPES, _read_frames
 from ..transforms.item import find_opener
-from .loader import AudioDL
+from .loader import AudioDL, ExactPass
 
 __all__ = ["INDEX_NAME", "ShardDL", "expand_urls", "read_shard_index", "write_shards"]
 
@@ -165,7 +167,9 @@ def write_shards(dls, dest, *, shard_size="500MB", format: str = "flac", seed: i
                 if sink is not None:
                     sink.close()
                 shards.append({"name": f"{split}-{len(shards):06d}.tar", "n": 0, "bytes": 0})
-                sink, size = wds.TarWriter(str(dest / shards[-1]["name"])), 0
+                # a whole-second mtime: a fractional one makes tarfile add a PAX header before every member, two
+                # more blocks to write and to parse when streaming
+                sink, size = wds.TarWriter(str(dest / shards[-1]["name"]), mtime=int(time.time())), 0
             sink.write({"__key__": f"{n:08d}_{_safe(path.stem)}", ext: data, "json": record})
             size += need
             shards[-1]["n"] += 1
@@ -311,18 +315,24 @@ class ShardStream:
         key, url = sample.get("__key__"), sample.get("__url__")
         try:
             meta = json.loads(sample["json"])
-            audio = next(v for k, v in sample.items() if not k.startswith("__") and k != "json")
-            wav, rate = sf.read(io.BytesIO(audio), dtype="float32", always_2d=True)
-            if not wav.size:
+            audio = next((v for k, v in sample.items() if not k.startswith("__") and k != "json"), None)
+            if audio is None:
+                raise ValueError(f"no audio member, only {sorted(k for k in sample if not k.startswith('__'))}")
+            with sf.SoundFile(io.BytesIO(audio)) as f:  # the file loaders' decoder: integer PCM read as integers
+                rate, subtype = int(f.samplerate), f.subtype
+                wav = _read_frames(f, -1, subtype)
+            if not wav.shape[-1]:
                 raise ValueError("no samples")
-            x = TensorAudio(torch.from_numpy(np.ascontiguousarray(wav.T)), sample_rate=int(rate))
+            if subtype not in INTEGER_SUBTYPES and not torch.isfinite(wav).all():
+                raise ValueError("NaN or infinite samples")
+            x = TensorAudio(wav, sample_rate=rate)
             return x, meta["label"]
         except Exception as err:  # noqa: BLE001 - any broken sample is skipped, never the epoch
             warnings.warn(f"skipped sample {key} of shard {url}: {type(err).__name__}: {err}", stacklevel=2)
             return None
 
 
-class ShardDL(AudioDL):
+class ShardDL(ExactPass, AudioDL):
     """An ``AudioDL`` that streams WebDataset shards (see the module's notes); built by
     ``AudioDataLoaders.from_shards``.
 
@@ -443,22 +453,6 @@ class ShardDL(AudioDL):
             return AudioDL.new(self, dataset, cls=cls or AudioDL, **{"indexed": True, **kwargs})
         kwargs = {"exact": self.exact, "epoch_size": self.epoch_size, **kwargs}
         return AudioDL.new(self, dataset, cls=cls, **kwargs)
-
-    def to_detach(self, b, cpu: bool = True, gather: bool = True):
-        """As ``AudioDistributedDL.to_detach``: gathered every step in training, never in an exact pass."""
-        return to_detach(b, cpu, gather and not self.exact)
-
-    def gather(self, x):
-        """Every rank's rows of ``x`` from an exact pass, rank 0's first (the order the ranks streamed them)."""
-        if isinstance(x, (tuple, list)):
-            return type(x)(self.gather(o) for o in x)
-        if not isinstance(x, torch.Tensor) or x.ndim == 0 or self.world_size == 1:
-            return x
-        import torch.distributed as dist
-
-        parts = [None] * self.world_size
-        dist.all_gather_object(parts, x.detach().cpu())
-        return torch.cat(parts).to(x.device)
 
 
 def shard_template(classes: list, *, multi_label: bool, sample_rate, duration, mono, pad_mode):
