@@ -66,6 +66,24 @@ def long_recording(root: Path, files: list, minutes: float = 10.0, sample_rate: 
     return path
 
 
+def onnx_graph_ms(learn, clip, runs: int):
+    """p50 timings of the exported ONNX graph (spectrogram and network) on the clip as the loaders decode it, or
+    ``None`` without the serve extra."""
+    try:
+        import onnxruntime as ort
+
+        from fastai_audio.export import export_onnx
+    except ImportError:
+        print("(onnxruntime not installed: no ONNX row; pip install 'fastai_audio[serve]')")
+        return None
+    from fastai_audio.transforms.item import find_opener
+
+    path = export_onnx(learn, CACHE / "inference_bench.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    wav = {"waveform": find_opener(learn.dls.valid_ds)[1](clip, split_idx=1).numpy()}
+    return timings_ms(lambda: session.run(None, wav), runs)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100, help="predict calls timed")
@@ -94,11 +112,15 @@ def main():
             floor = timings_ms(lambda: learn.model(spec), args.runs, sync=sync)
         ours = timings_ms(lambda: learn.predict(clip), args.runs, sync=sync)
         fastai = timings_ms(lambda: Learner.predict(learn, clip), max(10, args.runs // 4), sync=sync)
+    rows = [("learn.predict (fastai_audio)", ours), ("fastai's Learner.predict", fastai),
+            ("network alone on a ready spectrogram (floor)", floor)]  # fmt: skip
+    onnx_ms = onnx_graph_ms(learn, clip, args.runs) if device.type == "cpu" else None
+    if onnx_ms is not None:
+        rows.append(("ONNX Runtime, whole graph on the decoded clip (export_onnx)", onnx_ms))
     print("## predict(path), one 4 s file\n")
     print("| | p50 (ms) | p95 (ms) | p50 × ours |")
     print("|---|---|---|---|")
-    for name, t in (("learn.predict (fastai_audio)", ours), ("fastai's Learner.predict", fastai),
-                    ("network alone on a ready spectrogram (floor)", floor)):  # fmt: skip
+    for name, t in rows:
         print(f"| {name} | {np.median(t):.1f} | {np.percentile(t, 95):.1f} | {np.median(t) / np.median(ours):.2f} |")
     p50 = float(np.median(ours))
     print(f"\ngoal p50 <= 15 ms: {'met' if p50 <= 15 else 'NOT met'} ({p50:.1f} ms; the network alone takes "

@@ -3,6 +3,7 @@
     fastai-audio train DATA --arch resnet18 --epochs N --out model.pkl [--resume] [...]
     torchrun --nproc_per_node N -m fastai_audio.cli train DATA ...     (data-parallel: one process per GPU)
     fastai-audio predict MODEL FILE [FILE ...] [--window S --hop S] [--format table|csv|json]
+    fastai-audio export MODEL --onnx model.onnx
     fastai-audio check PATH [PATH ...] [--all] [--format table|csv|json]
     fastai-audio shard DATA DEST [--shard-size 500MB] [--format flac|original]
     fastai-audio synth-nsynth DEST [--size small|medium|full] [--soundfont PATH] [--sample-rate HZ]
@@ -183,14 +184,11 @@ def _train(args) -> int:
     return 0
 
 
-def _predict(args) -> int:
+def _load_model(model: Path):
     import warnings
 
     from fastai.learner import load_learner
 
-    from .inference import predict_files, predict_windows
-
-    model = Path(args.model)
     if not model.is_file():
         raise AudioFileError(
             model, "no such model file; pass the .pkl written by `fastai-audio train` or learn.export()"
@@ -198,9 +196,15 @@ def _predict(args) -> int:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="load_learner` uses Python's insecure pickle")
         try:
-            learn = load_learner(model)
+            return load_learner(model)
         except Exception as err:  # pickle raises many types for a file that is not a model
             raise AudioFileError(model, f"cannot be loaded as a fastai model ({type(err).__name__}: {err})") from None
+
+
+def _predict(args) -> int:
+    from .inference import predict_files, predict_windows
+
+    learn = _load_model(Path(args.model))
     files = [Path(f) for f in args.files]
     with learn.no_bar():
         if args.window is None:
@@ -222,6 +226,14 @@ def _predict(args) -> int:
         print(table.to_json(orient="records", indent=2))
     else:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def _export(args) -> int:
+    from .export import export_onnx
+
+    learn = _load_model(Path(args.model))
+    print(export_onnx(learn, args.onnx, opset=args.opset))
     return 0
 
 
@@ -261,6 +273,12 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--hop", type=float, default=None, help="seconds between windows (default: window / 2)")
     predict.add_argument("--format", choices=("table", "csv", "json"), default="table")
     predict.set_defaults(func=_predict)
+
+    export = sub.add_parser("export", help="write an exported model as one ONNX graph (raw audio in, labels out)")
+    export.add_argument("model", help="the .pkl written by `fastai-audio train` or learn.export()")
+    export.add_argument("--onnx", required=True, help="the .onnx file to write")
+    export.add_argument("--opset", type=int, default=18)
+    export.set_defaults(func=_export)
 
     check = sub.add_parser("check", help="decode every audio file and report the bad ones")
     check.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")

@@ -72,6 +72,18 @@ class AudioLearner(Learner):
             return predict_direct(self, item, find_opener(self.dls.valid_ds)[0] or 0)
         return super().predict(item, rm_type_tfms=rm_type_tfms, with_input=with_input)
 
+    def export_onnx(self, path, **kwargs) -> Path:
+        """Write the whole inference pipeline, spectrogram included, as one ONNX graph: raw ``(batch, samples)``
+        audio in, probabilities out, labels and rates in its metadata (:func:`fastai_audio.export.export_onnx`).
+
+        Examples:
+            >>> learn.export_onnx("model.onnx").suffix
+            '.onnx'
+        """
+        from .export import export_onnx
+
+        return export_onnx(self, path, **kwargs)
+
     @contextmanager
     def distrib_ctx(self, sync_bn: bool | None = None, in_notebook: bool = False, **kwargs):
         """fastai's ``distrib_ctx``: train in data-parallel processes (DDP through accelerate) when launched by

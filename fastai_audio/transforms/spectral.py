@@ -128,6 +128,12 @@ class _LayerTransform(TypedTransform):
 
     _layer_device = None
 
+    def _plain(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer on a plain ``(B, C, samples)`` tensor, in one call (no CPU chunking, whose branch on the batch
+        size an exported graph cannot keep): what an exported inference graph runs."""
+        forward = getattr(self.layer, "_forward", self.layer)
+        return forward(x)
+
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         plain = x.as_subclass(torch.Tensor)
         if self._layer_device != plain.device:
@@ -346,6 +352,11 @@ class _SpecTransform(TypedTransform):
     accepts = (TensorSpectrogram,)
     plain_tensors = True
 
+    def _plain(self, spec: torch.Tensor) -> torch.Tensor:
+        """The computation on a plain ``(B, C, F, T)`` tensor, without metadata: what ``_encode`` wraps, and what an
+        exported inference graph runs."""
+        raise NotImplementedError
+
     def _wrap(self, x, value: torch.Tensor, **meta) -> TensorSpectrogram:
         out = TensorSpectrogram(value)
         out.__dict__.update(_meta(x))
@@ -378,10 +389,11 @@ class AmplitudeToDB(_SpecTransform):
         check_db_args(stype, ref, amin, top_db)
         self.stype, self.ref, self.amin, self.top_db = stype, ref, amin, top_db
 
+    def _plain(self, spec: torch.Tensor) -> torch.Tensor:
+        return amplitude_to_db(spec, stype=self.stype, ref=self.ref, amin=self.amin, top_db=self.top_db)
+
     def _encode(self, x) -> TensorSpectrogram:
-        db = amplitude_to_db(_as_spec_batch(x.as_subclass(torch.Tensor)), stype=self.stype, ref=self.ref,
-                             amin=self.amin, top_db=self.top_db)  # fmt: skip
-        return self._wrap(x, db, db=True)
+        return self._wrap(x, self._plain(_as_spec_batch(x.as_subclass(torch.Tensor))), db=True)
 
 
 class MFCC(_SpecTransform):
@@ -404,9 +416,11 @@ class MFCC(_SpecTransform):
         super().__init__()
         self.n_mfcc, self.dct_norm = check_mfcc_args(n_mfcc, dct_norm), dct_norm
 
+    def _plain(self, spec: torch.Tensor) -> torch.Tensor:
+        return mfcc(spec, self.n_mfcc, dct_norm=self.dct_norm)
+
     def _encode(self, x) -> TensorSpectrogram:
-        coeffs = mfcc(_as_spec_batch(x.as_subclass(torch.Tensor)), self.n_mfcc, dct_norm=self.dct_norm)
-        return self._wrap(x, coeffs, scale="mfcc")
+        return self._wrap(x, self._plain(_as_spec_batch(x.as_subclass(torch.Tensor))), scale="mfcc")
 
 
 class Delta(_SpecTransform):
@@ -431,12 +445,14 @@ class Delta(_SpecTransform):
         self.width = check_delta_width(width)
         self.n_deltas = check_choice("order", order, (1, 2))
 
-    def _encode(self, x) -> TensorSpectrogram:
-        spec = _as_spec_batch(x.as_subclass(torch.Tensor))
+    def _plain(self, spec: torch.Tensor) -> torch.Tensor:
         stack = [spec, deltas(spec, self.width)]
         if self.n_deltas == 2:
             stack.append(deltas(stack[1], self.width))
-        return self._wrap(x, torch.cat(stack, dim=1), deltas=self.n_deltas)
+        return torch.cat(stack, dim=1)
+
+    def _encode(self, x) -> TensorSpectrogram:
+        return self._wrap(x, self._plain(_as_spec_batch(x.as_subclass(torch.Tensor))), deltas=self.n_deltas)
 
 
 class SpecNormalize(_SpecTransform):
@@ -510,14 +526,16 @@ class SpecNormalize(_SpecTransform):
             )
         return self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
 
-    def _encode(self, x) -> TensorSpectrogram:
-        spec = _as_spec_batch(x.as_subclass(torch.Tensor))
+    def _plain(self, spec: torch.Tensor) -> torch.Tensor:
         if self.mode == "item":
             mean = spec.mean(dim=(1, 2, 3), keepdim=True)
             std = spec.std(dim=(1, 2, 3), keepdim=True)
         else:
             mean, std = self._stats(spec)
-        return self._wrap(x, (spec - mean) / (std + self.eps), normalized=True)
+        return (spec - mean) / (std + self.eps)
+
+    def _encode(self, x) -> TensorSpectrogram:
+        return self._wrap(x, self._plain(_as_spec_batch(x.as_subclass(torch.Tensor))), normalized=True)
 
     def decodes(self, x: TensorSpectrogram):
         if self.mode == "item" or self.mean is None:
