@@ -96,7 +96,7 @@ def _is_multi_label(learn) -> bool:
     return isinstance(learn.loss_func, (BCEWithLogitsLossFlat, nn.BCEWithLogitsLoss))
 
 
-def _audio_settings(learn) -> tuple[int, float | None]:
+def _audio_settings(learn) -> tuple[int, float | None, str]:
     _, opener = find_opener(learn.dls.valid_ds)
     if opener is None or opener.sample_rate is None:
         raise ParameterError("the learner's loaders fix no sample rate (AudioBlock(sample_rate=None)): the exported "
@@ -104,7 +104,7 @@ def _audio_settings(learn) -> tuple[int, float | None]:
     if not opener.mono:
         raise ParameterError("export_onnx supports mono models (the graph takes (batch, samples)); this one was "
                              "trained with mono=False")  # fmt: skip
-    return opener.sample_rate, opener.duration
+    return opener.sample_rate, opener.duration, opener.pad_mode
 
 
 def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
@@ -113,7 +113,7 @@ def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
     Input ``waveform``: float32 ``(batch, samples)`` at the model's sample rate, mono, both axes dynamic (the
     runtime crops or pads to the training ``duration`` as the loaders do). Output ``probabilities``: ``(batch,
     classes)``, softmax, or sigmoid for multi-label models. The ONNX metadata holds ``labels`` (JSON),
-    ``sample_rate``, ``duration``, ``multi_label``, ``threshold`` and the ``fastai_audio_version``.
+    ``sample_rate``, ``duration``, ``pad_mode``, ``multi_label``, ``threshold`` and the ``fastai_audio_version``.
 
     Args:
         learn: a trained ``AudioLearner`` (or one loaded with ``load_learner``).
@@ -144,7 +144,7 @@ def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
             "export_onnx needs onnx, onnxruntime and onnxscript: pip install 'fastai_audio[serve]'"
         ) from err
     path = Path(path)
-    rate, duration = _audio_settings(learn)
+    rate, duration, pad_mode = _audio_settings(learn)
     graph = InferenceGraph.from_learner(learn).eval()
     shortest = 1 + max([getattr(t, "n_fft", 0) // 2 for t in graph.steps] + [0])
     example = torch.randn(2, int(rate * (duration or 1.0)), generator=torch.Generator().manual_seed(0)) * 0.1
@@ -159,7 +159,7 @@ def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
     loss = learn.loss_func
     meta = {"labels": json.dumps([str(v) for v in learn.dls.vocab]), "sample_rate": str(rate),
             "duration": "" if duration is None else str(duration), "multi_label": str(graph.multi_label).lower(),
-            "threshold": str(getattr(loss, "thresh", 0.5)) if graph.multi_label else "",
+            "threshold": str(getattr(loss, "thresh", 0.5)) if graph.multi_label else "", "pad_mode": pad_mode,
             "fastai_audio_version": __version__}  # fmt: skip
     for key, value in meta.items():
         entry = proto.metadata_props.add()

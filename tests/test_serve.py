@@ -1,0 +1,113 @@
+"""The torch-free runtime (fastai_audio.serve): the exported graph with the loaders' audio preparation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import sine, write
+from torchvision.models import resnet18
+
+pytest.importorskip("onnxruntime", reason="the runtime needs the serve extra (onnx, onnxruntime, onnxscript)")
+pytest.importorskip("onnxscript")
+
+from fastai_audio.all import AudioDataLoaders, audio_learner, mel_transforms  # noqa: E402
+from fastai_audio.errors import AudioFileError, ParameterError  # noqa: E402
+from fastai_audio.inference import predict_files, predict_windows  # noqa: E402
+from fastai_audio.serve import OnnxClassifier  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A trained learner (16 kHz, 1 s clips) and its ONNX file; the data mix rates and channel counts."""
+    root = tmp_path_factory.mktemp("serve")
+    rng = np.random.default_rng(1)
+    for i in range(28):
+        for label, freq in (("low", 220.0), ("high", 880.0)):
+            sr, ch = [(16000, 1), (44100, 2), (8000, 1), (22050, 1)][i % 4]
+            wav = sine(freq * (1 + 0.02 * (i % 5)), sr, 0.6 + 0.04 * i, channels=ch)
+            write(root / label / f"{label}_{i:02d}.wav", (wav + 0.03 * rng.standard_normal(wav.shape)).astype(
+                np.float32), sr)  # fmt: skip
+    dls = AudioDataLoaders.from_folder(root, valid_pct=0.25, seed=0, duration=1.0, bs=8,
+                                       batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
+    torch.manual_seed(0)
+    learn = audio_learner(dls, resnet18, pretrained=False)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3)
+    return learn, learn.export_onnx(root / "model.onnx"), sorted(root.glob("*/*.wav"))
+
+
+def test_the_runtime_predicts_what_the_learner_predicts_for_56_files_of_mixed_rates(model):
+    learn, path, files = model
+    clf = OnnxClassifier(path)
+    assert clf.labels == ["high", "low"] and clf.sample_rate == 16000 and clf.duration == 1.0
+    worst = 0.0
+    for f in files:  # 16, 44.1 (stereo), 8 and 22.05 kHz: decode, downmix, resample and crop as the loaders do
+        label, index, probs = clf.predict(f)
+        want = learn.predict(f)
+        assert label == want[0] and index == int(want[1])
+        worst = max(worst, float(np.abs(probs - want[2].numpy()).max()))
+    assert worst <= 1e-4, worst
+    with learn.no_bar():
+        table, want = clf.predict_files(files, bs=16), predict_files(learn, files, bs=16)
+    assert list(table.columns) == list(want.columns) and list(table.prediction) == list(want.prediction)
+    np.testing.assert_allclose(table[["high", "low"]].to_numpy(), want[["high", "low"]].to_numpy(), atol=1e-4)
+
+
+def test_arrays_and_long_recordings_as_the_learner_handles_them(model, tmp_path):
+    learn, path, files = model
+    clf = OnnxClassifier(path)
+    stereo = np.stack([sine(880.0, 44100, 1.7)[0], 0.5 * sine(880.0, 44100, 1.7)[0]])
+    np.testing.assert_allclose(clf.predict(stereo, sample_rate=44100)[2],
+                               learn.predict(stereo, sample_rate=44100)[2].numpy(), atol=1e-4)  # fmt: skip
+    long = write(tmp_path / "long.wav", np.concatenate([sine(220.0, 22050, 3.0), sine(880.0, 22050, 2.5)], 1),
+                 22050)  # fmt: skip
+    got = clf.predict_windows(long, hop=0.5)
+    with learn.no_bar():
+        want = predict_windows(learn, long, hop=0.5)
+    np.testing.assert_allclose(got["starts"], want.starts)
+    np.testing.assert_allclose(got["probs"], want.probs, atol=1e-4)
+    assert got["label"] == want.label and got["duration"] == pytest.approx(want.duration)
+
+
+def test_bad_input_gets_an_error_naming_it(model, tmp_path):
+    _, path, _ = model
+    clf = OnnxClassifier(path)
+    with pytest.raises(AudioFileError, match="missing.wav"):
+        clf.predict(tmp_path / "missing.wav")
+    (tmp_path / "text.wav").write_text("not audio")
+    with pytest.raises(AudioFileError, match="text.wav.*cannot be decoded"):
+        clf.predict(tmp_path / "text.wav")
+    with pytest.raises(ParameterError, match="pass sample_rate"):
+        clf.predict(np.zeros(16000, np.float32))
+    with pytest.raises(ParameterError, match="NaN or infinite"):
+        clf.predict(np.full(16000, np.nan, np.float32), sample_rate=16000)
+    with pytest.raises(AudioFileError, match="no such model file"):
+        OnnxClassifier(tmp_path / "none.onnx")
+
+
+def test_the_runtime_imports_neither_torch_nor_fastai(model):
+    """In a fresh interpreter where importing torch or fastai fails, the runtime loads the model and predicts."""
+    _, path, files = model
+    code = f"""
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'torchaudio', 'torchvision', 'fastai', 'fastcore', 'fasttransform'):
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+from fastai_audio.serve import OnnxClassifier
+label, index, probs = OnnxClassifier({str(path)!r}).predict({str(files[0])!r})
+assert not any(m.split('.')[0] in ('torch', 'fastai') for m in sys.modules), sorted(sys.modules)
+print(label)
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() in ("high", "low")
