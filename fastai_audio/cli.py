@@ -4,6 +4,7 @@
     torchrun --nproc_per_node N -m fastai_audio.cli train DATA ...     (data-parallel: one process per GPU)
     fastai-audio predict MODEL FILE [FILE ...] [--window S --hop S] [--format table|csv|json]
     fastai-audio export MODEL --onnx model.onnx
+    fastai-audio serve model.onnx [--host 127.0.0.1] [--port 8000] [--max-batch 16] [--max-wait-ms 5]
     fastai-audio check PATH [PATH ...] [--all] [--format table|csv|json]
     fastai-audio shard DATA DEST [--shard-size 500MB] [--format flac|original]
     fastai-audio synth-nsynth DEST [--size small|medium|full] [--soundfont PATH] [--sample-rate HZ]
@@ -237,6 +238,14 @@ def _export(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    from .server import serve
+
+    serve(args.model, host=args.host, port=args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+          max_bytes=args.max_mb * 2**20, max_seconds=args.max_seconds)  # fmt: skip
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastai-audio", description="Audio classification the fastai way.")
     parser.add_argument("--version", action="version", version=f"fastai_audio {__version__}")
@@ -279,6 +288,16 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--onnx", required=True, help="the .onnx file to write")
     export.add_argument("--opset", type=int, default=18)
     export.set_defaults(func=_export)
+
+    serve = sub.add_parser("serve", help="serve an .onnx model over HTTP (FastAPI on uvicorn, micro-batching)")
+    serve.add_argument("model", help="the .onnx written by `fastai-audio export` or learn.export_onnx()")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-batch", type=int, default=16, help="requests run together at most (1: no batching)")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    serve.add_argument("--max-mb", type=float, default=50.0, help="largest request body (MB)")
+    serve.add_argument("--max-seconds", type=float, default=600.0, help="longest recording accepted (s)")
+    serve.set_defaults(func=_serve)
 
     check = sub.add_parser("check", help="decode every audio file and report the bad ones")
     check.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")

@@ -20,7 +20,7 @@ import soundfile as sf
 
 from .errors import AudioFileError, ParameterError
 
-__all__ = ["OnnxClassifier", "resample_np"]
+__all__ = ["OnnxClassifier", "decode_bytes", "resample_np"]
 
 _WIDTH, _ROLLOFF = 6, 0.99  # torchaudio.transforms.Resample's defaults (sinc_interp_hann), which the loaders use
 
@@ -60,6 +60,36 @@ def resample_np(wav: np.ndarray, orig_sample_rate: int, sample_rate: int) -> np.
     frames = np.lib.stride_tricks.sliding_window_view(flat, kernel.shape[1], axis=-1)[:, ::orig]  # (B, F, K)
     out = np.einsum("bfk,nk->bfn", frames, kernel, optimize=True).reshape(flat.shape[0], -1)
     return out[:, : math.ceil(new * n / orig)].reshape(*lead, -1).astype(np.float32)
+
+
+def decode_bytes(data: bytes, name: str = "the audio") -> tuple[np.ndarray, int]:
+    """The bytes of an audio file in any format soundfile reads -> float32 ``(channels, samples)`` and its rate.
+
+    Raises:
+        AudioFileError: empty, not audio, truncated before any sample, or a rate or channel count out of range.
+
+    Examples:
+        >>> wav, rate = decode_bytes(Path("note.wav").read_bytes())
+        >>> wav.shape, rate
+        ((1, 64000), 16000)
+    """
+    import io
+
+    if not data:
+        raise AudioFileError(name, "is empty (0 bytes)")
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            rate, channels = int(f.samplerate), int(f.channels)
+            if not 1 <= rate <= 768000 or not 1 <= channels <= 64:
+                raise AudioFileError(name, f"has an unusable format: {rate} Hz, {channels} channels")
+            wav = f.read(dtype="float32", always_2d=True).T
+    except AudioFileError:
+        raise
+    except Exception as err:  # noqa: BLE001 - libsndfile reports broken input through several types
+        raise AudioFileError(name, f"is not audio soundfile can read, or is truncated ({err})") from None
+    if not wav.shape[-1]:
+        raise AudioFileError(name, "holds no samples (truncated, or an empty recording)")
+    return np.ascontiguousarray(wav), rate
 
 
 class OnnxClassifier:
@@ -131,6 +161,8 @@ class OnnxClassifier:
         ``(samples,)``: mono, at the model's rate, centre-cropped or padded to its duration."""
         if isinstance(item, (str, Path)):
             wav, rate = self._read(Path(item))
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            wav, rate = decode_bytes(bytes(item))
         else:
             if sample_rate is None:
                 raise ParameterError("predict on an array needs its rate: pass sample_rate=<Hz>")
