@@ -61,12 +61,13 @@ bench: install
 gpu-check: install
 	PYTHON=$(BIN)/python bench/gpu_check.sh
 
-# Training runs (tens of minutes on a 2-core CPU): on the fly vs PNG, the augmentation study, and scaling out
-# (shards against files, memory against data size, 1 against 2 processes).
+# Training runs (tens of minutes on a 2-core CPU): on the fly vs PNG, the augmentation study, scaling out (shards
+# against files, memory against data size, 1 against 2 processes), and serving (latency, load, memory).
 bench-long: install
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/augment_study.py --skip-cost
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/serve.py
 
 lint: install
 	$(BIN)/ruff check fastai_audio tests bench examples

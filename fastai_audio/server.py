@@ -95,6 +95,9 @@ def create_app(model, *, max_batch: int = 16, max_wait_ms: float = 5.0, max_byte
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        if clf.duration is not None:  # one full batch before the first request: ONNX Runtime sizes its memory
+            # arena for the largest batch now, so the first requests are not slow and memory stays flat after
+            clf.probabilities(np.zeros((max(1, max_batch), int(round(clf.duration * clf.sample_rate))), np.float32))
         batcher.start()
         yield
 

@@ -111,3 +111,82 @@ print(label)
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() in ("high", "low")
+
+
+# ---- everything that takes bytes from outside: random, truncated and corrupted input ---------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from fastai_audio.io import load_audio  # noqa: E402
+from fastai_audio.serve import decode_bytes  # noqa: E402
+
+# every container soundfile writes, with a subtype it accepts there
+FORMATS = [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("FLAC", "PCM_24"), ("OGG", "VORBIS"), ("AIFF", "PCM_16"),
+           ("AU", "PCM_16"), ("CAF", "PCM_16"), ("W64", "PCM_16"), ("RF64", "PCM_16")]  # fmt: skip
+
+
+def encoded(fmt: str, subtype: str, rate: int, channels: int, nonfinite: bool) -> bytes:
+    import io as _io
+
+    import soundfile as _sf
+
+    x = np.sin(np.arange(int(rate * 0.05) + 8)[:, None] * 0.3 + np.arange(channels)).astype(np.float32) * 0.5
+    if nonfinite:
+        x[::7] = np.nan
+        x[1::11] = np.inf
+    buf = _io.BytesIO()
+    _sf.write(buf, x, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+@st.composite
+def damaged_audio(draw) -> bytes:
+    fmt, subtype = draw(st.sampled_from(FORMATS))
+    rate = draw(st.sampled_from([8000, 16000, 44100, 96000] if fmt == "OGG" else [1, 100, 8000, 44100, 384000]))
+    channels = draw(st.integers(1, 2 if fmt == "OGG" else 8))
+    data = bytearray(encoded(fmt, subtype, rate, channels, draw(st.booleans()) and subtype == "FLOAT"))
+    action = draw(st.sampled_from(["keep", "truncate", "corrupt", "both"]))
+    if action in ("corrupt", "both"):
+        for _ in range(draw(st.integers(1, 8))):
+            at = draw(st.integers(0, min(len(data) - 1, 127)))  # mostly the header
+            data[at] = draw(st.integers(0, 255))
+    if action in ("truncate", "both"):
+        data = data[: draw(st.integers(0, len(data)))]
+    return bytes(data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(st.binary(max_size=2048), damaged_audio()))
+def test_the_runtime_and_load_audio_give_a_result_or_a_documented_error(onnx_model_path, tmp_path_factory, data):
+    """Random bytes, and files of every format soundfile writes at extreme rates and channel counts, truncated,
+    with corrupted headers or NaN/Inf samples: a result or AudioFileError/ParameterError, nothing else."""
+    clf = OnnxClassifier(onnx_model_path)
+    try:
+        clip = clf.prepare(data)
+    except (AudioFileError, ParameterError):
+        pass
+    else:
+        assert clip.shape == (16000,) and np.isfinite(clip).all()
+    path = tmp_path_factory.mktemp("fuzz") / "clip.bin"
+    path.write_bytes(data)
+    try:
+        wav, rate = load_audio(path, sample_rate=16000 if len(data) % 2 else None)
+    except (AudioFileError, ParameterError):
+        pass
+    else:
+        assert wav.ndim == 2 and wav.shape[-1] > 0 and torch.isfinite(wav).all() and rate > 0
+
+
+@pytest.fixture(scope="module")
+def onnx_model_path(model):
+    return model[1]
+
+
+def test_decode_bytes_names_what_is_wrong():
+    with pytest.raises(AudioFileError, match="is empty"):
+        decode_bytes(b"")
+    with pytest.raises(AudioFileError, match="not audio"):
+        decode_bytes(b"RIFF0000WAVEjunk" * 4)
+    wav, rate = decode_bytes(encoded("FLAC", "PCM_24", 44100, 3, False))
+    assert wav.shape[0] == 3 and rate == 44100
