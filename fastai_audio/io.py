@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from ._read import read_array
 from ._validate import check_sample_rate, valid_audio
 from .errors import AudioFileError, ParameterError
 from .files import (
@@ -97,9 +98,9 @@ def _read_frames(f: sf.SoundFile, frames: int, subtype: str) -> torch.Tensor:
     ``f.read(frames, dtype='float32')``."""
     integer = _INTEGER_READS.get(subtype)
     if integer is None or f.format == "FLAC":
-        return torch.from_numpy(np.ascontiguousarray(f.read(frames, dtype="float32", always_2d=True).T))
+        return torch.from_numpy(np.ascontiguousarray(read_array(f, frames, "float32").T))
     dtype, scale = integer
-    data = torch.from_numpy(f.read(frames, dtype=dtype, always_2d=True)).T
+    data = torch.from_numpy(read_array(f, frames, dtype)).T
     return torch.mul(data, scale, out=torch.empty(data.shape, dtype=torch.float32))
 
 

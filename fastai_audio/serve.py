@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ._read import read_array
 from .errors import AudioFileError, ParameterError
 
 __all__ = ["OnnxClassifier", "decode_bytes", "resample_np"]
@@ -82,7 +83,7 @@ def decode_bytes(data: bytes, name: str = "the audio") -> tuple[np.ndarray, int]
             rate, channels = int(f.samplerate), int(f.channels)
             if not 1 <= rate <= 768000 or not 1 <= channels <= 64:
                 raise AudioFileError(name, f"has an unusable format: {rate} Hz, {channels} channels")
-            wav = f.read(dtype="float32", always_2d=True).T
+            wav = read_array(f).T
     except AudioFileError:
         raise
     except Exception as err:  # noqa: BLE001 - libsndfile reports broken input through several types
@@ -149,7 +150,7 @@ class OnnxClassifier:
                         start, frames = (total - need) // 2, need
                 if start:
                     f.seek(start)
-                wav = f.read(frames, dtype="float32", always_2d=True).T
+                wav = read_array(f, frames).T
         except (sf.LibsndfileError, RuntimeError, TypeError) as err:
             raise AudioFileError(path, f"cannot be decoded ({err}); check it with `fastai-audio check`") from None
         if not wav.shape[-1]:
@@ -258,7 +259,8 @@ class OnnxClassifier:
     @staticmethod
     def _read_whole(path: Path) -> tuple[np.ndarray, int]:
         try:
-            wav, rate = sf.read(str(path), dtype="float32", always_2d=True)
+            with sf.SoundFile(str(path)) as f:
+                rate, wav = int(f.samplerate), read_array(f)
         except (sf.LibsndfileError, RuntimeError, TypeError) as err:
             raise AudioFileError(path, f"cannot be decoded ({err}); check it with `fastai-audio check`") from None
-        return np.ascontiguousarray(wav.T), int(rate)
+        return np.ascontiguousarray(wav.T), rate
