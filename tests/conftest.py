@@ -33,6 +33,20 @@ def write(path: Path, wav: np.ndarray, sample_rate: int, subtype: str | None = N
     return path
 
 
+def trained_resnet(dls, **kwargs):
+    """resnet18 from scratch on ``dls``, one epoch, quietly (seeded): a small trained model for export and serving
+    tests."""
+    from torchvision.models import resnet18
+
+    from fastai_audio.learner import audio_learner
+
+    torch.manual_seed(0)
+    learn = audio_learner(dls, resnet18, pretrained=False, **kwargs)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3)
+    return learn
+
+
 def peak_frequency(x, sample_rate: int) -> float:
     """Frequency (Hz) of the largest FFT bin of a 1-D signal (Hann-windowed)."""
     x = np.asarray(x, dtype=np.float64).ravel()

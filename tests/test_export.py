@@ -8,8 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from conftest import sine, write
+from conftest import sine, trained_resnet, write
 from torchvision.models import resnet18
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the serve extra (onnx, onnxruntime, onnxscript)")
@@ -67,18 +66,10 @@ def assert_parity(learn, path, files):
     return meta
 
 
-def trained(dls, **kwargs):
-    torch.manual_seed(0)
-    learn = audio_learner(dls, resnet18, pretrained=False, **kwargs)
-    with learn.no_bar(), learn.no_logging():
-        learn.fit(1, 1e-3)
-    return learn
-
-
 def test_a_log_mel_model_exports_with_the_model_s_probabilities_for_60_clips(clips, tmp_path):
     tfms = [*audio_aug_tfms(), *mel_transforms("speech", n_mels=32)]  # the augmentations are left out of the graph
     dls = AudioDataLoaders.from_folder(clips, valid_pct=0.25, seed=0, duration=1.0, bs=8, batch_tfms=tfms)
-    learn = trained(dls, metrics=accuracy)
+    learn = trained_resnet(dls, metrics=accuracy)
     path = learn.export_onnx(tmp_path / "model.onnx")
     files = sorted(clips.glob("*/*.wav"))
     assert len(files) == 60
@@ -97,12 +88,12 @@ def test_variable_length_clips_a_trainable_front_end_and_a_cqt_model(clips, tmp_
     files = sorted(clips.glob("*/*.wav"))[::6]
     raw = AudioDataLoaders.from_folder(clips, valid_pct=0.25, seed=0, duration=None, bs=8)
     front = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=160, trainable=True), AmplitudeToDB(), SpecNormalize()]
-    learn = trained(raw, front_end=front)
+    learn = trained_resnet(raw, front_end=front)
     assert assert_parity(learn, learn.export_onnx(tmp_path / "fe.onnx"), files)["duration"] == ""
     cqt = AudioDataLoaders.from_folder(clips, valid_pct=0.25, seed=0, duration=1.0, bs=8,
                                        batch_tfms=[CQT(16000, hop_length=256, n_bins=60), AmplitudeToDB(),
                                                    SpecNormalize()])  # fmt: skip
-    learn = trained(cqt)
+    learn = trained_resnet(cqt)
     assert_parity(learn, learn.export_onnx(tmp_path / "cqt.onnx"), files)
 
 
@@ -112,7 +103,7 @@ def test_a_multi_label_model_exports_sigmoids_and_its_threshold(clips, tmp_path)
     df = pd.DataFrame({"f": [f.relative_to(clips) for f in files], "y": tags})
     dls = AudioDataLoaders.from_df(df, clips, "f", "y", label_delim=" ", duration=1.0, bs=8, seed=0,
                                    batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
-    learn = trained(dls)
+    learn = trained_resnet(dls)
     meta = assert_parity(learn, learn.export_onnx(tmp_path / "tags.onnx"), files[::10])
     assert meta["multi_label"] == "true" and float(meta["threshold"]) == learn.loss_func.thresh
     session, _ = session_and_meta(tmp_path / "tags.onnx")
@@ -144,7 +135,7 @@ def test_what_cannot_be_exported_is_refused_naming_it(clips, tmp_path):
 def test_the_cli_exports_an_exported_learner(clips, tmp_path, capsys):
     dls = AudioDataLoaders.from_folder(clips, valid_pct=0.25, seed=0, duration=1.0, bs=8,
                                        batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
-    learn = trained(dls)
+    learn = trained_resnet(dls)
     learn.export(tmp_path / "model.pkl")
     assert main(["export", str(tmp_path / "model.pkl"), "--onnx", str(tmp_path / "model.onnx")]) == 0
     assert capsys.readouterr().out.strip().endswith("model.onnx")

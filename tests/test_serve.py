@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import sine, write
-from torchvision.models import resnet18
+from conftest import sine, trained_resnet, write
 
 pytest.importorskip("onnxruntime", reason="the runtime needs the serve extra (onnx, onnxruntime, onnxscript)")
 pytest.importorskip("onnxscript")
 
-from fastai_audio.all import AudioDataLoaders, audio_learner, mel_transforms  # noqa: E402
+from fastai_audio.all import AudioDataLoaders, mel_transforms  # noqa: E402
 from fastai_audio.errors import AudioFileError, ParameterError  # noqa: E402
 from fastai_audio.inference import predict_files, predict_windows  # noqa: E402
 from fastai_audio.serve import OnnxClassifier  # noqa: E402
@@ -36,10 +35,7 @@ def model(tmp_path_factory):
                 np.float32), sr)  # fmt: skip
     dls = AudioDataLoaders.from_folder(root, valid_pct=0.25, seed=0, duration=1.0, bs=8,
                                        batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
-    torch.manual_seed(0)
-    learn = audio_learner(dls, resnet18, pretrained=False)
-    with learn.no_bar(), learn.no_logging():
-        learn.fit(1, 1e-3)
+    learn = trained_resnet(dls)
     return learn, learn.export_onnx(root / "model.onnx"), sorted(root.glob("*/*.wav"))
 
 

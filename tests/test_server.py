@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-import torch
-from conftest import sine, write
-from torchvision.models import resnet18
+from conftest import sine, trained_resnet, write
 
 pytest.importorskip("onnxruntime", reason="the server needs the serve extra")
 pytest.importorskip("onnxscript")
@@ -27,7 +25,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from fastai_audio.all import AudioDataLoaders, audio_learner, mel_transforms  # noqa: E402
+from fastai_audio.all import AudioDataLoaders, mel_transforms  # noqa: E402
 from fastai_audio.serve import OnnxClassifier  # noqa: E402
 from fastai_audio.server import create_app  # noqa: E402
 
@@ -42,11 +40,7 @@ def onnx_model(tmp_path_factory):
             write(root / label / f"{label}_{i}.wav", sine(freq, 16000, 1.0), 16000)
     dls = AudioDataLoaders.from_folder(root, valid_pct=0.25, seed=0, duration=1.0, bs=4,
                                        batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
-    torch.manual_seed(0)
-    learn = audio_learner(dls, resnet18, pretrained=False)
-    with learn.no_bar(), learn.no_logging():
-        learn.fit(1, 1e-3)
-    return learn.export_onnx(root / "model.onnx"), sorted(root.glob("*/*.wav"))
+    return trained_resnet(dls).export_onnx(root / "model.onnx"), sorted(root.glob("*/*.wav"))
 
 
 @pytest.fixture(scope="module")
