@@ -21,7 +21,7 @@ import soundfile as sf
 from ._read import read_array
 from .errors import AudioFileError, ParameterError
 
-__all__ = ["OnnxClassifier", "decode_bytes", "resample_np"]
+__all__ = ["AudioTooLongError", "OnnxClassifier", "decode_bytes", "resample_np"]
 
 _WIDTH, _ROLLOFF = 6, 0.99  # torchaudio.transforms.Resample's defaults (sinc_interp_hann), which the loaders use
 
@@ -63,11 +63,21 @@ def resample_np(wav: np.ndarray, orig_sample_rate: int, sample_rate: int) -> np.
     return out[:, : math.ceil(new * n / orig)].reshape(*lead, -1).astype(np.float32)
 
 
-def decode_bytes(data: bytes, name: str = "the audio") -> tuple[np.ndarray, int]:
+class AudioTooLongError(AudioFileError):
+    """A recording longer than the limit it was decoded under (its header says so; nothing was decoded)."""
+
+
+def decode_bytes(data: bytes, name: str = "the audio", max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """The bytes of an audio file in any format soundfile reads -> float32 ``(channels, samples)`` and its rate.
 
+    Args:
+        data: the file's bytes.
+        name: what error messages call it.
+        max_seconds: refuse, from the header and before decoding, a recording longer than this.
+
     Raises:
-        AudioFileError: empty, not audio, truncated before any sample, or a rate or channel count out of range.
+        AudioFileError: empty, not audio, truncated before any sample, or a rate or channel count out of range;
+            ``AudioTooLongError`` (a subclass) past ``max_seconds``.
 
     Examples:
         >>> wav, rate = decode_bytes(Path("note.wav").read_bytes())
@@ -83,6 +93,9 @@ def decode_bytes(data: bytes, name: str = "the audio") -> tuple[np.ndarray, int]
             rate, channels = int(f.samplerate), int(f.channels)
             if not 1 <= rate <= 768000 or not 1 <= channels <= 64:
                 raise AudioFileError(name, f"has an unusable format: {rate} Hz, {channels} channels")
+            if max_seconds is not None and f.frames / rate > max_seconds:
+                raise AudioTooLongError(name, f"is {f.frames / rate:.1f} s long, more than the limit of "
+                                              f"{max_seconds:g} s")  # fmt: skip
             wav = read_array(f).T
     except AudioFileError:
         raise

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from .errors import AudioError
-from .serve import OnnxClassifier, decode_bytes
+from .serve import AudioTooLongError, OnnxClassifier, decode_bytes
 
 __all__ = ["create_app"]
 
@@ -146,16 +146,18 @@ def create_app(model, *, max_batch: int = 16, max_wait_ms: float = 5.0, max_byte
         if isinstance(data, JSONResponse):
             return data
         try:
-            wav, rate = decode_bytes(data, "the request body")
-            if wav.shape[-1] / rate > max_seconds:
-                return error(413, f"the recording is {wav.shape[-1] / rate:.1f} s long, more than the limit of "
-                                  f"{max_seconds:g} s")  # fmt: skip
+            wav, rate = decode_bytes(data, "the request body", max_seconds=max_seconds)  # (too long: refused from
+            if wav.shape[-1] / rate > max_seconds:  # its header; a header that undercounts is caught here)
+                raise AudioTooLongError("the request body", f"is {wav.shape[-1] / rate:.1f} s long, more than the "
+                                        f"limit of {max_seconds:g} s")  # fmt: skip
             if window is not None or hop is not None:
                 res = await asyncio.to_thread(clf.predict_windows, wav, window=window, hop=hop, sample_rate=rate)
                 return {"label": res["label"], "labels": clf.labels, "window": res["window"],
                         "starts": res["starts"].tolist(), "probabilities": res["probs"].round(6).tolist(),
                         "clip_probabilities": res["clip_probs"].round(6).tolist()}  # fmt: skip
             clip = await asyncio.to_thread(clf.prepare, wav, rate)
+        except AudioTooLongError as err:
+            return error(413, str(err))
         except AudioError as err:
             reason = str(err)
             return error(400 if "is empty" in reason else 415 if "not audio" in reason else 422, reason)

@@ -79,7 +79,7 @@ def test_windows_give_the_taggram_of_a_long_recording(client):
     (b"", 400, "is empty"),
     (b"this is not audio at all" * 10, 415, "not audio"),
     (wav_bytes()[:44], 422, "holds no samples"),  # a WAV header with no samples
-    (wav_bytes(40.0, 8000), 413, "more than the limit of 30 s"),
+    (wav_bytes(40.0, 8000), 413, "40.0 s long, more than the limit of 30 s"),
 ])  # fmt: skip
 def test_bad_input_gets_a_4xx_naming_the_reason_and_the_server_keeps_serving(client, body, status, reason):
     res = client.post("/predict", content=body)
