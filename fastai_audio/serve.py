@@ -151,13 +151,14 @@ class OnnxClassifier:
     def _target(self) -> int | None:
         return None if self.duration is None else int(round(self.duration * self.sample_rate))
 
-    def _read(self, path: Path) -> tuple[np.ndarray, int]:
-        """Decode (only the centred window a clip needs, as ``OpenAudio`` reads it) -> ``(channels, n)``, rate."""
+    def _read(self, path: Path, whole: bool = False) -> tuple[np.ndarray, int]:
+        """Decode (only the centred window a clip needs, as ``OpenAudio`` reads it, unless ``whole``) ->
+        ``(channels, n)``, rate."""
         try:
             with sf.SoundFile(str(path)) as f:
                 rate, total = int(f.samplerate), f.frames
                 start, frames = 0, -1
-                if self._target is not None:
+                if self._target is not None and not whole:
                     need = math.ceil(self._target * rate / self.sample_rate)
                     if total > need:
                         start, frames = (total - need) // 2, need
@@ -170,16 +171,16 @@ class OnnxClassifier:
             raise AudioFileError(path, "holds no samples")
         return np.ascontiguousarray(wav), rate
 
-    def prepare(self, item, sample_rate: int | None = None) -> np.ndarray:
-        """A file path or an array ``(samples,)``/``(channels, samples)`` with its ``sample_rate`` -> the model's input
-        ``(samples,)``: mono, at the model's rate, centre-cropped or padded to its duration."""
+    def _mono(self, item, sample_rate: int | None, whole: bool) -> np.ndarray:
+        """A path, the bytes of a file, or an array with its ``sample_rate`` -> ``(samples,)`` mono at the model's
+        rate (for a path, only the centred window a clip needs unless ``whole``)."""
         if isinstance(item, (str, Path)):
-            wav, rate = self._read(Path(item))
+            wav, rate = self._read(Path(item), whole)
         elif isinstance(item, (bytes, bytearray, memoryview)):
             wav, rate = decode_bytes(bytes(item))
         else:
             if sample_rate is None:
-                raise ParameterError("predict on an array needs its rate: pass sample_rate=<Hz>")
+                raise ParameterError("predicting an array needs its rate: pass sample_rate=<Hz>")
             wav, rate = np.asarray(item, dtype=np.float32), int(sample_rate)
             wav = wav[None] if wav.ndim == 1 else wav
             if wav.ndim != 2 or not wav.shape[-1]:
@@ -187,7 +188,13 @@ class OnnxClassifier:
         if not np.isfinite(wav).all():
             raise ParameterError("the audio holds NaN or infinite samples")
         mono = wav if wav.shape[0] == 1 else wav.mean(axis=0, keepdims=True, dtype=np.float32)
-        x = resample_np(mono, rate, self.sample_rate)[0]
+        return resample_np(mono, rate, self.sample_rate)[0]
+
+    def prepare(self, item, sample_rate: int | None = None) -> np.ndarray:
+        """A file path, the bytes of a file, or an array ``(samples,)``/``(channels, samples)`` with its
+        ``sample_rate`` -> the model's input ``(samples,)``: mono, at the model's rate, centre-cropped or padded to
+        its duration."""
+        x = self._mono(item, sample_rate, whole=False)
         n = self._target
         if n is None or len(x) == n:
             return x
@@ -251,15 +258,7 @@ class OnnxClassifier:
         if window <= 0 or hop <= 0 or aggregate not in ("mean", "max"):
             raise ParameterError(f"window and hop must be > 0 and aggregate 'mean' or 'max', got {window}, {hop}, "
                                  f"{aggregate!r}")  # fmt: skip
-        if isinstance(item, (str, Path)):
-            wav, rate = OnnxClassifier._read_whole(Path(item))
-        else:
-            if sample_rate is None:
-                raise ParameterError("predict_windows on an array needs its rate: pass sample_rate=<Hz>")
-            wav, rate = np.asarray(item, dtype=np.float32), int(sample_rate)
-            wav = wav[None] if wav.ndim == 1 else wav
-        mono = wav if wav.shape[0] == 1 else wav.mean(axis=0, keepdims=True, dtype=np.float32)
-        x = resample_np(mono, rate, self.sample_rate)[0]
+        x = self._mono(item, sample_rate, whole=True)
         sr, n_win = self.sample_rate, int(round(window * self.sample_rate))
         n_windows = 1 if len(x) <= n_win else math.ceil((len(x) - n_win) / (hop * sr)) + 1
         starts = np.array([min(round(i * hop * sr), max(0, len(x) - 1)) for i in range(n_windows)])
@@ -268,12 +267,3 @@ class OnnxClassifier:
         clip_probs = probs.mean(0) if aggregate == "mean" else probs.max(0)
         return {"starts": starts / sr, "window": n_win / sr, "duration": len(x) / sr, "probs": probs,
                 "clip_probs": clip_probs, "label": self.labels[int(clip_probs.argmax())]}  # fmt: skip
-
-    @staticmethod
-    def _read_whole(path: Path) -> tuple[np.ndarray, int]:
-        try:
-            with sf.SoundFile(str(path)) as f:
-                rate, wav = int(f.samplerate), read_array(f)
-        except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-            raise AudioFileError(path, f"cannot be decoded ({err}); check it with `fastai-audio check`") from None
-        return np.ascontiguousarray(wav.T), rate
