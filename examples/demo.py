@@ -25,8 +25,8 @@ from torchvision.models import resnet18  # noqa: E402
 from fastai_audio.data import AudioDataLoaders  # noqa: E402
 from fastai_audio.datasets import read_nsynth, synth_nsynth  # noqa: E402
 from fastai_audio.interpret import AudioInterpretation  # noqa: E402
-from fastai_audio.learner import audio_learner, hub_weights_cached  # noqa: E402
-from fastai_audio.transforms import mel_transforms  # noqa: E402
+from fastai_audio.learner import KeepBest, audio_learner, hub_weights_cached  # noqa: E402
+from fastai_audio.transforms import audio_aug_tfms, mel_transforms  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,11 +69,12 @@ def main(argv=None):
     # The same clips as log-mel spectrograms, computed per batch by the front-end's batch transforms.
     set_seed(0, reproducible=True)  # crops, shuffling and initial weights: the same run every time
     start = time.perf_counter()
-    dls = AudioDataLoaders.from_nsynth(root, bs=16, num_workers=0, batch_tfms=mel_transforms("nsynth"))
+    dls = AudioDataLoaders.from_nsynth(root, bs=16, num_workers=0,
+                                       batch_tfms=[*mel_transforms("nsynth"), *audio_aug_tfms()])  # fmt: skip
     x, _ = dls.one_batch()
     setup_s = time.perf_counter() - start
     print(
-        f"\nwith batch_tfms=mel_transforms('nsynth'): {type(x).__name__} {tuple(x.shape)} "
+        f"\nwith batch_tfms=[*mel_transforms('nsynth'), *audio_aug_tfms()]: {type(x).__name__} {tuple(x.shape)} "
         f"({x.scale} scale, {x.f_min:g}-{x.f_max:g} Hz, hop {x.hop_length}; set-up {setup_s:.1f} s)"
     )
     dls.show_batch(max_n=9)
@@ -88,7 +89,9 @@ def main(argv=None):
           f"for {args.epochs} epochs on {'the GPU' if torch.cuda.is_available() else 'the CPU'}")  # fmt: skip
     if args.pretrained and not pretrained:
         print("  (resnet18's ImageNet weights are not in the torch hub cache and this demo does not download them)")
-    learn = audio_learner(dls, resnet18, pretrained=pretrained, metrics=accuracy, path=args.out)
+    # KeepBest: the epoch with the best validation accuracy is the one kept (and exported), not the last one
+    keep = KeepBest(verbose=False)
+    learn = audio_learner(dls, resnet18, pretrained=pretrained, metrics=accuracy, path=args.out, cbs=keep)
     start = time.perf_counter()
     if pretrained:
         learn.fine_tune(args.epochs, base_lr=2e-3)
@@ -96,8 +99,8 @@ def main(argv=None):
         learn.fit_one_cycle(args.epochs, 2e-3)
     train_s = time.perf_counter() - start
     loss, acc = learn.validate()
-    print(f"\nvalidation accuracy {acc:.3f} (loss {loss:.3f}) on {len(dls.valid_ds)} notes of instruments never "
-          f"seen in training; {train_s:.0f} s of training")  # fmt: skip
+    print(f"\nvalidation accuracy {acc:.3f} (loss {loss:.3f}, epoch {keep.best_epoch}, the best) on "
+          f"{len(dls.valid_ds)} notes of instruments never seen in training; {train_s:.0f} s of training")  # fmt: skip
 
     with learn.no_bar():
         interp = AudioInterpretation.from_learner(learn)

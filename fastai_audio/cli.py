@@ -7,7 +7,7 @@
     fastai-audio serve model.onnx [--host 127.0.0.1] [--port 8000] [--max-batch 16] [--max-wait-ms 5]
     fastai-audio check PATH [PATH ...] [--all] [--format table|csv|json]
     fastai-audio shard DATA DEST [--shard-size 500MB] [--format flac|original]
-    fastai-audio synth-nsynth DEST [--size small|medium|full] [--soundfont PATH] [--sample-rate HZ]
+    fastai-audio synth-nsynth DEST [--size small|medium|full] [--soundfont PATH...] [--timbre-randomization S]
 
 Exit status: 0 on success, 1 when a checked file is bad or a command fails, 2 for usage errors.
 """
@@ -58,8 +58,9 @@ def _check(args) -> int:
 def _synth_nsynth(args) -> int:
     from .datasets import synth_nsynth
 
-    root = synth_nsynth(args.dest, size=args.size, soundfont=args.soundfont, sample_rate=args.sample_rate,
-                        seed=args.seed, progress=not args.no_progress)  # fmt: skip
+    fonts = args.soundfont[0] if args.soundfont and len(args.soundfont) == 1 else args.soundfont
+    root = synth_nsynth(args.dest, size=args.size, soundfont=fonts, sample_rate=args.sample_rate, seed=args.seed,
+                        timbre_randomization=args.timbre_randomization, progress=not args.no_progress)  # fmt: skip
     print(root)
     return 0
 
@@ -93,9 +94,17 @@ def _source_dls(args, **common):
 
 
 def _train_dls(args):
-    from .transforms import mel_transforms
+    from .models import PANNS_ARCHS
+    from .transforms import audio_aug_tfms, mel_transforms
 
-    tfms = mel_transforms("nsynth", sample_rate=args.sample_rate, n_mels=args.n_mels, f_max=args.sample_rate / 2)
+    if args.arch.lower() in PANNS_ARCHS:  # the log-mel the AudioSet checkpoints expect
+        tfms = mel_transforms("panns")
+        args.sample_rate = tfms[0].sample_rate
+    else:
+        tfms = mel_transforms("nsynth", sample_rate=args.sample_rate, n_mels=args.n_mels,
+                              f_max=args.sample_rate / 2)  # fmt: skip
+    if args.augment:
+        tfms += audio_aug_tfms()
     return _source_dls(args, bs=args.bs, num_workers=args.num_workers, sample_rate=args.sample_rate,
                        duration=args.duration, batch_tfms=tfms, seed=args.seed)  # fmt: skip
 
@@ -123,11 +132,13 @@ def _last_checkpoint(folder: Path) -> int | None:
 
 def _train(args) -> int:
     import torch
+    from fastai.callback.tracker import EarlyStoppingCallback
     from fastai.metrics import accuracy
     from fastai.torch_core import num_distrib, rank_distrib, set_seed
     from torchvision import models
 
-    from .learner import EpochCheckpoint, audio_learner
+    from .learner import EpochCheckpoint, KeepBest, audio_learner
+    from .models import PANNS_ARCHS
 
     rank, world = rank_distrib(), max(num_distrib(), 1)
 
@@ -135,10 +146,10 @@ def _train(args) -> int:
         if rank == 0:
             print(message, file=file)
 
-    arch = getattr(models, args.arch, None)
-    if arch is None or not callable(arch):
+    arch = args.arch.lower() if args.arch.lower() in PANNS_ARCHS else getattr(models, args.arch, None)
+    if arch is None or not (callable(arch) or isinstance(arch, str)):
         say(f"fastai-audio train: error: unknown --arch {args.arch!r}; use a torchvision model name such as "
-            "resnet18, resnet34 or resnet50")  # fmt: skip
+            f"resnet18, resnet34 or resnet50, or a PANNs network ({', '.join(sorted(PANNS_ARCHS))})")  # fmt: skip
         return 2
     out = Path(args.out)
     checkpoints = (
@@ -147,7 +158,8 @@ def _train(args) -> int:
     checkpoints.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)  # the same loaders and initial weights in every process
     dls = _train_dls(args)
-    learn = audio_learner(dls, arch, pretrained=args.pretrained, metrics=accuracy, path=checkpoints, model_dir=".")
+    learn = audio_learner(dls, arch, pretrained=args.pretrained, weights=args.weights, metrics=accuracy,
+                          path=checkpoints, model_dir=".")  # fmt: skip
     if world > 1:
         set_seed(args.seed + rank)  # but each rank its own augmentations
         say(f"training on {world} processes (rank 0 prints, checkpoints and exports); batch size {args.bs} per "
@@ -166,12 +178,18 @@ def _train(args) -> int:
         if start < args.epochs:
             if args.unfreeze:
                 learn.unfreeze()
-            save = EpochCheckpoint(start, fname="epoch")
+            cbs = [EpochCheckpoint(start, fname="epoch")]
+            keep = KeepBest("accuracy", fname="best") if args.keep_best else None
+            cbs += [keep] if keep else []
+            if args.patience:
+                cbs.append(EarlyStoppingCallback(monitor="accuracy", patience=args.patience))
             try:
-                learn.fit_one_cycle(args.epochs, args.lr, cbs=save, start_epoch=start)
+                learn.fit_one_cycle(args.epochs, args.lr, cbs=cbs, start_epoch=start)
             except KeyboardInterrupt:
                 say(f"\ninterrupted; finished epochs are saved in {checkpoints}: rerun with --resume to continue")
                 return 130
+            if keep is not None and keep.best_epoch is not None:
+                say(f"kept epoch {keep.best_epoch}, the best on validation {keep.monitor} ({keep.best:.4f})")
         else:
             say(f"all {args.epochs} epochs are done already (checkpoints in {checkpoints})")
         loss, *metrics = learn.validate()  # under DDP: each rank a share, the result gathered exactly
@@ -255,7 +273,28 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("data", help="folder (train/ and valid/ sub-folders, labels from parent folders; or "
                        "--valid-pct), NSynth root, a CSV of file,label, or shards (their index.json or "
                        "folder)")  # fmt: skip
-    train.add_argument("--arch", default="resnet18", help="torchvision model name (resnet18, resnet34, resnet50...)")
+    train.add_argument(
+        "--arch",
+        default="resnet18",
+        help="torchvision model name (resnet18, resnet34, resnet50...) "
+        "or a PANNs network (cnn6, cnn10, cnn14, mobilenetv1: 32 kHz, the 'panns' log-mel)",
+    )
+    train.add_argument("--weights", default=None, help="a checkpoint to start from (PANNs: the published .pth)")
+    train.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the default augmentation recipe, audio_aug_tfms()",
+    )
+    train.add_argument(
+        "--keep-best",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="export the epoch with the best validation accuracy, not the last one",
+    )
+    train.add_argument(
+        "--patience", type=int, default=None, help="stop after this many epochs without a better validation accuracy"
+    )
     train.add_argument("--epochs", type=int, default=5)
     train.add_argument("--out", default="model.pkl", help="exported model")
     train.add_argument("--resume", action="store_true", help="continue after the last finished epoch's checkpoint")
@@ -322,7 +361,18 @@ def _parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth-nsynth", help="render an NSynth-format data set from a General MIDI soundfont")
     synth.add_argument("dest", help="folder to create (train/, valid/, test/ with examples.json each)")
     synth.add_argument("--size", choices=("small", "medium", "full"), default="small")
-    synth.add_argument("--soundfont", default=None, help=".sf2/.sf3 file (default: pretty_midi's TimGM6mb.sf2)")
+    synth.add_argument(
+        "--soundfont",
+        nargs="+",
+        default=None,
+        help=".sf2/.sf3 file(s) (default: pretty_midi's TimGM6mb.sf2); several render into one set",
+    )
+    synth.add_argument(
+        "--timbre-randomization",
+        type=float,
+        default=0.0,
+        help="vary each note like real instruments and rooms, strength 0-1 (default 0: off)",
+    )
     synth.add_argument("--sample-rate", type=int, default=16000)
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--no-progress", action="store_true")

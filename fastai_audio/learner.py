@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import fastai.callback.all  # noqa: F401  (fit_one_cycle, fine_tune, lr_find, to_fp16... are patched on by it)
+import numpy as np
 import torch
 from fastai.callback.core import TrainEvalCallback
 from fastai.callback.progress import CSVLogger, ProgressCallback, ShowGraphCallback
-from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback
+from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TrackerCallback
 from fastai.learner import CastToTensor, Learner, Recorder
 from fastai.optimizer import Adam
 from fastai.torch_core import defaults, params, rank_distrib
@@ -33,10 +34,19 @@ from . import interpret  # noqa: F401  (registers show_results / plot_top_losses
 from ._compat import PREDICT_DIRECT, predict_direct
 from .core import TensorAudio, TensorSpectrogram
 from .errors import AudioFileError, ParameterError
+from .models.panns import PANNS_ARCHS, create_panns, panns_splitter
 from .transforms.item import find_opener
 from .transforms.spectral import _SPECTRAL_TFMS, AudioFrontEnd, _device_of
 
-__all__ = ["AudioLearner", "EpochCheckpoint", "audio_learner", "create_cnn", "create_audio_model", "hub_weights_cached"]
+__all__ = [
+    "AudioLearner",
+    "EpochCheckpoint",
+    "KeepBest",
+    "audio_learner",
+    "create_cnn",
+    "create_audio_model",
+    "hub_weights_cached",
+]
 
 
 class AudioLearner(Learner):
@@ -150,6 +160,56 @@ class EpochCheckpoint(SaveModelCallback):
     def after_epoch(self):
         if self.epoch >= self.start_epoch:
             super().after_epoch()
+
+
+class KeepBest(SaveModelCallback):
+    """Keep the best epoch: fastai's ``SaveModelCallback`` watching the validation metric, loaded back when training
+    ends, so the learner holds the epoch that scored best on the validation set, not the last one.
+
+    ``monitor=None`` watches the first metric (e.g. ``accuracy``, higher is better) or, without metrics,
+    ``valid_loss`` (lower is better). The best weights are saved as ``{model_dir}/{fname}.pth``; ``best_epoch``
+    and ``best`` say which epoch was kept and its score.
+
+    Args:
+        monitor: the recorder column to watch (``'accuracy'``, ``'valid_loss'``, ...), or None (see above).
+        fname: file name of the saved weights (without ``.pth``).
+        min_delta: smallest change counted as an improvement.
+        verbose: print each new best (on rank 0 under DDP).
+
+    Examples:
+        >>> keep = KeepBest(verbose=False)
+        >>> learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy, cbs=keep)
+        >>> learn.fit_one_cycle(2)
+        [0, ...]
+        [1, ...]
+        >>> keep.monitor, keep.best_epoch in (0, 1)     # learn now holds the weights of epoch keep.best_epoch
+        ('accuracy', True)
+    """
+
+    def __init__(self, monitor: str | None = None, fname: str = "best", min_delta: float = 0.0,
+                 verbose: bool = True):  # fmt: skip
+        super().__init__(monitor=monitor or "valid_loss", fname=fname, min_delta=min_delta)
+        self.auto, self.delta, self.verbose = monitor is None, abs(min_delta), verbose
+        self.best_epoch = None
+
+    def before_fit(self):
+        if self.auto:
+            names = list(self.recorder.metric_names[1:])  # epoch, train_loss, valid_loss, metrics..., time
+            metrics = [n for n in names if n not in ("train_loss", "valid_loss", "time")]
+            self.monitor = metrics[0] if metrics else "valid_loss"
+            # the direction, as TrackerCallback's __init__ picks it for a monitor it is given
+            lower = "loss" in self.monitor or "error" in self.monitor
+            self.comp, self.min_delta = (np.less, -self.delta) if lower else (np.greater, self.delta)
+        self.best_epoch = None
+        super().before_fit()
+
+    def after_epoch(self):  # SaveModelCallback's, printing on rank 0 only (and not at all without verbose)
+        TrackerCallback.after_epoch(self)
+        if self.new_best:
+            self.best_epoch = self.epoch
+            if self.verbose and not rank_distrib():
+                print(f"Better model found at epoch {self.epoch} with {self.monitor} value: {self.best}.")
+            self._save(self.fname)
 
 
 # Callbacks that only act while fitting (or only log): predict takes the fast path when these are all a learner has.
@@ -284,6 +344,67 @@ def create_audio_model(arch, n_out: int, n_in: int = 1, *, pretrained: bool = Tr
     return add_head(body, num_features_model(body), n_out, **head_kwargs)
 
 
+def _panns_front_end_issues(dls, front_tensors: dict | None = None) -> list[str]:
+    """How the loaders' front-end differs from the log-mel the PANNs checkpoints expect (``MEL_PRESETS['panns']``),
+    and whether the checkpoint's own mel filterbank (``logmel_extractor.melW``) is that preset's."""
+    from .functional.spectral import mel_filterbank
+    from .transforms.presets import MEL_PRESETS
+    from .transforms.spectral import AmplitudeToDB, MelSpectrogram, SpecNormalize
+
+    want, issues = MEL_PRESETS["panns"], []
+    tfms = list(getattr(getattr(dls, "after_batch", None), "fs", []))
+    mel = next((t for t in tfms if isinstance(t, MelSpectrogram)), None)
+    if mel is None:
+        issues.append("the loaders compute no MelSpectrogram")
+    else:
+        for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "mel_scale", "norm", "power"):
+            have, expected = getattr(mel, name), getattr(want, name)
+            if (float(have) if isinstance(have, (int, float)) else have) != expected:
+                issues.append(f"{name}={have!r} (the checkpoints: {expected!r})")
+    db = next((t for t in tfms if isinstance(t, AmplitudeToDB)), None)
+    if db is None or db.ref != want.ref or db.top_db is not None:
+        issues.append(
+            "AmplitudeToDB(ref=1.0, top_db=None) is missing"
+            if db is None
+            else f"AmplitudeToDB(ref={db.ref!r}, top_db={db.top_db!r}) (the checkpoints: ref=1.0, top_db=None)"
+        )
+    if any(isinstance(t, SpecNormalize) for t in tfms):
+        issues.append("SpecNormalize rescales the log-mel the network's bn0 statistics expect raw")
+    melw = (front_tensors or {}).get("logmel_extractor.melW")
+    if melw is not None:
+        fb = mel_filterbank(want.sample_rate, want.n_fft, want.n_mels, f_min=want.f_min, f_max=want.f_max,
+                            mel_scale=want.mel_scale, norm=want.norm).T  # fmt: skip
+        if melw.shape != fb.shape or not torch.allclose(melw.float(), fb, atol=1e-6, rtol=1e-4):
+            issues.append("the checkpoint's own mel filterbank (logmel_extractor.melW) is not the 'panns' preset's")
+    return issues
+
+
+def _panns_learner(dls, arch: str, n_out: int, *, pretrained: bool, weights, **kwargs):
+    import warnings
+
+    from .models.panns import find_panns_checkpoint, load_panns_weights
+
+    x = dls.one_batch()[0]
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ParameterError(
+            f"{arch} takes log-mel batches (batch, 1, mels, frames); the loaders give {type(x).__name__} "
+            f"{tuple(x.shape)}: build them with sample_rate=32000 and batch_tfms=mel_transforms('panns')"
+        )
+    model = create_panns(arch, n_out, n_mels=int(x.shape[2]), **kwargs)
+    if weights is None and pretrained:
+        weights = find_panns_checkpoint(arch.lower())
+    if weights is not None:
+        issues = _panns_front_end_issues(dls, load_panns_weights(model, weights))
+        if issues:
+            warnings.warn(
+                f"{Path(weights).name} was trained on the 'panns' log-mel; these loaders differ: "
+                + "; ".join(issues)
+                + ". Build them with AudioDataLoaders...(sample_rate=32000, batch_tfms=mel_transforms('panns'))",
+                stacklevel=3,
+            )
+    return model, weights
+
+
 def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_out: int | None = None,
                   front_end=None, loss_func=None, metrics=None, opt_func=Adam, lr=defaults.lr, cbs=None,
                   splitter=None, path=None, model_dir="models", **kwargs) -> AudioLearner:  # fmt: skip
@@ -293,18 +414,26 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
     the body is frozen (``fine_tune`` / ``fit_one_cycle`` then ``unfreeze`` as usual). Offline with the weights not
     cached, an ``AudioFileError`` names the file and where to put it within seconds.
 
+    PANNs' AudioSet CNNs are named by string: ``audio_learner(dls, "cnn14", weights="Cnn14_mAP=0.431.pth")``
+    (also ``"cnn6"``, ``"cnn10"``, ``"mobilenetv1"``; :mod:`fastai_audio.models.panns`) loads the published
+    checkpoint, all but its 527-class AudioSet classifier, into a network for ``dls.c`` classes and freezes what it
+    loaded. The loaders must compute the log-mel those checkpoints expect: ``sample_rate=32000`` and
+    ``batch_tfms=mel_transforms("panns")`` (a warning lists any difference). ``pretrained=True`` without
+    ``weights`` looks for the checkpoint in ``~/panns_data/`` and the torch hub cache; nothing is downloaded.
+
     Args:
         dls: ``DataLoaders`` whose batches are ``TensorSpectrogram (B, C, F, T)`` (the front-end in ``batch_tfms``).
-        arch: torchvision builder (default ``resnet18``).
-        pretrained: ImageNet weights from the torch hub cache.
-        weights: path to a state dict instead.
+        arch: torchvision builder (default ``resnet18``), or a PANNs name (``"cnn14"``, ...).
+        pretrained: ImageNet weights from the torch hub cache (PANNs: the AudioSet checkpoint, see above).
+        weights: path to a state dict instead (PANNs: a published checkpoint).
         n_out: outputs (default ``dls.c``).
         front_end: spectral transforms (or an ``AudioFrontEnd``) to run *inside the model* instead of in the
             loaders, e.g. ``[MelSpectrogram(trainable=True), AmplitudeToDB(), SpecNormalize()]``: their trainable window
             and filterbank are then optimised with the network (nnAudio's idea). ``dls`` must give raw audio; the
             model is ``nn.Sequential(AudioFrontEnd, cnn)`` and ``SpecNormalize`` gets its statistics from ``dls.train``.
         loss_func, metrics, opt_func, lr, cbs, splitter, path, model_dir: as in fastai's ``Learner``.
-        **kwargs: ``create_audio_model`` options (``cut``, ``lin_ftrs``, ``ps``...).
+        **kwargs: ``create_audio_model`` options (``cut``, ``lin_ftrs``, ``ps``...); for PANNs, the network's
+            (``dropout``, ``feature_dropout``).
 
     Examples:
         >>> learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy)  # True: ImageNet weights
@@ -317,6 +446,19 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
     n_out = n_out if n_out is not None else getattr(dls, "c", None)
     if not n_out:
         raise ParameterError("n_out is not set and dls.c is unknown; pass n_out=<number of classes>")
+    if isinstance(arch, str):
+        if arch.lower() not in PANNS_ARCHS:
+            raise ParameterError(f"unknown arch {arch!r}: pass a torchvision builder (resnet18, ...) or one of the "
+                                 f"PANNs names {sorted(PANNS_ARCHS)}")  # fmt: skip
+        if front_end is not None:
+            raise ParameterError("front_end= is for the ImageNet CNNs; a PANNs network takes the loaders' "
+                                 "mel_transforms('panns')")  # fmt: skip
+        model, weights = _panns_learner(dls, arch, n_out, pretrained=pretrained, weights=weights, **kwargs)
+        learn = AudioLearner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, cbs=cbs, metrics=metrics,
+                             splitter=splitter or panns_splitter, path=path, model_dir=model_dir)  # fmt: skip
+        if weights is not None:
+            learn.freeze()
+        return learn
     meta = model_meta.get(arch, _DEFAULT_META)
     front = None
     if front_end is not None:

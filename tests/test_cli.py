@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from conftest import sine, write
+from fastai.learner import Metric
 
 from fastai_audio.cli import main
 from fastai_audio.data import check_audio_files
@@ -158,8 +159,49 @@ def test_train_unknown_arch(toy_folder, tmp_path, capsys):
     assert "unknown --arch 'resnet7'" in capsys.readouterr().err
 
 
+class _ScriptedAccuracy(Metric):
+    """A validation 'accuracy' that scores each epoch from a script, so the best epoch is known in advance."""
+
+    def __init__(self, scores):
+        self.scores, self.calls = list(scores), -1
+
+    def reset(self):
+        self.calls += 1
+
+    def accumulate(self, learn):
+        pass
+
+    @property
+    def value(self):
+        return self.scores[min(self.calls, len(self.scores) - 1)]
+
+    @property
+    def name(self):
+        return "accuracy"
+
+
+def test_train_keeps_the_best_epoch_and_stops_early(toy_folder, tmp_path, capsys, monkeypatch):
+    import torch
+    from fastai.learner import load_learner
+
+    # validation accuracy per epoch: the best is epoch 1; two epochs without better ones stop the run
+    monkeypatch.setattr("fastai.metrics.accuracy", _ScriptedAccuracy([0.5, 0.75, 0.25, 0.25, 0.25, 0.25, 0.25]))
+    out = tmp_path / "m.pkl"
+    assert main(["train", str(toy_folder), "--epochs", "6", "--patience", "2", "--out", str(out), *TRAIN]) == 0
+    assert "kept epoch 1, the best on validation accuracy (0.7500)" in capsys.readouterr().err
+    ckpt = tmp_path / "m_checkpoints"
+    assert sorted(p.name for p in ckpt.glob("epoch_*.pth")) == [f"epoch_{i}.pth" for i in range(4)]  # stopped
+    exported = load_learner(out).model.state_dict()
+    kept = torch.load(ckpt / "epoch_1.pth", weights_only=False)["model"]
+    last = torch.load(ckpt / "epoch_3.pth", weights_only=False)["model"]
+    assert all(torch.equal(exported[k].cpu(), kept[k].cpu()) for k in exported)
+    assert not all(torch.equal(exported[k].cpu(), last[k].cpu()) for k in exported)
+
+
 IMPORTED = """
 import sys
+from fastai.learner import Metric
+
 from fastai_audio.cli import main
 try:
     status = main(sys.argv[1:])

@@ -362,3 +362,69 @@ def test_read_nsynth_missing_wav(small, tmp_path):
     with pytest.warns(UserWarning, match=re.escape(str(gone))):
         df = read_nsynth(root, on_missing="skip")
     assert len(df) == 5 and gone.stem not in set(df["note_str"])
+
+
+# ---- several soundfonts and timbre randomization ----
+
+
+@pytest.fixture(scope="module")
+def second_font(tmp_path_factory) -> Path:
+    """A second soundfont file (a copy of the default: its notes render alike, but it is another instrument set)."""
+    copy = tmp_path_factory.mktemp("fonts") / "Other.sf2"
+    shutil.copy(synth_module._default_soundfont(), copy)
+    return copy
+
+
+def test_several_soundfonts_render_into_one_dataset(tmp_path, second_font):
+    root = synth_nsynth(tmp_path / "two", 1, soundfont=[None, second_font], progress=False)
+    df = read_nsynth(root)
+    assert Counter(df["soundfont"]) == {"TimGM6mb.sf2": len(df) // 2, "Other.sf2": len(df) // 2}
+    # each soundfont's program is its own instrument, numbered on after the first soundfont's
+    per_font = df.groupby("soundfont")["instrument_str"].nunique()
+    assert per_font["TimGM6mb.sf2"] == per_font["Other.sf2"] == df["instrument"].nunique() // 2
+    assert df["instrument_str"].nunique() == df["instrument"].nunique()
+    first = synth_nsynth(tmp_path / "one", 1, progress=False)
+    assert set(read_nsynth(first)["note_str"]) == set(df[df["soundfont"] == "TimGM6mb.sf2"]["note_str"])
+    assert (df[df.soundfont == "Other.sf2"]["instrument"] >= 128).all()
+    # the splits still share no program (an instrument type), whichever soundfont plays it
+    programs = df.assign(program=df["instrument"] % 128).groupby("split")["program"].apply(set)
+    assert not (programs["train"] & programs["valid"]) and not (programs["train"] & programs["test"])
+
+
+def test_a_dict_keeps_each_split_to_its_own_soundfonts(tmp_path, second_font):
+    root = synth_nsynth(tmp_path / "d", 1, soundfont={"train": [None], "valid": second_font, "test": second_font},
+                        progress=False)  # fmt: skip
+    df = read_nsynth(root)
+    assert set(df[df.split == "train"]["soundfont"]) == {"TimGM6mb.sf2"}
+    assert set(df[df.split != "train"]["soundfont"]) == {"Other.sf2"}
+    with pytest.raises(ParameterError, match="every split"):
+        synth_nsynth(tmp_path / "e", 1, soundfont={"train": None, "valid": second_font}, progress=False)
+
+
+def test_timbre_randomization_varies_each_note_and_records_it(tmp_path, small):
+    a = synth_nsynth(tmp_path / "a", 1, timbre_randomization=True, progress=False)
+    df = read_nsynth(a)
+    timbres = df["timbre"].tolist()
+    assert all(isinstance(t, dict) for t in timbres)
+    assert len({t["detune_cents"] for t in timbres}) == len(df)  # each note its own draw
+    assert any(t["rt60_s"] > 0 for t in timbres) and any(t["rt60_s"] == 0 for t in timbres)
+    assert all(-12.0 <= t["gain_db"] <= 0.0 and 0.1 <= t["release_s"] <= 1.0 for t in timbres)
+    # the same note without randomization sounds different: the draw was applied, not only recorded
+    plain = read_nsynth(synth_nsynth(tmp_path / "p", 1, progress=False)).set_index("note_str")
+    row = df.iloc[0]
+    x, _ = sf.read(row["fname"], dtype="float32")
+    y, _ = sf.read(plain.loc[row["note_str"], "fname"], dtype="float32")
+    assert x.shape == y.shape and np.abs(x - y).max() > 0.01
+    # seeded: the same arguments give the same files; the draw is kept in the manifest's arguments
+    b = synth_nsynth(tmp_path / "b", 1, timbre_randomization=True, progress=False)
+    for f in _wavs(a):
+        assert f.read_bytes() == (b / f.relative_to(a)).read_bytes()
+    assert json.loads((a / "synth_nsynth.json").read_text())["args"]["timbre_randomization"] == 1.0
+    with pytest.raises(ParameterError, match="timbre_randomization"):
+        synth_nsynth(tmp_path / "c", 1, timbre_randomization=2.0, progress=False)
+
+
+def test_one_soundfont_keeps_the_earlier_manifest_arguments(manifest):
+    # a cache rendered before several soundfonts existed stays valid: the same keys, a single hash
+    assert set(manifest["args"]) == {"format", "size", "sample_rate", "seed", "soundfont_sha256"}
+    assert isinstance(manifest["args"]["soundfont_sha256"], str)

@@ -50,7 +50,8 @@ def test_readme_quick_start_runs_and_does_what_it_says(nsynth_small, tmp_path, m
 
 PUBLIC_MODULES = ["fastai_audio.files", "fastai_audio.io", "fastai_audio.core", "fastai_audio.errors",
                   "fastai_audio.functional", "fastai_audio.transforms", "fastai_audio.data", "fastai_audio.datasets",
-                  "fastai_audio.learner", "fastai_audio.interpret", "fastai_audio.inference"]  # fmt: skip
+                  "fastai_audio.learner", "fastai_audio.interpret", "fastai_audio.inference",
+                  "fastai_audio.models"]  # fmt: skip
 
 
 def test_every_public_function_and_class_has_an_example():

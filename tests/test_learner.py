@@ -304,3 +304,29 @@ def test_a_gpu_learner_predicts_what_the_cpu_learner_predicts(toy_folder, tmp_pa
     assert on_gpu[0] == on_cpu[0]
     torch.testing.assert_close(on_gpu[2].cpu(), on_cpu[2], rtol=1e-3, atol=1e-4)  # cuFFT/cuDNN vs MKL rounding
     torch.testing.assert_close(Learner.predict(cpu, clip)[2], on_cpu[2])
+
+
+def test_keep_best_watches_the_first_metric_and_restores_the_best_epoch(spec_dls, tmp_path):
+    from fastai_audio.learner import KeepBest
+
+    torch.manual_seed(0)
+    keep = KeepBest()
+    learn = audio_learner(spec_dls, resnet18, pretrained=False, metrics=accuracy, path=tmp_path, cbs=keep)
+    weights = []
+
+    class Snapshot(Callback):
+        order = 70
+
+        def after_epoch(self):
+            weights.append({k: v.detach().clone() for k, v in self.learn.model.state_dict().items()})
+
+    learn.fit(4, 1e-3, cbs=[Snapshot()])
+    assert keep.monitor == "accuracy" and keep.best_epoch is not None
+    accs = [row[2] for row in learn.recorder.values]
+    assert keep.best_epoch == int(np.argmax(accs)) and keep.best == pytest.approx(max(accs))
+    now = learn.model.state_dict()
+    assert all(torch.equal(now[k], weights[keep.best_epoch][k]) for k in now)  # the best epoch, loaded back
+    assert (tmp_path / "models" / "best.pth").is_file()
+    plain = KeepBest()
+    audio_learner(spec_dls, resnet18, pretrained=False, path=tmp_path, cbs=plain).fit(1, 1e-3)
+    assert plain.monitor == "valid_loss" and plain.best_epoch == 0  # no metrics: the loss, lower is better

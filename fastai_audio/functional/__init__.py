@@ -2,14 +2,15 @@
 
 ``spectral`` (STFT power, mel filterbank and scale, decibels, MFCC, deltas), ``cqt``, ``crop`` (crop, pad, shift),
 and the kernels of the augmentations: ``noise`` (coloured noise, looping excerpts, RMS), ``filters`` (Butterworth
-gain, FFT filtering), ``stretch`` (phase-vocoder time stretch and pitch shift, FFT resampling), ``specaugment``
-(band masks, time warping).
+gain, FFT filtering), ``stretch`` (phase-vocoder time stretch and pitch shift, FFT resampling), ``room`` (synthetic
+room impulse responses, FFT convolution, an EQ curve), ``specaugment`` (band masks, time warping).
 """
 
 from .cqt import cqt, cqt_frequencies, cqt_kernels
 from .crop import crop, pad, pad_batch, shift
 from .filters import butterworth_gain, fft_filter
 from .noise import colored_noise, excerpts, rms
+from .room import eq_gain_db, fft_convolve, synthetic_rir
 from .specaugment import band_mask, time_warp
 from .spectral import (
     EmptyFilterWarning,
@@ -34,7 +35,9 @@ __all__ = [
     "cqt_kernels",
     "crop",
     "deltas",
+    "eq_gain_db",
     "excerpts",
+    "fft_convolve",
     "fft_filter",
     "fft_resample",
     "hz_to_mel",
@@ -47,6 +50,7 @@ __all__ = [
     "rms",
     "shift",
     "stft_power",
+    "synthetic_rir",
     "time_stretch",
     "time_warp",
 ]

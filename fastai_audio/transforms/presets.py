@@ -18,7 +18,8 @@ __all__ = ["MelConfig", "MEL_PRESETS", "mel_transforms", "get_frequency_batch_tr
 class MelConfig:
     """The parameters of a log-mel front-end.
 
-    Attributes mirror ``MelSpectrogram`` (torchaudio's names) plus ``top_db`` for ``AmplitudeToDB``.
+    Attributes mirror ``MelSpectrogram`` (torchaudio's names) plus ``top_db`` and ``ref`` for ``AmplitudeToDB`` and
+    ``normalize``, the ``SpecNormalize`` mode (``None``: none, e.g. for a network that normalises its input itself).
 
     Examples:
         >>> MEL_PRESETS["nsynth"].hop_length
@@ -37,23 +38,28 @@ class MelConfig:
     norm: str | None = "slaney"
     power: float = 2.0
     top_db: float | None = 80.0
+    ref: str | float = "max"
+    normalize: str | None = "dataset"
 
-    def transforms(self, *, decibels: bool = True, normalize: str | None = "dataset", **kwargs) -> list:
+    def transforms(self, *, decibels: bool = True, normalize: str | None | object = ..., **kwargs) -> list:
         """``[MelSpectrogram, AmplitudeToDB, SpecNormalize]`` for this config.
 
         Args:
             decibels: include ``AmplitudeToDB(top_db=self.top_db)``.
-            normalize: ``'dataset'`` (per-frequency statistics of the training set), ``'item'``, or None.
+            normalize: ``'dataset'`` (per-frequency statistics of the training set), ``'item'``, or None; default:
+                the config's ``normalize``.
             **kwargs: config fields to change first (e.g. ``n_mels=128``), or other ``MelSpectrogram`` arguments
                 (``center``, ``pad_mode``, ``trainable``).
         """
         names = {f.name for f in fields(self)}
         cfg = replace(self, **{k: v for k, v in kwargs.items() if k in names})
         extra = {k: v for k, v in kwargs.items() if k not in names}
-        mel_kwargs = {k: v for k, v in asdict(cfg).items() if k != "top_db"}
+        mel_kwargs = {k: v for k, v in asdict(cfg).items() if k not in ("top_db", "ref", "normalize")}
         tfms = [MelSpectrogram(**mel_kwargs, **extra)]
         if decibels:
-            tfms.append(AmplitudeToDB(stype="power" if cfg.power == 2.0 else "magnitude", top_db=cfg.top_db))
+            stype = "power" if cfg.power == 2.0 else "magnitude"
+            tfms.append(AmplitudeToDB(stype=stype, ref=cfg.ref, top_db=cfg.top_db))
+        normalize = cfg.normalize if normalize is ... else normalize
         if normalize is not None:
             tfms.append(SpecNormalize(mode=normalize))
         return tfms
@@ -64,10 +70,24 @@ MEL_PRESETS = {
     "nsynth40": MelConfig(sample_rate=16000, n_fft=1024, hop_length=256, n_mels=40, f_min=20.0, f_max=8000.0),
     "speech": MelConfig(sample_rate=16000, n_fft=512, hop_length=160, win_length=400, n_mels=80, f_max=8000.0),
     "music": MelConfig(sample_rate=22050, n_fft=2048, hop_length=512, n_mels=128),
+    "panns": MelConfig(
+        sample_rate=32000,
+        n_fft=1024,
+        hop_length=320,
+        n_mels=64,
+        f_min=50.0,
+        f_max=14000.0,
+        top_db=None,
+        ref=1.0,
+        normalize=None,
+    ),
 }
 """Named configurations. ``nsynth``: the seed's settings (16 kHz, n_fft 1024, hop 256, 20-8000 Hz) with 64 mels;
 ``nsynth40``: the same with the seed's 40 mels; ``speech``: 25 ms windows, 10 ms hop, 80 mels to 8 kHz (the common
-ASR front-end); ``music``: 22.05 kHz, n_fft 2048, hop 512, 128 mels (librosa's defaults)."""
+ASR front-end); ``music``: 22.05 kHz, n_fft 2048, hop 512, 128 mels (librosa's defaults); ``panns``: the log-mel
+the PANNs AudioSet checkpoints were trained on (32 kHz, n_fft 1024, hop 320, 64 mels, 50-14,000 Hz, ``10 log10``
+of the power with ``ref=1.0``, no ``top_db`` and no ``SpecNormalize``: the network's first BatchNorm normalises),
+tested equal to the reference implementation's (``audio_learner(dls, "cnn14", ...)``)."""
 
 
 def mel_transforms(preset: str = "nsynth", **kwargs) -> list:

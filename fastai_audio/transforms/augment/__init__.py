@@ -21,17 +21,19 @@ Waveform augmentations (``order`` 10) run before the spectrogram (``MelSpectrogr
 no information.
 
 One family per module: ``waveform`` (gain, polarity, shift), ``noise`` (noise and background), ``filters``
-(low- and high-pass), ``pitch`` (pitch shift and time stretch), ``specaugment`` (masks and warp), ``mix``
-(``AudioCutMix``), ``recipe`` (``audio_aug_tfms``); ``base`` holds ``AudioAugment``. The signal processing itself
-is in ``fastai_audio.functional`` (``noise``, ``filters``, ``stretch``, ``specaugment``, ``crop.shift``).
+(low- and high-pass, ``RandomEQ``), ``room`` (``RandomReverb``), ``pitch`` (pitch shift and time stretch),
+``specaugment`` (masks and warp), ``mix`` (``AudioCutMix``), ``recipe`` (``audio_aug_tfms``); ``base`` holds
+``AudioAugment``. The signal processing itself is in ``fastai_audio.functional`` (``noise``, ``filters``, ``room``,
+``stretch``, ``specaugment``, ``crop.shift``).
 """
 
 from .base import AudioAugment
-from .filters import RandomHighpass, RandomLowpass
+from .filters import RandomEQ, RandomHighpass, RandomLowpass
 from .mix import AudioCutMix
 from .noise import AddBackground, AddNoise
 from .pitch import PitchShift, TimeStretch
 from .recipe import audio_aug_tfms
+from .room import RandomReverb
 from .specaugment import FrequencyMask, TimeMask, TimeWarp
 from .waveform import PolarityInversion, RandomGain, RandomShift
 
@@ -43,9 +45,11 @@ __all__ = [
     "FrequencyMask",
     "PitchShift",
     "PolarityInversion",
+    "RandomEQ",
     "RandomGain",
     "RandomHighpass",
     "RandomLowpass",
+    "RandomReverb",
     "RandomShift",
     "TimeMask",
     "TimeStretch",

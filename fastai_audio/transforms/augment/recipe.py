@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .filters import RandomLowpass
+from .filters import RandomEQ, RandomLowpass
 from .noise import AddNoise
+from .room import RandomReverb
 from .specaugment import FrequencyMask, TimeMask, TimeWarp
 from .waveform import RandomGain, RandomShift
 
@@ -11,8 +12,9 @@ __all__ = ["audio_aug_tfms"]
 
 
 def audio_aug_tfms(*, gain_db: float | None = None, shift: float | None = None, noise_snr_db=(15.0, 40.0),
-                   lowpass: bool = True, freq_masks: int = 0, freq_mask_width: int = 8, time_masks: int = 0,
-                   time_mask_width: int = 25, time_warp: int = 0, p: float = 0.5,
+                   lowpass: bool = True, reverb: bool = False, eq: bool = False, freq_masks: int = 0,
+                   freq_mask_width: int = 8, time_masks: int = 0, time_mask_width: int = 25, time_warp: int = 0,
+                   p: float = 0.5,
                    seed: int | None = None) -> list:  # fmt: skip
     """An augmentation recipe, like fastai's ``aug_transforms``: add it to ``batch_tfms`` with the front-end.
 
@@ -44,8 +46,12 @@ def audio_aug_tfms(*, gain_db: float | None = None, shift: float | None = None, 
         tfms.append(RandomShift(-shift, shift, p=p, seed=next(seeds)))
     if noise_snr_db:
         tfms.append(AddNoise(*noise_snr_db, color="random", p=p, seed=next(seeds)))
+    if reverb:
+        tfms.append(RandomReverb(p=p, seed=next(seeds)))
     if lowpass:
         tfms.append(RandomLowpass(p=p, seed=next(seeds), domain="spectrogram"))
+    if eq:
+        tfms.append(RandomEQ(p=p, seed=next(seeds)))
     if freq_masks:
         tfms.append(FrequencyMask(freq_mask_width, freq_masks, p=p, seed=next(seeds)))
     if time_masks:

@@ -1,0 +1,275 @@
+"""Do the models work on sounds they never heard? Cross-soundfont and cross-speaker studies.
+
+1. **Cross-soundfont** (paired over ``--seeds``): a resnet18 trained from scratch on the train split of
+   ``synth_nsynth`` rendered from the default soundfont (TimGM6mb) is scored on every note of two soundfonts never
+   used in training or selection: Debian's ``csound-soundfont`` (``sf_GMbank.sf2``) and ``opl3-soundfont``
+   (``OPL-3_FM_128M.sf2``, FM synthesis), and on the notes of their test-split programs alone (instrument types
+   never heard either). The epoch kept is chosen on a third soundfont, FluidR3 (``fluid-soundfont-gm``): the
+   validation set asks the question the test sets ask (other recordings), never the test sets themselves.
+   Arms (``ARMS``): ``today`` (the recipe before this study: noise and the spectrogram low-pass, last epoch
+   kept), ``default`` (today's ``audio_aug_tfms()``, the best epoch kept), the candidates, and ``diverse`` (the
+   default recipe trained on the default soundfont plus MuseScore General (``musescore-general-soundfont-small``)
+   with ``timbre_randomization``). Goals: >= 75 % on a held-out soundfont for ``default``; >= +15 points for
+   ``diverse`` over ``today``.
+2. **Real recordings** (``--fsdd``): leave-one-speaker-out on the Free Spoken Digit Dataset
+   (``../shared/data/fsdd/recordings``), the ``speech`` preset and the default recipe; the kept epoch is chosen on
+   a random 15 % of the training speakers' recordings. Goal >= 97 % mean over the 6 folds.
+3. **Overfitting**: the best minus the last epoch's validation accuracy of the default recipe. Goal <= 1 point.
+
+Set-up: the held-out soundfonts come from Debian packages; the script installs them with apt-get when it can
+(root) and stops with the command to run otherwise. The package itself never needs them.
+
+Run: ``python bench/generalization.py [--arms today default diverse] [--seeds 0 1 2] [--size 12] [--fsdd]``
+(``--quick``: a smoke run on tiny data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import torch
+from fastai.callback.core import Callback
+from fastai.callback.mixup import MixUp
+from fastai.metrics import accuracy
+from fastai.torch_core import set_seed
+from torchvision.models import resnet18
+
+from fastai_audio.data import AudioDataLoaders
+from fastai_audio.datasets import read_nsynth, synth_nsynth
+from fastai_audio.learner import KeepBest, audio_learner
+from fastai_audio.transforms import RandomEQ, RandomReverb, audio_aug_tfms, mel_transforms
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "bench"
+FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
+SF2 = Path("/usr/share/sounds/sf2")
+HELD_OUT = {"csound": SF2 / "sf_GMbank.sf2", "opl3": SF2 / "OPL-3_FM_128M.sf2"}
+SELECT = SF2 / "FluidR3_GM.sf2"
+EXTRA_TRAIN = Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
+PACKAGES = {"sf_GMbank.sf2": "csound-soundfont", "OPL-3_FM_128M.sf2": "opl3-soundfont",
+            "FluidR3_GM.sf2": "fluid-soundfont-gm",
+            "MuseScore_General_Lite.sf3": "musescore-general-soundfont-small"}  # fmt: skip
+
+
+def _before():  # the recipe of issues 1-15: noise and the spectrogram low-pass
+    return audio_aug_tfms(reverb=False, eq=False)
+
+
+ARMS = {  # name -> (training data, recipe (batch tfms and callbacks), keep the best epoch)
+    "today": ("default", _before, False),
+    "today+best": ("default", _before, True),
+    "default": ("default", lambda: audio_aug_tfms(), True),
+    "room": ("default", lambda: [*_before(), RandomReverb(p=0.5), RandomEQ(p=0.5)], True),
+    "room+mixup": ("default", lambda: [*_before(), RandomReverb(p=0.5), RandomEQ(p=0.5), MixUp(0.4)], True),
+    "mixup": ("default", lambda: [*_before(), MixUp(0.4)], True),
+    "diverse": ("diverse", lambda: audio_aug_tfms(), True),
+    "diverse-today": ("diverse", _before, False),
+    "timbre": ("timbre", lambda: audio_aug_tfms(), True),
+}
+
+
+def ensure_soundfonts():
+    missing = [p for p in [*HELD_OUT.values(), SELECT, EXTRA_TRAIN] if not p.is_file()]
+    if not missing:
+        return
+    packages = sorted({PACKAGES[p.name] for p in missing})
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        print(f"installing {' '.join(packages)} (apt-get)", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", *packages], check=False, stdout=subprocess.DEVNULL)
+    still = [p for p in missing if not p.is_file()]
+    if still:
+        sys.exit(f"the study needs {', '.join(map(str, still))}: run `sudo apt-get install {' '.join(packages)}` "
+                 "(Debian/Ubuntu), then run this again")  # fmt: skip
+
+
+def render(size, eval_size, seed=0):
+    """The data sets: the default soundfont, the diverse training set, the selection and held-out soundfonts."""
+    kw = {"progress": False, "seed": seed}
+    base = read_nsynth(synth_nsynth(CACHE / f"gen_default_{size}", size, **kw))
+    data = {"default": base[base.split == "train"]}
+    data["select"] = read_nsynth(synth_nsynth(CACHE / f"gen_fluid_{eval_size}", eval_size, soundfont=SELECT, **kw))
+    diverse = read_nsynth(synth_nsynth(CACHE / f"gen_diverse_{size}", size, soundfont=[None, EXTRA_TRAIN],
+                                       timbre_randomization=True, **kw))  # fmt: skip
+    data["diverse"] = diverse[diverse.split == "train"]
+    timbre = read_nsynth(synth_nsynth(CACHE / f"gen_timbre_{size}", size, timbre_randomization=True, **kw))
+    data["timbre"] = timbre[timbre.split == "train"]
+    for name, font in HELD_OUT.items():
+        data[name] = read_nsynth(synth_nsynth(CACHE / f"gen_{name}_{eval_size}", eval_size, soundfont=font, **kw))
+    return data
+
+
+def fit(train_df, select_df, label, recipe, keep_best, seed, epochs, lr, bs, preset, duration, workdir):
+    """Train resnet18 from scratch; return the learner (best or last epoch) and its validation accuracy per epoch."""
+    set_seed(seed, reproducible=True)
+    tfms = recipe()
+    df = pd.concat([train_df.assign(is_valid=False), select_df.assign(is_valid=True)], ignore_index=True)
+    batch_tfms = [*mel_transforms(preset), *(t for t in tfms if not isinstance(t, Callback))]
+    dls = AudioDataLoaders.from_df(df, fn_col="fname", label_col=label, valid_col="is_valid", duration=duration,
+                                   bs=bs, num_workers=0, batch_tfms=batch_tfms)  # fmt: skip
+    cbs = [t for t in tfms if isinstance(t, Callback)]
+    if keep_best:
+        cbs.append(KeepBest(fname=f"best_{os.getpid()}", verbose=False))
+    learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy, cbs=cbs, path=workdir)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(epochs, lr)
+    accs = [float(v[2]) for v in learn.recorder.values]
+    return learn, accs
+
+
+def score(learn, df, label):
+    """Accuracy on ``df`` and the (true, predicted) label pairs."""
+    dl = learn.dls.test_dl([[f, y] for f, y in zip(df["fname"], df[label])], with_labels=True)
+    with learn.no_bar(), learn.no_logging():
+        preds, targs = learn.get_preds(dl=dl)
+    pred = preds.argmax(1)
+    vocab = learn.dls.vocab
+    pairs = [(vocab[t], vocab[p]) for t, p in zip(targs.tolist(), pred.tolist())]
+    return float((pred == targs).float().mean()), pairs
+
+
+def mean_sd(xs):
+    return f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.3f}"
+
+
+def cross_soundfont(args, data):
+    print(f"## Cross-soundfont: train on {len(data['default'])} notes (default soundfont, train split), keep the "
+          f"epoch chosen on {len(data['select'])} notes of FluidR3, score on every note of "
+          + ", ".join(f"{k} ({len(data[k])} notes)" for k in HELD_OUT)
+          + f"; resnet18 from scratch, fit_one_cycle({args.epochs}, {args.lr}), bs {args.bs}, "
+          f"seeds {args.seeds}\n")  # fmt: skip
+    results, confusions = {}, {}
+    with tempfile.TemporaryDirectory() as work:
+        for arm in args.arms:
+            source, recipe, keep_best = ARMS[arm]
+            for seed in args.seeds:
+                start = time.perf_counter()
+                learn, accs = fit(data[source], data["select"], "instrument_family_str", recipe, keep_best, seed,
+                                  args.epochs, args.lr, args.bs, "nsynth", 4.0, work)  # fmt: skip
+                row = {"valid": accs, "kept": max(accs) if keep_best else accs[-1]}
+                for name in HELD_OUT:
+                    row[name], pairs = score(learn, data[name], "instrument_family_str")
+                    confusions.setdefault((arm, name), Counter()).update(pairs)
+                    unseen = (data[name].split == "test").to_numpy()
+                    row[name + " unseen"] = sum(t == p for (t, p), u in zip(pairs, unseen) if u) / unseen.sum()
+                row["minutes"] = (time.perf_counter() - start) / 60
+                results.setdefault(arm, []).append(row)
+                print(
+                    f"{arm} seed {seed}: valid per epoch {', '.join(f'{a:.3f}' for a in accs)}; "
+                    + ", ".join(f"{n} {row[n]:.3f} (unseen programs {row[n + ' unseen']:.3f})" for n in HELD_OUT)
+                    + f" ({row['minutes']:.1f} min)",
+                    flush=True,
+                )
+    print(
+        "\n| arm | training data | "
+        + " | ".join(f"{n}: accuracy (mean ± sd)" for n in HELD_OUT)
+        + " | "
+        + " | ".join(f"{n}, unseen programs" for n in HELD_OUT)
+        + " | "
+        + " | ".join(f"{n} vs today (points, paired)" for n in HELD_OUT)
+        + " | valid: best - last (points) | minutes per run |"
+    )
+    print("|---|---|" + "---|" * (3 * len(HELD_OUT) + 2))
+    base = results.get("today")
+    for arm, rows in results.items():
+        cells = [mean_sd([r[n] for r in rows]) for n in HELD_OUT]
+        cells += [mean_sd([r[n + " unseen"] for r in rows]) for n in HELD_OUT]
+        for n in HELD_OUT:
+            if base is None or arm == "today":
+                cells.append("-")
+            else:
+                diffs = [100 * (r[n] - b[n]) for r, b in zip(rows, base)]
+                cells.append(f"{statistics.mean(diffs):+.1f} ({', '.join(f'{d:+.1f}' for d in diffs)})")
+        gaps = [100 * (max(r["valid"]) - r["valid"][-1]) for r in rows]
+        print(
+            f"| {arm} | {ARMS[arm][0]} | "
+            + " | ".join(cells)
+            + f" | {statistics.mean(gaps):.1f} (max {max(gaps):.1f})"
+            + f" | {statistics.mean(r['minutes'] for r in rows):.1f} |"
+        )
+    print("\nMost frequent confusions (true -> predicted, notes summed over seeds):\n")
+    for (arm, name), pairs in confusions.items():
+        wrong = [(f"{t} -> {p}", c) for (t, p), c in pairs.most_common() if t != p][:6]
+        total = sum(pairs.values())
+        print(
+            f"- {arm} on {name}: "
+            + ", ".join(f"{k} {c}" for k, c in wrong)
+            + f" (of {total // len(args.seeds)} notes per seed)"
+        )
+    return results
+
+
+def fsdd(args):
+    if not FSDD.is_dir():
+        print(f"## FSDD: skipped, {FSDD} is absent (it is in the team's ../shared/data, not in a clone)")
+        return
+    files = sorted(FSDD.glob("*.wav"))
+    df = pd.DataFrame({"fname": files, "digit": [f.name.split("_")[0] for f in files],
+                       "speaker": [f.name.split("_")[1] for f in files]})  # fmt: skip
+    speakers = sorted(df.speaker.unique())
+    print(
+        f"\n## FSDD leave-one-speaker-out: {len(df)} recordings, {len(speakers)} speakers; `speech` preset, "
+        f"arm {args.fsdd_arm}, resnet18 from scratch, fit_one_cycle({args.fsdd_epochs}, {args.lr}), 1 s clips\n"
+    )
+    _, recipe, keep_best = ARMS[args.fsdd_arm]
+    accs = []
+    with tempfile.TemporaryDirectory() as work:
+        for k, speaker in enumerate(speakers):
+            start = time.perf_counter()
+            rest = df[df.speaker != speaker]
+            select = rest.sample(frac=0.15, random_state=k)
+            learn, valid = fit(rest.drop(select.index), select, "digit", recipe, keep_best, args.seeds[0] + k,
+                               args.fsdd_epochs, args.lr, args.bs, "speech", 1.0, work)  # fmt: skip
+            acc, _ = score(learn, df[df.speaker == speaker], "digit")
+            accs.append(acc)
+            print(
+                f"- held out {speaker}: {acc:.3f} (valid best {max(valid):.3f}, last {valid[-1]:.3f}; "
+                f"{(time.perf_counter() - start) / 60:.1f} min)",
+                flush=True,
+            )
+    mean = statistics.mean(accs)
+    print(f"\nmean {mean_sd(accs)}, min {min(accs):.3f}; goal >= 0.97: {'met' if mean >= 0.97 else 'NOT met'}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", nargs="+", default=["today", "default", "diverse"], choices=sorted(ARMS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--size", default="12", help="synth_nsynth size (notes per program)")
+    parser.add_argument("--eval-size", default="6", help="notes per program of the selection and test soundfonts")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--bs", type=int, default=32)
+    parser.add_argument("--fsdd", action="store_true", help="also run the FSDD leave-one-speaker-out study")
+    parser.add_argument("--fsdd-only", action="store_true")
+    parser.add_argument("--fsdd-arm", default="default", choices=sorted(ARMS))
+    parser.add_argument("--fsdd-epochs", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 2 notes per program, 1 epoch, 1 seed")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(os.cpu_count() or 1)
+    if args.quick:
+        args.size, args.eval_size, args.epochs, args.seeds, args.fsdd_epochs = "2", "1", 1, [0], 1
+    size = int(args.size) if args.size.isdigit() else args.size
+    print(f"# bench/generalization.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__}\n")  # fmt: skip
+    if not args.fsdd_only:
+        ensure_soundfonts()
+        cross_soundfont(args, render(size, int(args.eval_size)))
+    if args.fsdd or args.fsdd_only:
+        fsdd(args)
+
+
+if __name__ == "__main__":
+    main()
