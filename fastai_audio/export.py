@@ -147,6 +147,9 @@ def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
     rate, duration, pad_mode = _audio_settings(learn)
     graph = InferenceGraph.from_learner(learn).eval()
     shortest = 1 + max([getattr(t, "n_fft", 0) // 2 for t in graph.steps] + [0])
+    # a network that pools its input down needs some frames (PANNs: 16 or 32): as many samples as they take
+    hop = next((t.hop_length for t in graph.steps if getattr(t, "hop_length", None)), 1)
+    shortest = max(shortest, (getattr(graph.model, "min_frames", 1) - 1) * hop)
     example = torch.randn(2, int(rate * (duration or 1.0)), generator=torch.Generator().manual_seed(0)) * 0.1
     dims = {"waveform": {0: torch.export.Dim("batch", min=1, max=4096),
                          1: torch.export.Dim("samples", min=max(shortest, 2), max=10**8)}}  # fmt: skip

@@ -169,6 +169,9 @@ def test_every_network_classifies_log_mel_batches_of_any_length(arch):
         assert model(torch.randn(2, 1, 64, frames)).shape == (2, 11)
     with pytest.raises(ParameterError, match=r"mel_transforms\('panns'\)"):
         model(torch.randn(2, 1, 80, 101))
+    with pytest.raises(ParameterError, match=f"at least {model.min_frames} frames"):
+        model(torch.randn(2, 1, 64, model.min_frames - 1))
+    assert model(torch.randn(1, 1, 64, model.min_frames)).shape == (1, 11)
 
 
 def test_a_checkpoint_of_another_network_is_refused_naming_the_tensors(cnn14_checkpoint):
@@ -246,3 +249,16 @@ def test_pretrained_without_the_file_says_where_to_get_it(dls32k, tmp_path, monk
     assert all(p.requires_grad for p in learn.model.parameters())
     with pytest.raises(ParameterError, match="unknown arch 'cnn99'"):
         audio_learner(dls32k, "cnn99")
+
+
+def test_a_panns_learner_exports_to_one_onnx_graph(dls32k, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from fastai_audio.serve import OnnxClassifier
+
+    learn = audio_learner(dls32k, "cnn6", pretrained=False)
+    path = learn.export_onnx(tmp_path / "cnn6.onnx")  # checked against the model by ONNX Runtime as it is written
+    clip = torch.from_numpy(sine(440.0, SR, 1.0))
+    label, index, probs = OnnxClassifier(path).predict(clip.numpy(), sample_rate=SR)
+    want_label, want_index, want_probs = learn.predict(clip, sample_rate=SR)
+    assert label == want_label and index == int(want_index)
+    assert torch.allclose(torch.from_numpy(probs), want_probs, atol=1e-4)

@@ -77,6 +77,7 @@ class _PANN(nn.Module):
     (mean) and time (max + mean), dropout, ``fc1`` + ReLU, ``fc_audioset`` (the classifier)."""
 
     width = 0  # channels the features end with (and fc1's size)
+    min_frames = 32  # the shortest input: the features halve the time axis this many times over (2 ** pools)
 
     def __init__(self, n_out: int = 527, n_mels: int = 64, dropout: float = 0.5, feature_dropout: float = 0.2):
         super().__init__()
@@ -98,6 +99,11 @@ class _PANN(nn.Module):
             raise ParameterError(
                 f"{type(self).__name__} takes log-mel batches (batch, 1, {self.n_mels}, frames), got {tuple(x.shape)};"
                 " build the loaders with batch_tfms=mel_transforms('panns')"
+            )
+        if x.shape[3] < self.min_frames:
+            raise ParameterError(
+                f"{type(self).__name__} needs at least {self.min_frames} frames ({10 * (self.min_frames - 1)} ms at "
+                f"the 'panns' hop of 10 ms), got {x.shape[3]}: lengthen the clips (duration=...)"
             )
         x = x.transpose(2, 3)  # (batch, 1, frames, mels), the reference's layout
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)  # BatchNorm over the mel bins
@@ -129,6 +135,7 @@ class _ConvPANN(_PANN):
         for i, (c_in, c_out) in enumerate(zip(ins, self.channels), 1):
             setattr(self, f"conv_block{i}", self.block(c_in, c_out))
         self.width = self.channels[-1]
+        self.min_frames = 2 ** min(len(self.channels), 5)  # (Cnn14's sixth block does not pool)
         self._heads(n_out)
 
     def _features(self, x):
