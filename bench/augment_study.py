@@ -44,9 +44,11 @@ from fastai_audio.transforms import (
     FrequencyMask,
     PitchShift,
     PolarityInversion,
+    RandomEQ,
     RandomGain,
     RandomHighpass,
     RandomLowpass,
+    RandomReverb,
     RandomShift,
     TimeMask,
     TimeStretch,
@@ -139,10 +141,11 @@ def cost(runs: int, device: torch.device):
               AddNoise(color="random", p=1.0), RandomLowpass(p=1.0), RandomHighpass(p=1.0),
               RandomLowpass(p=1.0, domain="spectrogram"), RandomHighpass(p=1.0, domain="spectrogram"),
               PitchShift(p=1.0), TimeStretch(p=1.0), FrequencyMask(p=1.0), TimeMask(p=1.0),
-              TimeWarp(p=1.0)]  # fmt: skip
+              TimeWarp(p=1.0), RandomReverb(p=1.0), RandomReverb(p=0.5), RandomEQ(p=1.0),
+              RandomEQ(p=1.0, domain="waveform")]  # fmt: skip
     for t in single:
         detail = t.color if isinstance(t, AddNoise) else f"domain={t.domain!r}" if hasattr(t, "domain") else None
-        name = type(t).__name__ + (f"({detail})" if detail else "") + " p=1"
+        name = type(t).__name__ + (f"({detail})" if detail else "") + f" p={t.p:g}"
         slow = isinstance(t, (PitchShift, TimeStretch))
         rows[name] = median_ms(_synced(lambda t=t: t(by_order(t), split_idx=0), device),
                                max(3, runs // 3) if slow else runs)  # fmt: skip

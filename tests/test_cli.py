@@ -221,3 +221,22 @@ def test_help_usage_errors_and_check_load_neither_torch_nor_fastai(argv, status,
     got, loaded = run.stdout.splitlines()[-1].split(" ", 1)
     assert loaded == "[]", f"fastai-audio {' '.join(argv)} imported {loaded}"
     assert int(got) == status, run.stderr
+
+
+def test_synth_nsynth_command_takes_several_soundfonts_and_timbre(tmp_path, capsys):
+    import shutil
+
+    import pandas as pd
+
+    from fastai_audio.datasets import read_nsynth
+    from fastai_audio.datasets.synth import _default_soundfont
+
+    pytest.importorskip("tinysoundfont")
+    other = tmp_path / "Other.sf2"
+    shutil.copy(_default_soundfont(), other)
+    argv = ["synth-nsynth", str(tmp_path / "out"), "--soundfont", str(_default_soundfont()), str(other),
+            "--timbre-randomization", "0.5", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    df = read_nsynth(capsys.readouterr().out.strip())
+    assert set(df["soundfont"]) == {"TimGM6mb.sf2", "Other.sf2"}
+    assert pd.Series([t["gain_db"] for t in df["timbre"]]).between(-6.0, 0.0).all()  # strength 0.5: half the range
