@@ -235,7 +235,7 @@ def test_synth_nsynth_command_takes_several_soundfonts_and_timbre(tmp_path, caps
     other = tmp_path / "Other.sf2"
     shutil.copy(_default_soundfont(), other)
     argv = ["synth-nsynth", str(tmp_path / "out"), "--soundfont", str(_default_soundfont()), str(other),
-            "--timbre-randomization", "0.5", "--no-progress"]  # fmt: skip
+            "--size", "1", "--timbre-randomization", "0.5", "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     df = read_nsynth(capsys.readouterr().out.strip())
     assert set(df["soundfont"]) == {"TimGM6mb.sf2", "Other.sf2"}
