@@ -34,7 +34,7 @@ from . import interpret  # noqa: F401  (registers show_results / plot_top_losses
 from ._compat import PREDICT_DIRECT, predict_direct
 from .core import TensorAudio, TensorSpectrogram
 from .errors import AudioFileError, ParameterError
-from .models.panns import PANNS_ARCHS, create_panns, panns_splitter
+from .models.panns import PANNS_ARCHS, create_panns, panns_splitter, torch_load
 from .transforms.item import find_opener
 from .transforms.spectral import _SPECTRAL_TFMS, AudioFrontEnd, _device_of
 
@@ -296,13 +296,7 @@ def _check_weights_available(arch, timeout: float = 3.0):
 
 
 def _load_state_dict(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise AudioFileError(path, "no such weights file; pass the path of a state dict saved with torch.save")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a bad file: report them all the same way
-        raise AudioFileError(path, f"cannot be loaded as a state dict ({err})") from None
+    state = torch_load(path, "a state dict saved with torch.save")
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
 

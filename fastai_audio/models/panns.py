@@ -253,14 +253,20 @@ def find_panns_checkpoint(arch: str) -> Path:
     )
 
 
-def _read_checkpoint(path) -> dict:
+def torch_load(path, what: str):
+    """``torch.load`` of a weights file on the CPU (tensors only), with an ``AudioFileError`` naming the file for
+    a missing or unreadable one; ``what`` says what the file should be, for the message."""
     path = Path(path)
     if not path.is_file():
-        raise AudioFileError(path, "no such weights file; pass the path of a PANNs checkpoint (.pth)")
+        raise AudioFileError(path, f"no such weights file; pass the path of {what}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file: report them all the same way
-        raise AudioFileError(path, f"cannot be loaded as a checkpoint ({err})") from None
+        raise AudioFileError(path, f"cannot be loaded as {what} ({err})") from None
+
+
+def _read_checkpoint(path) -> dict:
+    state = torch_load(path, "a PANNs checkpoint (.pth)")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):  # the published files: {'model': ...}
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
