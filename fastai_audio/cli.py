@@ -360,8 +360,12 @@ def _parser() -> argparse.ArgumentParser:
 
     synth = sub.add_parser("synth-nsynth", help="render an NSynth-format data set from a General MIDI soundfont")
     synth.add_argument("dest", help="folder to create (train/, valid/, test/ with examples.json each)")
-    synth.add_argument("--size", type=lambda s: int(s) if s.isdigit() else s, default="small",
-                       help="small, medium, full, or notes per GM program (an int)")
+    synth.add_argument(
+        "--size",
+        type=lambda s: int(s) if s.isdigit() else s,
+        default="small",
+        help="small, medium, full, or notes per GM program (an int)",
+    )
     synth.add_argument(
         "--soundfont",
         nargs="+",

@@ -262,3 +262,12 @@ def test_a_panns_learner_exports_to_one_onnx_graph(dls32k, tmp_path):
     want_label, want_index, want_probs = learn.predict(clip, sample_rate=SR)
     assert label == want_label and index == int(want_index)
     assert torch.allclose(torch.from_numpy(probs), want_probs, atol=1e-4)
+
+
+def test_a_checkpoint_with_another_mel_filterbank_is_named(dls32k, cnn14_checkpoint, tmp_path):
+    ref, _ = cnn14_checkpoint
+    state = dict(ref.state_dict())
+    state["logmel_extractor.melW"] = state["logmel_extractor.melW"] * 1.1  # trained on another front-end
+    torch.save({"model": state}, tmp_path / "other_front.pth")
+    with pytest.warns(UserWarning, match=r"own mel filterbank \(logmel_extractor\.melW\)"):
+        audio_learner(dls32k, "cnn14", weights=tmp_path / "other_front.pth")
