@@ -204,6 +204,8 @@ class KeepBest(SaveModelCallback):
         super().before_fit()
 
     def after_epoch(self):  # SaveModelCallback's, printing on rank 0 only (and not at all without verbose)
+        if not self.recorder.values or not len(self.recorder.values[-1]):
+            return  # an epoch a resumed fit (start_epoch=k) skipped: nothing was validated
         TrackerCallback.after_epoch(self)
         if self.new_best:
             self.best_epoch = self.epoch

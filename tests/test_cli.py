@@ -200,8 +200,6 @@ def test_train_keeps_the_best_epoch_and_stops_early(toy_folder, tmp_path, capsys
 
 IMPORTED = """
 import sys
-from fastai.learner import Metric
-
 from fastai_audio.cli import main
 try:
     status = main(sys.argv[1:])
