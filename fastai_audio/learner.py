@@ -190,9 +190,17 @@ class KeepBest(SaveModelCallback):
                  verbose: bool = True):  # fmt: skip
         super().__init__(monitor=monitor or "valid_loss", fname=fname, min_delta=min_delta)
         self.auto, self.delta, self.verbose = monitor is None, abs(min_delta), verbose
-        self.best_epoch = None
+        self.best_epoch, self._started, self._trained = None, False, False
 
+    # fastai runs the fit events around validate() and get_preds() too (with no training phase): the tracking
+    # starts with a fit's first training phase and stops with that fit, so those calls leave it alone
     def before_fit(self):
+        self._started = self._trained = False
+
+    def before_train(self):
+        if self._started or hasattr(self.learn, "lr_finder"):
+            return
+        self._started = True
         if self.auto:
             names = list(self.recorder.metric_names[1:])  # epoch, train_loss, valid_loss, metrics..., time
             metrics = [n for n in names if n not in ("train_loss", "valid_loss", "time")]
@@ -203,15 +211,24 @@ class KeepBest(SaveModelCallback):
         self.best_epoch = None
         super().before_fit()
 
+    def after_train(self):
+        self._trained = self._started
+
     def after_epoch(self):  # SaveModelCallback's, printing on rank 0 only (and not at all without verbose)
-        if not self.recorder.values or not len(self.recorder.values[-1]):
-            return  # an epoch a resumed fit (start_epoch=k) skipped: nothing was validated
+        if not self._trained:
+            return  # no training this epoch: validate(), get_preds(), or an epoch a resumed fit skipped
+        self._trained = False
         TrackerCallback.after_epoch(self)
         if self.new_best:
             self.best_epoch = self.epoch
             if self.verbose and not rank_distrib():
                 print(f"Better model found at epoch {self.epoch} with {self.monitor} value: {self.best}.")
             self._save(self.fname)
+
+    def after_fit(self):
+        if self._started and self.best_epoch is not None:
+            super().after_fit()  # load the best epoch back
+        self._started = False
 
 
 # Callbacks that only act while fitting (or only log): predict takes the fast path when these are all a learner has.

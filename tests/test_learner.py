@@ -327,6 +327,10 @@ def test_keep_best_watches_the_first_metric_and_restores_the_best_epoch(spec_dls
     now = learn.model.state_dict()
     assert all(torch.equal(now[k], weights[keep.best_epoch][k]) for k in now)  # the best epoch, loaded back
     assert (tmp_path / "models" / "best.pth").is_file()
+    preds, _ = learn.get_preds()  # the callback stays on the learner: predicting and validating leave it alone
+    loss, acc = learn.validate()
+    assert preds.shape[0] == len(spec_dls.valid_ds) and keep.best_epoch == int(np.argmax(accs))
+    assert acc == pytest.approx(keep.best) and all(torch.equal(now[k], learn.model.state_dict()[k]) for k in now)
     plain = KeepBest()
     audio_learner(spec_dls, resnet18, pretrained=False, path=tmp_path, cbs=plain).fit(1, 1e-3)
     assert plain.monitor == "valid_loss" and plain.best_epoch == 0  # no metrics: the loss, lower is better
