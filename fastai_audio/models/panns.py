@@ -135,13 +135,13 @@ class _ConvPANN(_PANN):
         for i, (c_in, c_out) in enumerate(zip(ins, self.channels), 1):
             setattr(self, f"conv_block{i}", self.block(c_in, c_out))
         self.width = self.channels[-1]
-        self.min_frames = 2 ** min(len(self.channels), 5)  # (Cnn14's sixth block does not pool)
+        # each block halves both axes, except Cnn14's sixth, which does not pool
+        self.pools = [(1, 1) if i == 5 else (2, 2) for i in range(len(self.channels))]
+        self.min_frames = 2 ** sum(p == (2, 2) for p in self.pools)
         self._heads(n_out)
 
     def _features(self, x):
-        n = len(self.channels)
-        for i in range(1, n + 1):
-            pool = (1, 1) if n == 6 and i == 6 else (2, 2)  # Cnn14's last block does not pool
+        for i, pool in enumerate(self.pools, 1):
             x = getattr(self, f"conv_block{i}")(x, pool_size=pool)
             x = F.dropout(x, p=self.feature_dropout, training=self.training)
         return x

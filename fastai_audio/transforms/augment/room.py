@@ -9,7 +9,7 @@ from scipy.fft import next_fast_len
 
 from ..._validate import check_positive, check_sample_rate
 from ...functional.room import fft_convolve, synthetic_rir
-from .base import AudioAugment, check_range
+from .base import AudioAugment, batch_meta, check_range
 
 __all__ = ["RandomReverb"]
 
@@ -91,7 +91,7 @@ class RandomReverb(AudioAugment):
     def apply(self, x, rir, drr_db, sample_rate: int | None = None):
         """``x + 10 ** (-drr_db / 20) * (x convolved with tail rir)`` for each item of ``(B, C, samples)``:
         ``rir`` ``(B,)`` indexes the bank, ``drr_db`` ``(B,)`` (``inf``: the clip unchanged)."""
-        sample_rate = sample_rate or self._rate(x.__dict__ if hasattr(x, "sample_rate") else {})
+        sample_rate = sample_rate or self._rate(batch_meta(x))
         spectra, n_fft = self.spectra(x.device, sample_rate, x.shape[-1])
         wet = torch.pow(10.0, -drr_db.float() / 20.0).to(x.dtype)  # 0 for an infinite DRR
         return x + wet[:, None, None] * fft_convolve(x, spectra[rir], n_fft)
