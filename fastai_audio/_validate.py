@@ -1,11 +1,13 @@
-"""One validator for parameters and in-memory signals, used by every public entry point."""
+"""One validator for parameters and in-memory signals, used by every public entry point.
+
+Importing it costs no torch (the torch-free runtime checks its parameters here too); ``valid_audio``, which checks
+tensors, imports torch when it runs."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import torch
 
 from .errors import ParameterError
 
@@ -37,7 +39,7 @@ def check_choice(name: str, value, choices):
     return value
 
 
-def valid_audio(x, *, source=None, min_samples: int = 1) -> torch.Tensor:
+def valid_audio(x, *, source=None, min_samples: int = 1):
     """Check that ``x`` is a usable float waveform of shape ``(..., channels, samples)`` or ``(samples,)``.
 
     Checks the dtype (floating point), the length (at least ``min_samples``) and that every value is finite.
@@ -51,6 +53,8 @@ def valid_audio(x, *, source=None, min_samples: int = 1) -> torch.Tensor:
         ...
         fastai_audio.errors.ParameterError: audio in a test holds 1 NaN/Inf samples; clean or drop the clip
     """
+    import torch
+
     where = f" in {source}" if source is not None else ""
     if not isinstance(x, torch.Tensor):
         raise ParameterError(f"audio must be a torch.Tensor, got {type(x).__name__}{where}")

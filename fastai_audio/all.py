@@ -16,8 +16,10 @@ from fastai.vision.models import resnet18, resnet34, resnet50  # noqa: F401
 from torchvision import models  # noqa: F401
 
 from . import TensorAudio, TensorSpectrogram, audio_info, load_audio, save_audio  # noqa: F401
+from .audio_config import AudioConfig  # noqa: F401
 from .data import *  # noqa: F403
 from .datasets import read_nsynth, synth_nsynth  # noqa: F401
+from .decode import decode_audio  # noqa: F401
 from .errors import *  # noqa: F403
 from .functional import *  # noqa: F403
 from .inference import *  # noqa: F403

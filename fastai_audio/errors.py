@@ -1,6 +1,31 @@
-"""The exceptions fastai_audio raises. Every message names the bad file or value and says what to do."""
+"""The exceptions fastai_audio raises. Every message names the bad file or value and says what to do.
 
-__all__ = ["AudioError", "AudioFileError", "ParameterError"]
+A file that cannot be used raises an ``AudioFileError``; when its bytes are what is wrong, a subclass says how,
+the same one whichever reader met it (the loaders, ``load_audio``, the shards, ``fastai-audio check``, the ONNX
+runtime and its server all decode through ``fastai_audio.decode``)::
+
+    AudioError
+    ├── AudioFileError (also an OSError)       missing, a directory, unreadable
+    │   ├── EmptyAudioError                     0 bytes, or no samples
+    │   ├── UndecodableAudioError               not audio, or corrupt
+    │   │   └── ImpossibleFormatError           a header no recording has (rate, channel count)
+    │   ├── TruncatedAudioError                 the file ends before the samples its header declares
+    │   ├── NonFiniteAudioError                 NaN or infinite samples
+    │   └── AudioTooLongError                   longer than a limit it was read under
+    └── ParameterError (also a ValueError)      an argument or an in-memory signal out of range
+"""
+
+__all__ = [
+    "AudioError",
+    "AudioFileError",
+    "AudioTooLongError",
+    "EmptyAudioError",
+    "ImpossibleFormatError",
+    "NonFiniteAudioError",
+    "ParameterError",
+    "TruncatedAudioError",
+    "UndecodableAudioError",
+]
 
 
 class AudioError(Exception):
@@ -35,6 +60,76 @@ class AudioFileError(AudioError, OSError):
 
     def __reduce__(self):  # keeps the error picklable across DataLoader worker processes
         return (type(self), (self.path, self.reason))
+
+
+class EmptyAudioError(AudioFileError):
+    """The file (or the bytes) hold nothing: 0 bytes, or a valid header and no samples.
+
+    Examples:
+        >>> decode_audio(b"")
+        Traceback (most recent call last):
+        ...
+        fastai_audio.errors.EmptyAudioError: the audio: is empty (0 bytes); re-export or delete it
+    """
+
+
+class UndecodableAudioError(AudioFileError):
+    """Not audio that libsndfile can read: another kind of file, or a corrupt one.
+
+    Examples:
+        >>> decode_audio(b"this is a text file, not a recording")
+        Traceback (most recent call last):
+        ...
+        fastai_audio.errors.UndecodableAudioError: the audio: cannot be decoded as audio (Format not recognised.); ...
+    """
+
+
+class ImpossibleFormatError(UndecodableAudioError):
+    """A header that no recording has: a sample rate or a channel count out of range (a corrupt or hostile file).
+
+    Examples:
+        >>> wav = Path("note.wav").read_bytes()
+        >>> decode_audio(wav[:24] + (0).to_bytes(4, "little") + wav[28:])   # its rate field set to 0 Hz
+        Traceback (most recent call last):
+        ...
+        fastai_audio.errors.ImpossibleFormatError: the audio: has an impossible format (a sample rate below 1 Hz): ...
+    """
+
+
+class TruncatedAudioError(AudioFileError):
+    """The file ends before the samples its header declares (an interrupted copy, download or recording), or its
+    decoder breaks off part-way.
+
+    Examples:
+        >>> decode_audio(Path("note.wav").read_bytes()[:60])
+        Traceback (most recent call last):
+        ...
+        fastai_audio.errors.TruncatedAudioError: the audio: is truncated: its header declares 128000 bytes of samples but only 16 are there ...
+    """
+
+
+class NonFiniteAudioError(AudioFileError):
+    """The file holds NaN or infinite samples (float formats only: integer samples are always finite).
+
+    Examples:
+        >>> path = save_audio("nan.wav", torch.zeros(1, 100), 16000, subtype="FLOAT")
+        >>> _ = path.write_bytes(path.read_bytes()[:-4] + b"\\x00\\x00\\xc0\\x7f")   # the last sample: NaN
+        >>> decode_audio("nan.wav")
+        Traceback (most recent call last):
+        ...
+        fastai_audio.errors.NonFiniteAudioError: nan.wav: holds 1 NaN/Inf samples; the file is corrupt, re-export or delete it
+    """
+
+
+class AudioTooLongError(AudioFileError):
+    """A recording longer than the limit it was read under (known from the header: nothing was decoded).
+
+    Examples:
+        >>> decode_audio("note.wav", max_seconds=1.0)
+        Traceback (most recent call last):
+        ...
+        fastai_audio.errors.AudioTooLongError: note.wav: is 4.0 s long, more than the limit of 1 s
+    """
 
 
 class ParameterError(AudioError, ValueError):

@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from . import __version__
+from .audio_config import AudioConfig
 from .errors import ParameterError
-from .transforms.item import find_opener
+from .transforms.item import audio_config_of
 from .transforms.spectral import AudioFrontEnd, _LayerTransform, _SpecTransform
 
 __all__ = ["InferenceGraph", "export_onnx"]
@@ -96,15 +97,15 @@ def _is_multi_label(learn) -> bool:
     return isinstance(learn.loss_func, (BCEWithLogitsLossFlat, nn.BCEWithLogitsLoss))
 
 
-def _audio_settings(learn) -> tuple[int, float | None, str]:
-    _, opener = find_opener(learn.dls.valid_ds)
-    if opener is None or opener.sample_rate is None:
+def _audio_config(learn) -> AudioConfig:
+    config = audio_config_of(getattr(learn.dls.valid_ds, "template", None) or learn.dls.valid_ds)
+    if config is None or config.sample_rate is None:
         raise ParameterError("the learner's loaders fix no sample rate (AudioBlock(sample_rate=None)): the exported "
                              "graph needs one rate; retrain with sample_rate=<Hz>")  # fmt: skip
-    if not opener.mono:
+    if not config.mono:
         raise ParameterError("export_onnx supports mono models (the graph takes (batch, samples)); this one was "
                              "trained with mono=False")  # fmt: skip
-    return opener.sample_rate, opener.duration, opener.pad_mode
+    return config
 
 
 def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
@@ -113,7 +114,8 @@ def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
     Input ``waveform``: float32 ``(batch, samples)`` at the model's sample rate, mono, both axes dynamic (the
     runtime crops or pads to the training ``duration`` as the loaders do). Output ``probabilities``: ``(batch,
     classes)``, softmax, or sigmoid for multi-label models. The ONNX metadata holds ``labels`` (JSON),
-    ``sample_rate``, ``duration``, ``pad_mode``, ``multi_label``, ``threshold`` and the ``fastai_audio_version``.
+    ``audio_config`` (the loaders' ``AudioConfig`` as JSON; also as ``sample_rate``, ``duration`` and ``pad_mode``
+    for runtimes of fastai_audio 0.1), ``multi_label``, ``threshold`` and the ``fastai_audio_version``.
 
     Args:
         learn: a trained ``AudioLearner`` (or one loaded with ``load_learner``).
@@ -144,7 +146,8 @@ def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
             "export_onnx needs onnx, onnxruntime and onnxscript: pip install 'fastai_audio[serve]'"
         ) from err
     path = Path(path)
-    rate, duration, pad_mode = _audio_settings(learn)
+    config = _audio_config(learn)
+    rate, duration = config.sample_rate, config.duration
     graph = InferenceGraph.from_learner(learn).eval()
     shortest = 1 + max([getattr(t, "n_fft", 0) // 2 for t in graph.steps] + [0])
     # a network that pools its input down needs some frames (PANNs: 16 or 32): as many samples as they take
@@ -162,8 +165,8 @@ def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
     loss = learn.loss_func
     meta = {"labels": json.dumps([str(v) for v in learn.dls.vocab]), "sample_rate": str(rate),
             "duration": "" if duration is None else str(duration), "multi_label": str(graph.multi_label).lower(),
-            "threshold": str(getattr(loss, "thresh", 0.5)) if graph.multi_label else "", "pad_mode": pad_mode,
-            "fastai_audio_version": __version__}  # fmt: skip
+            "threshold": str(getattr(loss, "thresh", 0.5)) if graph.multi_label else "", "pad_mode": config.pad_mode,
+            "audio_config": config.to_json(), "fastai_audio_version": __version__}  # fmt: skip
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

@@ -1,21 +1,19 @@
 """Finding, inspecting and checking audio files: soundfile and numpy only, no torch, no fastai.
 
 The bottom of the data path: ``get_audio_files`` lists a data set, ``audio_info`` reads a header, and
-``check_audio_files`` decodes every file once to report the bad ones. ``io`` builds the tensor reads on the same
-checks and messages. Nothing here imports torch, so ``fastai-audio check`` answers without loading it.
+``check_audio_files`` decodes every file once (``fastai_audio.decode``, the reader every other part uses) to
+report the bad ones. Nothing here imports torch, so ``fastai-audio check`` answers without loading it.
 """
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 from fastcore.foundation import L
 
+from .decode import AudioInfo, open_audio, scan_audio
 from .errors import AudioError, AudioFileError
 
 __all__ = ["AUDIO_EXTENSIONS", "AudioInfo", "audio_info", "check_audio_files", "get_audio_files"]
@@ -29,79 +27,6 @@ AUDIO_EXTENSIONS = frozenset(
     )
 )  # fmt: skip
 
-# Subtypes whose samples are integers, hence finite: the NaN/Inf scan is skipped for them.
-INTEGER_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW"})
-
-# What soundfile raises for a file it cannot open or decode.
-DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError)
-
-
-@dataclass(frozen=True)
-class AudioInfo:
-    """What ``audio_info`` reads from a file header: no samples are decoded.
-
-    Attributes:
-        path: the file.
-        sample_rate: samples per second per channel.
-        frames: samples per channel (the length).
-        channels: number of channels.
-        format: container, e.g. ``'WAV'``, ``'FLAC'``.
-        subtype: encoding, e.g. ``'PCM_16'``, ``'FLOAT'``, ``'VORBIS'``.
-
-    Examples:
-        >>> AudioInfo("a.wav", 16000, 32000, 1, "WAV", "PCM_16").duration
-        2.0
-    """
-
-    path: str
-    sample_rate: int
-    frames: int
-    channels: int
-    format: str
-    subtype: str
-
-    @property
-    def duration(self) -> float:
-        """Length in seconds."""
-        return self.frames / self.sample_rate
-
-
-def check_readable(path) -> Path:
-    """``path`` as a ``Path`` if it is a readable, non-empty file; else an ``AudioFileError`` saying what is wrong."""
-    path = Path(path)
-    if not path.exists():
-        raise AudioFileError(path, "no such file; check the path (relative paths start at the current folder)")
-    if path.is_dir():
-        raise AudioFileError(path, "is a directory, not an audio file; use get_audio_files() to list its audio")
-    if not os.access(path, os.R_OK):
-        raise AudioFileError(path, "permission denied; make the file readable (chmod +r) or copy it elsewhere")
-    if path.stat().st_size == 0:
-        raise AudioFileError(path, "is empty (0 bytes); re-export or delete it")
-    return path
-
-
-def decode_error(path, err: Exception) -> AudioFileError:
-    """The ``AudioFileError`` for a file soundfile refused: the precise reason (missing, a directory, unreadable,
-    empty) when there is one, else libsndfile's, with what to do."""
-    try:
-        check_readable(path)
-    except AudioFileError as precise:
-        return precise
-    detail = getattr(err, "error_string", None) or str(err)  # libsndfile's reason, without the path again
-    return AudioFileError(
-        path,
-        f"cannot be decoded as audio ({detail}); the file is truncated, corrupt or not audio. "
-        "Run `fastai-audio check` on the folder to list every bad file, or load with on_error='skip'",
-    )
-
-
-def no_samples_error(path) -> AudioFileError:
-    return AudioFileError(path, "holds no samples; delete it or regenerate it")
-
-
-def non_finite_error(path, bad: int) -> AudioFileError:
-    return AudioFileError(path, f"holds {bad} NaN/Inf samples; the file is corrupt, re-export or delete it")
-
 
 def audio_info(path) -> AudioInfo:
     """Read a file's sample rate, length and channel count from its header, without decoding samples.
@@ -113,19 +38,17 @@ def audio_info(path) -> AudioInfo:
         AudioInfo with ``sample_rate``, ``frames``, ``channels``, ``duration`` (seconds), ``format``, ``subtype``.
 
     Raises:
-        AudioFileError: the file is missing, unreadable or not audio; the message names the file.
+        AudioFileError: the file is missing, unreadable, not audio or truncated (the typed errors of
+            ``fastai_audio.decode``); the message names the file.
 
     Examples:
         >>> info = audio_info("note.wav")
         >>> info.sample_rate, info.channels, info.duration
         (16000, 1, 4.0)
     """
-    path = check_readable(path)
-    try:
-        info = sf.info(str(path))
-    except DECODE_ERRORS as err:
-        raise decode_error(path, err) from None
-    return AudioInfo(str(path), int(info.samplerate), int(info.frames), int(info.channels), info.format, info.subtype)
+    f, info = open_audio(path)
+    f.close()
+    return info
 
 
 def get_audio_files(path, recurse: bool = True, folders=None, extensions=None) -> L:
@@ -190,34 +113,6 @@ def absolute(path) -> Path:
 def in_folder(path, folder) -> bool:
     """Whether ``path`` lies under ``folder``, both taken as given (see ``absolute``)."""
     return absolute(folder) in absolute(path).parents
-
-
-def scan_audio(path, block_frames: int = 2**16) -> AudioInfo:
-    """Decode the whole file (block by block, in numpy) and return its header's ``AudioInfo`` with the frames
-    actually decoded; an ``AudioFileError`` says why a file is unusable: missing, empty, undecodable, truncated to
-    nothing, or holding NaN/Inf samples. The same reasons, in the same words, as ``load_audio``.
-
-    Examples:
-        >>> scan_audio("note.wav").frames
-        64000
-    """
-    frames = 0
-    try:
-        with sf.SoundFile(str(path)) as f:
-            header = (int(f.samplerate), int(f.channels), f.format, f.subtype)
-            finite = header[3] in INTEGER_SUBTYPES
-            bad = 0
-            for block in f.blocks(block_frames, dtype="float32", always_2d=True):
-                frames += len(block)
-                if not finite:
-                    bad += int(block.size - np.isfinite(block).sum())
-    except DECODE_ERRORS as err:
-        raise decode_error(path, err) from None
-    if frames == 0:
-        raise no_samples_error(path)
-    if bad:
-        raise non_finite_error(path, bad)
-    return AudioInfo(str(path), header[0], frames, header[1], header[2], header[3])
 
 
 def _check_one(path) -> dict:

@@ -15,21 +15,21 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from ._read import read_array
 from ._validate import check_sample_rate, valid_audio
+from .decode import PCM_SCALE, decode_audio
 from .errors import AudioFileError, ParameterError
-from .files import (
-    AUDIO_EXTENSIONS,
-    DECODE_ERRORS,
-    INTEGER_SUBTYPES,
-    AudioInfo,
-    audio_info,
-    decode_error,
-    no_samples_error,
-    non_finite_error,
-)
+from .files import AUDIO_EXTENSIONS, AudioInfo, audio_info
 
-__all__ = ["AudioInfo", "audio_info", "load_audio", "save_audio", "resample", "read_span", "AUDIO_EXTENSIONS"]
+__all__ = [
+    "AudioInfo",
+    "audio_info",
+    "load_audio",
+    "save_audio",
+    "resample",
+    "read_span",
+    "pcm_to_float",
+    "AUDIO_EXTENSIONS",
+]
 
 
 def load_audio(
@@ -54,7 +54,8 @@ def load_audio(
         ``(waveform, sample_rate)``: a float32 CPU tensor ``(channels, samples)`` and its rate in Hz.
 
     Raises:
-        AudioFileError: missing, empty, undecodable file, no samples, NaN/Inf samples, or offset past the end.
+        AudioFileError: missing file, offset past the end; the typed errors of ``fastai_audio.decode``
+            (``EmptyAudioError``, ``UndecodableAudioError``, ``TruncatedAudioError``, ``NonFiniteAudioError``).
         ParameterError: a negative offset, a non-positive duration or sample rate.
 
     Examples:
@@ -83,24 +84,20 @@ def load_audio(
     return wav, int(sample_rate or native_sr)
 
 
-# Uncompressed PCM that is read as integers and scaled to float by torch: libsndfile's own integer-to-float loop
-# takes ~3 ns a sample, torch's under 1 ns, so a 4 s 16-bit mono WAV decodes in ~0.26 ms instead of ~0.41 ms on
-# the project's CPU machine (docs/performance.md). The result is bit-identical: libsndfile computes
-# ``float(sample) * 2**-(bits - 1)`` too, and both steps are exact for 16-bit samples (float32 holds 24 bits) and
-# round the same way for 32-bit ones. FLAC (whose subtypes are PCM_xx too) is bound by its decoder, and the other
-# widths convert no faster: they keep the float read.
-_INTEGER_READS = {"PCM_16": ("int16", 2.0**-15), "PCM_32": ("int32", 2.0**-31)}
+def pcm_to_float(samples: np.ndarray) -> torch.Tensor:
+    """The decode core's ``(channels, frames)`` samples as a float32 tensor with exactly the values of libsndfile's
+    float read: integers (``int16``/``int32``, from ``decode_audio(..., integer=True)``) are scaled by torch, which
+    does it in under 1 ns a sample against libsndfile's ~3 ns (a 4 s 16-bit clip in ~0.26 ms instead of ~0.41 ms on
+    the project's CPU machine); both steps are exact for 8/16/24-bit samples and round alike for 32-bit ones.
 
-
-def _read_frames(f: sf.SoundFile, frames: int, subtype: str) -> torch.Tensor:
-    """``frames`` frames (-1: to the end) from the open file of ``subtype`` (``f.subtype``, which soundfile looks up
-    anew at each access) as a contiguous float32 ``(channels, frames)`` tensor, with exactly the values of
-    ``f.read(frames, dtype='float32')``."""
-    integer = _INTEGER_READS.get(subtype)
-    if integer is None or f.format == "FLAC":
-        return torch.from_numpy(np.ascontiguousarray(read_array(f, frames, "float32").T))
-    dtype, scale = integer
-    data = torch.from_numpy(read_array(f, frames, dtype)).T
+    Examples:
+        >>> pcm_to_float(np.array([[-32768, 16384]], dtype=np.int16))
+        tensor([[-1.0000,  0.5000]])
+    """
+    data = torch.from_numpy(samples)
+    scale = PCM_SCALE.get(str(samples.dtype))
+    if scale is None:
+        return data
     return torch.mul(data, scale, out=torch.empty(data.shape, dtype=torch.float32))
 
 
@@ -108,8 +105,7 @@ def read_span(path, span=None) -> tuple[torch.Tensor, int]:
     """Decode part of a file at its own rate; ``span(total_frames, sample_rate) -> (start, frames)`` picks the part.
 
     The building block of ``load_audio`` and of the loaders' ``OpenAudio``, which choose what to read once the header
-    is known (``frames=-1`` reads to the end). The common case costs one ``open``: the file is diagnosed (missing,
-    a directory, unreadable, empty) only after libsndfile refuses it.
+    is known (``frames=-1`` reads to the end); the reading is the decode core's (``fastai_audio.decode``).
 
     Returns:
         ``(waveform, sample_rate)``: float32 ``(channels, frames)`` and the file's rate.
@@ -119,24 +115,8 @@ def read_span(path, span=None) -> tuple[torch.Tensor, int]:
         >>> wav.shape, sr
         (torch.Size([1, 16000]), 16000)
     """
-    try:
-        with sf.SoundFile(str(path)) as f:
-            native_sr, total = int(f.samplerate), f.frames
-            start, frames = span(total, native_sr) if span is not None else (0, -1)
-            if start:
-                f.seek(start)
-            subtype = f.subtype
-            data = _read_frames(f, frames, subtype)
-            integer_pcm = subtype in INTEGER_SUBTYPES
-    except AudioFileError:
-        raise
-    except DECODE_ERRORS as err:
-        raise decode_error(path, err) from None
-    if data.shape[1] == 0:
-        raise no_samples_error(path)
-    if not integer_pcm and not torch.isfinite(data).all():  # integer samples are always finite (~15 us a clip)
-        raise non_finite_error(path, int((~torch.isfinite(data)).sum()))
-    return data, native_sr
+    samples, rate = decode_audio(path, window=span, integer=True)
+    return pcm_to_float(samples), rate
 
 
 def save_audio(path, waveform, sample_rate: int, *, subtype: str | None = None, format: str | None = None) -> Path:

@@ -16,10 +16,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from ._read import read_array
-from .errors import AudioFileError, ParameterError
+from .audio_config import AudioConfig
+from .decode import decode_audio
+from .errors import AudioFileError, AudioTooLongError, ParameterError
 
 __all__ = ["AudioTooLongError", "OnnxClassifier", "decode_bytes", "resample_np"]
 
@@ -63,47 +63,29 @@ def resample_np(wav: np.ndarray, orig_sample_rate: int, sample_rate: int) -> np.
     return out[:, : math.ceil(new * n / orig)].reshape(*lead, -1).astype(np.float32)
 
 
-class AudioTooLongError(AudioFileError):
-    """A recording longer than the limit it was decoded under (its header says so; nothing was decoded)."""
-
-
-def decode_bytes(data: bytes, name: str = "the audio", max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+def decode_bytes(data: bytes, name: str = "the audio", max_seconds: float | None = None,
+                 max_samples: int | None = None) -> tuple[np.ndarray, int]:  # fmt: skip
     """The bytes of an audio file in any format soundfile reads -> float32 ``(channels, samples)`` and its rate.
+
+    The decode core's ``decode_audio`` (``fastai_audio.decode``) on bytes: the loaders' reader and errors.
 
     Args:
         data: the file's bytes.
         name: what error messages call it.
         max_seconds: refuse, from the header and before decoding, a recording longer than this.
+        max_samples: refuse one holding more samples than this, all channels counted.
 
     Raises:
-        AudioFileError: empty, not audio, truncated before any sample, or a rate or channel count out of range;
-            ``AudioTooLongError`` (a subclass) past ``max_seconds``.
+        AudioFileError: the typed errors of ``fastai_audio.decode``: ``EmptyAudioError``,
+            ``UndecodableAudioError`` (``ImpossibleFormatError``), ``TruncatedAudioError``,
+            ``NonFiniteAudioError``, ``AudioTooLongError``.
 
     Examples:
         >>> wav, rate = decode_bytes(Path("note.wav").read_bytes())
         >>> wav.shape, rate
         ((1, 64000), 16000)
     """
-    import io
-
-    if not data:
-        raise AudioFileError(name, "is empty (0 bytes)")
-    try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
-            rate, channels = int(f.samplerate), int(f.channels)
-            if not 1 <= rate <= 768000 or not 1 <= channels <= 64:
-                raise AudioFileError(name, f"has an unusable format: {rate} Hz, {channels} channels")
-            if max_seconds is not None and f.frames / rate > max_seconds:
-                raise AudioTooLongError(name, f"is {f.frames / rate:.1f} s long, more than the limit of "
-                                              f"{max_seconds:g} s")  # fmt: skip
-            wav = read_array(f).T
-    except AudioFileError:
-        raise
-    except Exception as err:  # noqa: BLE001 - libsndfile reports broken input through several types
-        raise AudioFileError(name, f"is not audio soundfile can read, or is truncated ({err})") from None
-    if not wav.shape[-1]:
-        raise AudioFileError(name, "holds no samples (truncated, or an empty recording)")
-    return np.ascontiguousarray(wav), rate
+    return decode_audio(bytes(data), name=name, max_seconds=max_seconds, max_samples=max_samples)
 
 
 class OnnxClassifier:
@@ -115,7 +97,8 @@ class OnnxClassifier:
         threads: intra-op threads (default: ONNX Runtime's choice).
 
     Attributes:
-        labels, sample_rate, duration (``None``: whole clips), multi_label, threshold, pad_mode: from the metadata.
+        labels, config (the loaders' ``AudioConfig``: ``sample_rate``, ``duration``, ``pad_mode`` read it),
+        multi_label, threshold: from the metadata, each field checked when the model is loaded.
 
     Examples:
         >>> clf = OnnxClassifier(learn.export_onnx("model.onnx"))
@@ -133,43 +116,34 @@ class OnnxClassifier:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(self.path), options, providers=providers or ["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(self.path), options,
+                                                providers=providers or ["CPUExecutionProvider"])  # fmt: skip
+        except Exception as err:  # noqa: BLE001 - ONNX Runtime reports a bad file through its own exception types
+            raise AudioFileError(self.path, f"is not an ONNX model ONNX Runtime can load ({err})") from None
+        outputs = self.session.get_outputs()[0].shape
+        width = outputs[-1] if outputs and isinstance(outputs[-1], int) else None
         meta = self.session.get_modelmeta().custom_metadata_map
-        if "labels" not in meta or "sample_rate" not in meta:
-            raise AudioFileError(self.path, "has no fastai_audio metadata (labels, sample_rate): export it with "
-                                 "learn.export_onnx()")  # fmt: skip
-        self.labels = json.loads(meta["labels"])
-        self.sample_rate = int(meta["sample_rate"])
-        self.duration = float(meta["duration"]) if meta.get("duration") else None
-        self.multi_label = meta.get("multi_label") == "true"
-        self.threshold = float(meta["threshold"]) if meta.get("threshold") else 0.5
-        self.pad_mode = meta.get("pad_mode") or "zeros"
+        try:
+            self.labels, self.config, self.multi_label, self.threshold = _read_metadata(meta, width)
+        except ParameterError as err:
+            raise AudioFileError(self.path, f"has unusable fastai_audio metadata: {err}; export it again with "
+                                 "learn.export_onnx()") from None  # fmt: skip
+
+    sample_rate = property(lambda self: self.config.sample_rate, doc="The model's rate (Hz).")
+    duration = property(lambda self: self.config.duration, doc="Seconds per clip, or None for whole clips.")
+    pad_mode = property(lambda self: self.config.pad_mode, doc="How clips shorter than ``duration`` are padded.")
 
     # -- preparing audio as the loaders do --------------------------------------------------------------------
 
     @property
     def _target(self) -> int | None:
-        return None if self.duration is None else int(round(self.duration * self.sample_rate))
+        return self.config.num_samples()
 
     def _read(self, path: Path, whole: bool = False) -> tuple[np.ndarray, int]:
-        """Decode (only the centred window a clip needs, as ``OpenAudio`` reads it, unless ``whole``) ->
+        """Decode (only the centred window a clip needs, as the loaders read it, unless ``whole``) ->
         ``(channels, n)``, rate."""
-        try:
-            with sf.SoundFile(str(path)) as f:
-                rate, total = int(f.samplerate), f.frames
-                start, frames = 0, -1
-                if self._target is not None and not whole:
-                    need = math.ceil(self._target * rate / self.sample_rate)
-                    if total > need:
-                        start, frames = (total - need) // 2, need
-                if start:
-                    f.seek(start)
-                wav = read_array(f, frames).T
-        except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-            raise AudioFileError(path, f"cannot be decoded ({err}); check it with `fastai-audio check`") from None
-        if not wav.shape[-1]:
-            raise AudioFileError(path, "holds no samples")
-        return np.ascontiguousarray(wav), rate
+        return decode_audio(path, window=None if whole else self.config.window)
 
     def _mono(self, item, sample_rate: int | None, whole: bool) -> np.ndarray:
         """A path, the bytes of a file, or an array with its ``sample_rate`` -> ``(samples,)`` mono at the model's
@@ -267,3 +241,46 @@ class OnnxClassifier:
         clip_probs = probs.mean(0) if aggregate == "mean" else probs.max(0)
         return {"starts": starts / sr, "window": n_win / sr, "duration": len(x) / sr, "probs": probs,
                 "clip_probs": clip_probs, "label": self.labels[int(clip_probs.argmax())]}  # fmt: skip
+
+
+def _read_metadata(meta: dict, width: int | None) -> tuple[list, AudioConfig, bool, float]:
+    """``(labels, config, multi_label, threshold)`` from an exported model's metadata, every field checked; a
+    ``ParameterError`` names the field and its value. ``width``: the model's number of outputs, when fixed."""
+    if "labels" not in meta or not ("audio_config" in meta or "sample_rate" in meta):
+        raise ParameterError("no labels and sample_rate: the model was not written by learn.export_onnx()")
+    try:
+        labels = json.loads(meta["labels"])
+    except ValueError:
+        labels = None
+    if not isinstance(labels, list) or not labels or not all(isinstance(v, str) for v in labels):
+        raise ParameterError(f"labels must be a JSON list of class names, got {meta['labels'][:200]!r}")
+    if len(set(labels)) != len(labels):
+        raise ParameterError(f"labels must be distinct, got {meta['labels'][:200]!r}")
+    if width is not None and width != len(labels):
+        raise ParameterError(f"labels name {len(labels)} classes but the model has {width} outputs")
+    if "audio_config" in meta:
+        config = AudioConfig.from_json(meta["audio_config"])
+    else:  # written by fastai_audio 0.1: the fields one by one
+        config = AudioConfig(_number(meta, "sample_rate", int), _number(meta, "duration", float, optional=True),
+                             True, meta.get("pad_mode") or "zeros")  # fmt: skip
+    flag = meta.get("multi_label", "false") or "false"
+    if flag not in ("true", "false"):
+        raise ParameterError(f"multi_label must be 'true' or 'false', got {flag[:50]!r}")
+    threshold = _number(meta, "threshold", float, optional=True)
+    threshold = 0.5 if threshold is None else threshold
+    if not 0.0 < threshold < 1.0:
+        raise ParameterError(f"threshold must lie between 0 and 1, got {threshold!r}")
+    return labels, config, flag == "true", threshold
+
+
+def _number(meta: dict, key: str, kind, optional: bool = False):
+    text = meta.get(key) or ""
+    if not text and optional:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ParameterError(f"{key} must be a number, got {text[:50]!r}") from None
+    if kind is int and value != int(value):
+        raise ParameterError(f"{key} must be an integer, got {text[:50]!r}")
+    return kind(value) if math.isfinite(value) else value

@@ -19,12 +19,20 @@ import time
 
 import numpy as np
 
-from .errors import AudioError
-from .serve import AudioTooLongError, OnnxClassifier, decode_bytes
+from .errors import AudioError, AudioTooLongError, EmptyAudioError, ImpossibleFormatError, UndecodableAudioError
+from .serve import OnnxClassifier, decode_bytes
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("fastai_audio.server")
+
+# the status of each of the decode core's errors, the first class the error is an instance of (docs/deploying.md)
+_STATUS = ((EmptyAudioError, 422), (AudioTooLongError, 413), (ImpossibleFormatError, 422),
+           (UndecodableAudioError, 415), (AudioError, 422))  # fmt: skip
+
+
+def _status(err: AudioError) -> int:
+    return next(code for kind, code in _STATUS if isinstance(err, kind))
 
 
 class _Batcher:
@@ -145,6 +153,8 @@ def create_app(model, *, max_batch: int = 16, max_wait_ms: float = 5.0, max_byte
         data = await read_body(request)
         if isinstance(data, JSONResponse):
             return data
+        if not data:
+            return error(400, "the request body is empty (0 bytes): send the bytes of an audio file")
         try:
             wav, rate = decode_bytes(data, "the request body", max_seconds=max_seconds)  # (too long: refused from
             if wav.shape[-1] / rate > max_seconds:  # its header; a header that undercounts is caught here)
@@ -156,11 +166,8 @@ def create_app(model, *, max_batch: int = 16, max_wait_ms: float = 5.0, max_byte
                         "starts": res["starts"].tolist(), "probabilities": res["probs"].round(6).tolist(),
                         "clip_probabilities": res["clip_probs"].round(6).tolist()}  # fmt: skip
             clip = await asyncio.to_thread(clf.prepare, wav, rate)
-        except AudioTooLongError as err:
-            return error(413, str(err))
         except AudioError as err:
-            reason = str(err)
-            return error(400 if "is empty" in reason else 415 if "not audio" in reason else 422, reason)
+            return error(_status(err), str(err))
         except ValueError as err:  # e.g. a window or hop that is not positive
             return error(422, str(err))
         probs = await batcher.submit(clip)

@@ -15,9 +15,10 @@ import fastai_audio
 PACKAGE = Path(fastai_audio.__file__).parent
 
 # lower imports nothing above it; modules of one sub-package may import each other
-RANK = {"errors": 0, "_validate": 0.5, "_read": 0.5, "functional": 1, "models": 1, "_compat": 1, "files": 2,
-        "serve": 2.5, "server": 2.6, "io": 3, "core": 4, "datasets": 4, "transforms": 5, "data": 6, "interpret": 6,
-        "distributed": 6.5, "export": 6.8, "learner": 7, "inference": 8, "cli": 9, "all": 9}  # fmt: skip
+RANK = {"errors": 0, "_validate": 0.5, "decode": 0.6, "audio_config": 0.6, "functional": 1, "models": 1,
+        "_compat": 1, "files": 2, "serve": 2.5, "server": 2.6, "io": 3, "core": 4, "datasets": 4, "transforms": 5,
+        "data": 6, "interpret": 6, "distributed": 6.5, "export": 6.8, "learner": 7, "inference": 8, "cli": 9,
+        "all": 9}  # fmt: skip
 # imports against the order, made inside a function on purpose
 ALLOWED = {("_compat", "interpret"): "the contract probe checks that the audio plot methods are registered",
            ("_compat", "core"): "the same probe, for the type it looks for"}  # fmt: skip
@@ -68,5 +69,12 @@ def test_imports_go_down_the_layers():
 @pytest.mark.parametrize("module", ["fastai_audio.functional", "fastai_audio.files", "fastai_audio.errors"])
 def test_the_pure_layers_load_without_fastai(module):
     code = f"import sys, {module}; print(sorted(m for m in ('fastai', 'fasttransform', 'plum') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["fastai_audio.decode", "fastai_audio.audio_config", "fastai_audio._validate"])
+def test_the_decode_core_and_the_audio_config_load_without_torch(module):
+    code = f"import sys, {module}; print(sorted(m for m in ('torch', 'fastai', 'fastcore') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

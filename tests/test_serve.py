@@ -186,3 +186,62 @@ def test_decode_bytes_names_what_is_wrong():
         decode_bytes(b"RIFF0000WAVEjunk" * 4)
     wav, rate = decode_bytes(encoded("FLAC", "PCM_24", 44100, 3, False))
     assert wav.shape[0] == 3 and rate == 44100
+
+
+# ---- an exported model's metadata is checked field by field when it is loaded ------------------------------------
+
+
+def _with_metadata(path: Path, dest: Path, **changes) -> Path:
+    import onnx
+
+    proto = onnx.load(str(path))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    meta.update({k: v for k, v in changes.items() if v is not None})
+    for k in [k for k, v in changes.items() if v is None]:
+        meta.pop(k, None)
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, str(dest))
+    return dest
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"labels": '"high"'}, "labels must be a JSON list of class names, got '\"high\"'"),
+    ({"labels": '{"a": 1}'}, "labels must be a JSON list"),
+    ({"labels": "[]"}, "labels must be a JSON list"),
+    ({"labels": '["high"]'}, "labels name 1 classes but the model has 2 outputs"),
+    ({"labels": '["a", "a"]'}, "labels must be distinct"),
+    ({"audio_config": '{"sample_rate": -16000, "duration": 1.0, "mono": true, "pad_mode": "zeros"}'},
+     "sample_rate must be a positive integer, got -16000"),
+    ({"audio_config": '{"sample_rate": 16000, "duration": 1e12, "mono": true, "pad_mode": "zeros"}'},
+     "duration must be at most 3600 s"),
+    ({"audio_config": '{"sample_rate": 16000, "duration": 0, "mono": true, "pad_mode": "zeros"}'},
+     "duration must be a positive number, got 0"),
+    ({"audio_config": '{"sample_rate": 16000, "duration": 1.0, "mono": true, "pad_mode": "mirror"}'},
+     "pad_mode must be one of"),
+    ({"audio_config": None, "sample_rate": "0"}, "sample_rate must be a positive integer, got 0"),
+    ({"audio_config": None, "duration": "1e12"}, "duration must be at most 3600 s"),
+    ({"audio_config": None, "sample_rate": "fast"}, "sample_rate must be a number, got 'fast'"),
+    ({"multi_label": "maybe"}, "multi_label must be 'true' or 'false'"),
+    ({"threshold": "2"}, "threshold must lie between 0 and 1, got 2.0"),
+    ({"labels": None}, "was not written by learn.export_onnx"),
+])  # fmt: skip
+def test_hostile_or_broken_metadata_is_refused_at_load_naming_the_field(model, tmp_path, changes, message):
+    _, path, _ = model
+    bad = _with_metadata(path, tmp_path / "bad.onnx", **changes)
+    with pytest.raises(AudioFileError, match="bad.onnx: has unusable fastai_audio metadata") as info:
+        OnnxClassifier(bad)
+    assert message in str(info.value)
+
+
+def test_models_exported_before_the_audio_config_still_load(model, tmp_path):
+    _, path, files = model
+    old = _with_metadata(path, tmp_path / "old.onnx", audio_config=None)
+    clf, new = OnnxClassifier(old), OnnxClassifier(path)
+    assert clf.config == new.config and clf.sample_rate == 16000 and clf.duration == 1.0
+    np.testing.assert_array_equal(clf.predict(files[0])[2], new.predict(files[0])[2])
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(AudioFileError, match="junk.onnx: is not an ONNX model"):
+        OnnxClassifier(tmp_path / "junk.onnx")

@@ -78,7 +78,8 @@ def test_windows_give_the_taggram_of_a_long_recording(client):
 @pytest.mark.parametrize("body, status, reason", [
     (b"", 400, "is empty"),
     (b"this is not audio at all" * 10, 415, "not audio"),
-    (wav_bytes()[:44], 422, "holds no samples"),  # a WAV header with no samples
+    (wav_bytes()[:44], 422, "is truncated"),  # a WAV header whose samples are missing
+    (wav_bytes(0.0), 422, "holds no samples"),  # a WAV of no samples
     (wav_bytes(40.0, 8000), 413, "40.0 s long, more than the limit of 30 s"),
 ])  # fmt: skip
 def test_bad_input_gets_a_4xx_naming_the_reason_and_the_server_keeps_serving(client, body, status, reason):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastai.data.block import TransformBlock
 
-from .._validate import check_choice, check_positive, check_sample_rate
+from ..audio_config import AudioConfig
 from ..errors import ParameterError
 from ..files import get_audio_files
 from ..transforms.item import OpenAudio
@@ -26,7 +26,8 @@ def AudioBlock(
 ) -> TransformBlock:
     """A fastai ``TransformBlock`` that turns file paths into ``TensorAudio`` of one rate, channel count and length.
 
-    Its type transform ``OpenAudio`` decodes each file and runs, in order, ``DownmixMono`` (when ``mono``),
+    The four arguments make the block's ``AudioConfig`` (``dls.audio_config``: what export writes and the runtime
+    reads). Its type transform ``OpenAudio`` decodes each file and runs, in order, ``DownmixMono`` (when ``mono``),
     ``Resample(sample_rate)`` (when given) and ``CropPad(duration)`` (when given: random crop on training, centred
     elsewhere, short clips padded), reading only the cropped window from disk.
     With ``duration=None`` batches are padded to their longest clip and the loader buckets by length; the batch's
@@ -48,15 +49,10 @@ def AudioBlock(
         ...                    get_items=get_audio_files, get_y=parent_label, splitter=GrandparentSplitter())
         >>> dls = dblock.dataloaders("data/", bs=32)
     """
-    sample_rate = check_sample_rate(sample_rate, allow_none=True)
-    check_positive("duration", duration, allow_none=True)
-    check_choice("pad_mode", pad_mode, ("zeros", "repeat", "error"))
-    if duration is None and pad_mode == "error":
-        raise ParameterError("pad_mode='error' needs a duration: variable-length batches always pad")
+    config = AudioConfig(sample_rate, duration, mono, pad_mode)
     dl_kwargs = {"variable_length": duration is None, "pad_mode": "zeros" if pad_mode == "error" else pad_mode,
-                 "sample_rate": sample_rate}  # fmt: skip
-    open_audio = OpenAudio(sample_rate, mono=mono, duration=duration, pad_mode=pad_mode)
-    return TransformBlock(type_tfms=open_audio, dl_type=AudioDL, dls_kwargs=dl_kwargs)
+                 "sample_rate": config.sample_rate}  # fmt: skip
+    return TransformBlock(type_tfms=OpenAudio(config=config), dl_type=AudioDL, dls_kwargs=dl_kwargs)
 
 
 class RegexLabeller:

@@ -17,10 +17,11 @@ from fasttransform import DisplayedTransform
 
 from .._compat import DirectEncodes
 from .._validate import check_choice
+from ..audio_config import AudioConfig
 from ..core import TensorAudio
 from ..errors import ParameterError
 from ..files import absolute, in_folder
-from ..transforms.item import find_opener
+from ..transforms.item import audio_config_of, find_opener
 from .block import AudioBlock, RegexLabeller, get_audio_files
 from .check import drop_bad_files
 
@@ -51,6 +52,17 @@ class AudioDataLoaders(DataLoaders):
     def classes(self) -> list:
         """The class names (the labels' vocabulary), as in fastai v1's ``data.classes``."""
         return list(self.vocab)
+
+    @property
+    def audio_config(self) -> AudioConfig | None:
+        """What every clip becomes (rate, duration, channels, padding): the ``AudioConfig`` the loaders were built
+        with, which ``export_onnx`` writes into the model; ``None`` for loaders that do not open audio files.
+
+        Examples:
+            >>> audio_dls.audio_config
+            AudioConfig(sample_rate=16000, duration=1.0, mono=True, pad_mode='zeros')
+        """
+        return audio_config_of(getattr(self.valid_ds, "template", None) or self.valid_ds)
 
     def show_batch(self, b=None, max_n: int = 9, **kwargs):
         """Show ``max_n`` items of a training batch (waveforms, or spectrograms once the front-end runs).

@@ -38,9 +38,10 @@ from torch.utils.data import get_worker_info
 
 from .._validate import check_choice, check_positive
 from ..core import TensorAudio
+from ..decode import decode_audio
 from ..errors import AudioFileError, ParameterError
 from ..files import audio_info
-from ..io import INTEGER_SUBTYPES, _read_frames
+from ..io import pcm_to_float
 from ..transforms.item import find_opener
 from .loader import AudioDL, ExactPass
 
@@ -99,9 +100,9 @@ def _encode(path: Path, fmt: str) -> tuple[str, bytes, dict]:
             "duration": info.duration, "source": str(path)}  # fmt: skip
     subtype = _EXACT_SUBTYPES.get(info.subtype)
     if fmt == "flac" and subtype is not None and path.suffix.lower() != ".flac" and info.channels <= 8:
-        data, rate = sf.read(str(path), dtype="int32", always_2d=True)
+        data, rate = decode_audio(path, integer=True)
         buf = io.BytesIO()
-        sf.write(buf, data, rate, format="FLAC", subtype=subtype)
+        sf.write(buf, data.T, rate, format="FLAC", subtype=subtype)
         return "flac", buf.getvalue(), meta
     return path.suffix.lower().lstrip(".") or "bin", path.read_bytes(), meta
 
@@ -311,24 +312,18 @@ class ShardStream:
 
     def decode_sample(self, sample):
         """One raw sample -> ``(TensorAudio, label)`` before the type transforms; ``None`` (with a warning naming
-        the shard and key) when it cannot be decoded."""
+        the shard, the key and the decode core's reason) when it cannot be decoded."""
         key, url = sample.get("__key__"), sample.get("__url__")
         try:
             meta = json.loads(sample["json"])
             audio = next((v for k, v in sample.items() if not k.startswith("__") and k != "json"), None)
             if audio is None:
                 raise ValueError(f"no audio member, only {sorted(k for k in sample if not k.startswith('__'))}")
-            with sf.SoundFile(io.BytesIO(audio)) as f:  # the file loaders' decoder: integer PCM read as integers
-                rate, subtype = int(f.samplerate), f.subtype
-                wav = _read_frames(f, -1, subtype)
-            if not wav.shape[-1]:
-                raise ValueError("no samples")
-            if subtype not in INTEGER_SUBTYPES and not torch.isfinite(wav).all():
-                raise ValueError("NaN or infinite samples")
-            x = TensorAudio(wav, sample_rate=rate)
-            return x, meta["label"]
+            samples, rate = decode_audio(audio, integer=True, name=f"sample {key} of shard {url}")
+            return TensorAudio(pcm_to_float(samples), sample_rate=rate), meta["label"]
         except Exception as err:  # noqa: BLE001 - any broken sample is skipped, never the epoch
-            warnings.warn(f"skipped sample {key} of shard {url}: {type(err).__name__}: {err}", stacklevel=2)
+            reason = err.reason if isinstance(err, AudioFileError) else str(err)
+            warnings.warn(f"skipped sample {key} of shard {url}: {type(err).__name__}: {reason}", stacklevel=2)
             return None
 
 

@@ -6,7 +6,6 @@ transform the loaders use: it decodes a file and runs the others in the same cal
 
 from __future__ import annotations
 
-import math
 import random
 from pathlib import Path
 
@@ -16,13 +15,14 @@ from fasttransform import DisplayedTransform
 
 from .._compat import DirectEncodes, input_pipeline
 from .._validate import check_choice, check_positive, check_sample_rate
+from ..audio_config import AudioConfig, crop_offset
 from ..core import TensorAudio
 from ..errors import ParameterError
 from ..functional import crop, pad
 from ..io import read_span, resample
 from .base import TypedTransform
 
-__all__ = ["AudioTransform", "OpenAudio", "DownmixMono", "Resample", "CropPad", "find_opener"]
+__all__ = ["AudioTransform", "OpenAudio", "DownmixMono", "Resample", "CropPad", "audio_config_of", "find_opener"]
 
 
 class AudioTransform(TypedTransform):
@@ -125,10 +125,19 @@ class CropPad(AudioTransform, RandTransform):
         self._random_offset = split_idx == 0
         self._u = random.random()  # the draw: where in the clip the crop starts, as a fraction of the slack
 
+    def set_draw(self, draw: float | None):
+        """Crop at ``draw`` (a fraction of the slack, as ``before_call`` draws it) or, with ``None``, centred."""
+        self._random_offset, self._u = draw is not None, draw
+
+    @property
+    def draw(self) -> float | None:
+        """Where the current crop starts, as a fraction of the slack: the draw on the training set, ``None``
+        (centred) elsewhere."""
+        return self._u if self._random_offset else None
+
     def offset(self, length: int, n: int) -> int:
         """First sample of the ``n``-sample window kept from a ``length``-sample clip, for the current draw."""
-        slack = length - n
-        return min(int(self._u * (slack + 1)), slack) if self._random_offset else slack // 2
+        return crop_offset(length, n, self.draw)
 
     def _apply(self, wav, sample_rate, meta):
         n = self.target_length(sample_rate)
@@ -150,15 +159,19 @@ class OpenAudio(DirectEncodes, DisplayedTransform):
     One call decodes the file and runs the per-clip steps ``DownmixMono`` (when ``mono``), ``Resample``
     (when ``sample_rate``) and ``CropPad`` (when ``duration``): the same transform objects as in a hand-written
     pipeline, so the result is the same, minus one fastai dispatch per step. With a ``duration``, the window the
-    crop keeps is chosen from the file's header first (random on the training set, centred elsewhere) and only
-    that window is read from disk, so a 4 s crop of a one-hour file costs what a 4 s file costs. A ``TensorAudio``
-    input skips the decoding and goes through the same steps.
+    crop keeps is chosen from the file's header first (``AudioConfig.window``: random on the training set, centred
+    elsewhere) and only that window is read from disk, so a 4 s crop of a one-hour file costs what a 4 s file
+    costs. A ``TensorAudio`` input skips the decoding and goes through the same steps.
 
     Args:
         sample_rate: resample every clip to this rate (Hz); ``None`` keeps each file's rate.
         mono: downmix to one channel.
         duration: seconds per clip; ``None`` keeps whole clips.
         pad_mode: for clips shorter than ``duration``: ``'zeros'``, ``'repeat'`` or ``'error'`` (see ``CropPad``).
+        config: an ``AudioConfig`` instead of the four arguments above.
+
+    Attributes:
+        config: the ``AudioConfig`` (``sample_rate``, ``mono``, ``duration`` and ``pad_mode`` read it).
 
     Examples:
         >>> x = OpenAudio(16000, mono=True, duration=4.0)("guitar_acoustic_010-060-100.wav", split_idx=1)
@@ -167,47 +180,66 @@ class OpenAudio(DirectEncodes, DisplayedTransform):
     """
 
     def __init__(self, sample_rate: int | None = None, mono: bool = False, duration: float | None = None, *,
-                 pad_mode: str = "zeros"):  # fmt: skip
+                 pad_mode: str = "zeros", config: AudioConfig | None = None):  # fmt: skip
         super().__init__()
-        self.sample_rate = check_sample_rate(sample_rate, allow_none=True)
-        self.mono, self.duration, self.pad_mode = mono, duration, pad_mode
-        self.crop = CropPad(duration, pad_mode=pad_mode) if duration is not None else None
-        self.steps = [DownmixMono()] if mono else []
-        if sample_rate is not None:
-            self.steps.append(Resample(sample_rate))
+        self.config = config if config is not None else AudioConfig(sample_rate, duration, mono, pad_mode)
+        self._build()
+
+    def _build(self):
+        config = self.config
+        self.crop = CropPad(config.duration, pad_mode=config.pad_mode) if config.duration is not None else None
+        self.steps = [DownmixMono()] if config.mono else []
+        if config.sample_rate is not None:
+            self.steps.append(Resample(config.sample_rate))
         self._split_idx = None
+
+    sample_rate = property(lambda self: self.config.sample_rate, doc="The config's rate (Hz), or None.")
+    mono = property(lambda self: self.config.mono, doc="Whether clips are downmixed to one channel.")
+    duration = property(lambda self: self.config.duration, doc="Seconds per clip, or None for whole clips.")
+    pad_mode = property(lambda self: self.config.pad_mode, doc="How short clips are padded.")
+
+    def __setstate__(self, state):
+        if "config" not in state:  # pickled before AudioConfig (a learner exported by fastai_audio 0.1)
+            state = dict(state)
+            state["config"] = AudioConfig(state.pop("sample_rate", None), state.pop("duration", None),
+                                          state.pop("mono", False), state.pop("pad_mode", "zeros"))  # fmt: skip
+        self.__dict__.update(state)
 
     def __call__(self, o, split_idx=None, **kwargs):
         self._split_idx = split_idx  # the crop is random on the training set only
         return super().__call__(o, split_idx=split_idx, **kwargs)
 
     def encodes(self, o) -> TensorAudio:
+        draw = None
         if self.crop is not None:
             self.crop.before_call(o, self._split_idx)
+            draw = self.crop.draw
         if isinstance(o, (str, Path)):
-            meta = {"path": o if isinstance(o, Path) else Path(o)}
-            wav, sr = self._read(meta["path"])
-        elif isinstance(o, TensorAudio):
+            path = o if isinstance(o, Path) else Path(o)
+            return _wrap(*self.clip(path, draw), {"path": path})
+        if isinstance(o, TensorAudio):
+            return _wrap(*self.clip(o, draw), o.__dict__)
+        raise ParameterError(
+            f"cannot open a {type(o).__name__} as audio: expected a file path or a TensorAudio "
+            "(wrap an array with TensorAudio.create(array, sample_rate=<Hz>))"
+        )
+
+    def clip(self, o, draw: float | None = None) -> tuple[torch.Tensor, int]:
+        """One clip as a plain float32 ``(channels, samples)`` tensor and its rate, from a file (only the window
+        the crop keeps is read) or a ``TensorAudio``: decoded, downmixed, resampled and cropped or padded, the crop
+        at ``draw`` (a fraction of the slack, ``None``: centred). What ``encodes`` computes for its own draw, and
+        what the loaders' batch filler computes for clips it cannot read straight into a batch."""
+        if self.crop is not None:
+            self.crop.set_draw(draw)
+        if isinstance(o, TensorAudio):
             meta, wav, sr = o.__dict__, o.as_subclass(torch.Tensor), o.sample_rate
         else:
-            raise ParameterError(
-                f"cannot open a {type(o).__name__} as audio: expected a file path or a TensorAudio "
-                "(wrap an array with TensorAudio.create(array, sample_rate=<Hz>))"
-            )
+            meta = {"path": o}
+            window = None if self.crop is None else lambda frames, rate: self.config.window(frames, rate, draw)
+            wav, sr = read_span(o, window)
         for step in self.steps + ([self.crop] if self.crop is not None else []):
             wav, sr = step._apply(wav, sr, meta)
-        return _wrap(wav, sr, meta)
-
-    def _read(self, path: Path) -> tuple[torch.Tensor, int]:
-        if self.crop is None:
-            return read_span(path)
-
-        def window(total: int, native_sr: int) -> tuple[int, int]:
-            target_sr = self.sample_rate or native_sr
-            n = math.ceil(self.crop.target_length(target_sr) * native_sr / target_sr)
-            return (0, -1) if total <= n else (self.crop.offset(total, n), n)
-
-        return read_span(path, window)
+        return wav, sr
 
 
 def find_opener(dataset) -> tuple[int, OpenAudio] | tuple[None, None]:
@@ -222,3 +254,14 @@ def find_opener(dataset) -> tuple[int, OpenAudio] | tuple[None, None]:
     """
     fs = input_pipeline(dataset) or []
     return next(((i, t) for i, t in enumerate(fs) if isinstance(t, OpenAudio)), (None, None))
+
+
+def audio_config_of(dataset) -> AudioConfig | None:
+    """The ``AudioConfig`` of the loaders' opener in a fastai ``Datasets`` (e.g. ``dls.valid_ds``), or ``None``.
+
+    Examples:
+        >>> audio_config_of(dls.valid_ds)
+        AudioConfig(sample_rate=16000, duration=1.0, mono=True, pad_mode='zeros')
+    """
+    opener = find_opener(dataset)[1]
+    return None if opener is None else opener.config
