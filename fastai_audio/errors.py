@@ -104,7 +104,7 @@ class TruncatedAudioError(AudioFileError):
         >>> decode_audio(Path("note.wav").read_bytes()[:60])
         Traceback (most recent call last):
         ...
-        fastai_audio.errors.TruncatedAudioError: the audio: is truncated: its header declares 128000 bytes of samples but only 16 are there ...
+        fastai_audio.errors.TruncatedAudioError: the audio: is truncated: its header declares 128000 bytes of ...
     """
 
 
@@ -117,7 +117,7 @@ class NonFiniteAudioError(AudioFileError):
         >>> decode_audio("nan.wav")
         Traceback (most recent call last):
         ...
-        fastai_audio.errors.NonFiniteAudioError: nan.wav: holds 1 NaN/Inf samples; the file is corrupt, re-export or delete it
+        fastai_audio.errors.NonFiniteAudioError: nan.wav: holds 1 NaN/Inf samples; the file is corrupt, ...
     """
 
 
