@@ -53,11 +53,12 @@ __all__ = [
     "Shim",
     "SHIMS",
     "check_framework",
+    "dataset_pipelines",
+    "fastai_main_process",
     "in_main_process",
     "input_item",
     "input_pipeline",
     "item_maker",
-    "loader_prefetch_factor",
     "loader_workers",
     "predict_direct",
     "use_shims",
@@ -229,11 +230,9 @@ def item_maker(dl) -> Callable | None:
         return None
     if any(n in dl.__dict__ or getattr(type(dl), n) is not getattr(DataLoader, n) for n in _ITEM_METHODS):
         return None
-    tls = ds.tls
-    if not all(type(tl) is TfmdLists and "_after_item" not in tl.__dict__ and type(tl.tfms) is Pipeline
-               for tl in tls):  # fmt: skip
+    pipes = dataset_pipelines(ds)
+    if pipes is None:
         return None
-    pipes = [(L(tl.items, use_list=None), tl.tfms.fs, tl.tfms.split_idx) for tl in tls]
     after_item = dl.after_item
 
     def make(i):
@@ -253,40 +252,47 @@ def item_maker(dl) -> Callable | None:
 @_shim(
     "fake_loader",
     replaces="reads fastai's private _FakeLoader (DataLoader.fake_l, the object PyTorch's loader iterates): the "
-    "worker count and prefetch factor that size the workers' batch pool (data/pool.py), and no_multiproc(), so "
-    "that set-up reads its few batches in the main process",
-    gain="the batch pool: without it a loader with 2 workers runs at 0.65-0.66 of its speed (bench/seam.py, 2-core "
-    "CPU, 2026-11-27); no_multiproc: no worker start-up for the few batches set-up reads",
-    fallback="no batch pool (PyTorch's shared-memory collation); set-up batches come through the workers",
+    "worker count of loaders that iterate the fastai way (streamed shards plan their exact passes with it), and "
+    "no_multiproc(), so that set-up (SpecNormalize's statistics, one_batch) reads its few batches in the main "
+    "process instead of starting workers for them",
+    gain="set-up without worker start-up: SpecNormalize's 4 set-up batches of a 2-worker loader that iterates the "
+    "fastai way cost the start of 2 processes more without it (bench/seam.py); the shards' exact pass is planned "
+    "for the workers that really run",
+    fallback="set-up batches come through the workers; shards plan for one worker",
 )
 def FAKE_LOADER() -> str | None:
     dl = DataLoader(list(range(4)), bs=2)
     fake = getattr(dl, "fake_l", None)
     if fake is None:
         return "fastai's DataLoader has no `fake_l` any more"
-    for name in ("num_workers", "prefetch_factor", "no_multiproc"):
+    for name in ("num_workers", "no_multiproc"):
         if not hasattr(fake, name):
             return f"fastai's DataLoader.fake_l has no `{name}` any more"
     return None
 
 
 def loader_workers(dl) -> int:
-    """How many worker processes the fastai ``DataLoader`` ``dl`` starts (0 when the shim is off: no pool)."""
+    """How many worker processes the fastai ``DataLoader`` ``dl`` starts (0 when the shim is off)."""
     return int(getattr(dl.fake_l, "num_workers", 0) or 0) if FAKE_LOADER.on else 0
 
 
-def loader_prefetch_factor(dl) -> int:
-    """Batches each worker of ``dl`` prepares ahead (PyTorch's ``prefetch_factor``)."""
-    return int(getattr(dl.fake_l, "prefetch_factor", 2) or 2) if FAKE_LOADER.on else 2
-
-
 @contextlib.contextmanager
-def in_main_process(dl):
-    """Iterate ``dl`` in the main process within the block (when the shim is on; otherwise as configured)."""
+def fastai_main_process(dl):
+    """Iterate the fastai ``DataLoader`` ``dl`` in the main process within the block (when the shim is on;
+    otherwise as configured)."""
     if FAKE_LOADER.on:
         with dl.fake_l.no_multiproc():
             yield dl
     else:
+        yield dl
+
+
+@contextlib.contextmanager
+def in_main_process(dl):
+    """Iterate ``dl`` in the main process within the block: an ``AudioDL``'s own ``main_process()``, otherwise
+    fastai's (``fastai_main_process``)."""
+    own = getattr(dl, "main_process", None)
+    with own() if own is not None else fastai_main_process(dl):
         yield dl
 
 
@@ -357,6 +363,19 @@ def input_pipeline(dataset) -> list | None:
     if not tls:
         return None
     return list(getattr(getattr(tls[0], "tfms", None), "fs", None) or []) or None
+
+
+def dataset_pipelines(dataset) -> list | None:
+    """``[(items, transforms, split_idx)]``, one per pipeline of a fastai ``Datasets`` (``tls[i].items``,
+    ``tls[i].tfms.fs``, ``tls[i].tfms.split_idx``): item ``k`` of pipeline ``j`` is its transforms applied in order
+    to ``items[k]``. ``None`` for datasets without that layout, or whose lists replace how an item is made."""
+    tls = getattr(dataset, "tls", None)
+    if type(dataset) is not Datasets or not tls:
+        return None
+    if not all(type(tl) is TfmdLists and "_after_item" not in tl.__dict__ and type(tl.tfms) is Pipeline
+               for tl in tls):  # fmt: skip
+        return None
+    return [(L(tl.items, use_list=None), list(tl.tfms.fs), tl.tfms.split_idx) for tl in tls]
 
 
 def input_item(dataset, i: int):

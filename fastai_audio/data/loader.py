@@ -3,59 +3,40 @@ pads each batch to its longest clip with a length-bucketed sampler that keeps th
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
+import random
+import warnings
 
 import numpy as np
 import torch
 from fastai.data.core import TfmdDL
-from fastai.torch_core import no_random, to_detach
+from fastai.torch_core import to_detach
 from fastcore.meta import delegates
-from torch.utils.data import get_worker_info
 
-from .._compat import input_item, input_pipeline, item_maker, loader_prefetch_factor, loader_workers
+from .._compat import fastai_main_process, input_item, input_pipeline, item_maker
+from .._validate import check_choice, check_positive
 from ..core import TensorAudio
-from ..errors import AudioFileError, ParameterError
+from ..errors import AudioFileError
 from ..functional import pad
 from ..io import audio_info
 from ..transforms.item import find_opener
-from .pool import BatchPool, workers_are_forked
+from .fill import check_batchable, filler_for, meta_of_batch
+from .transfer import DeviceFeed
+from .workers import WorkerPool, fork_available
 
 __all__ = ["AudioDL"]
 
 
-def _batch_meta(item_meta: dict) -> dict:
-    """A batch's metadata from its first clip's: all of it but the path (one file's path does not describe a
-    batch)."""
-    return {k: v for k, v in item_meta.items() if k != "path"}
-
-
-def _describe(x) -> str:
-    path = getattr(x, "path", None)
-    return str(path) if path is not None else f"a clip of shape {tuple(x.shape)}"
-
-
-def _check_batchable(xs: list, variable_length: bool):
-    """Mixed rates, channel counts or (for fixed-length batches) lengths get an error naming two culprits."""
-    shapes = [tuple(x.as_subclass(torch.Tensor).shape) for x in xs]  # (fastai's metadata hook costs ~4 us a read)
-    rates = [x.__dict__.get("sample_rate") for x in xs]
-    first, (rate0, shape0) = xs[0], (rates[0], shapes[0])
-    for x, rate, shape in zip(xs[1:], rates[1:], shapes[1:]):
-        if rate != rate0:
-            raise ParameterError(
-                f"cannot batch clips with different sample rates: {_describe(first)} is at {rate0} Hz and "
-                f"{_describe(x)} at {rate} Hz; pass sample_rate=<Hz> (e.g. 16000) to resample every clip to one rate"
-            )
-        if shape[:-1] != shape0[:-1]:
-            raise ParameterError(
-                f"cannot batch clips with different channel counts: {_describe(first)} has {shape0[-2]} and "
-                f"{_describe(x)} has {shape[-2]}; pass mono=True to downmix every clip"
-            )
-        if not variable_length and shape[-1] != shape0[-1]:
-            raise ParameterError(
-                f"cannot batch clips of different lengths: {_describe(first)} has {shape0[-1]} samples and "
-                f"{_describe(x)} has {shape[-1]}; pass duration=<seconds> to crop/pad every clip, "
-                "or duration=None for padded variable-length batches"
-            )
+def _chunks(idxs, bs: int, drop_last: bool):
+    """Batches of ``bs`` indices from ``idxs`` (which may be endless, as ``show_batch(unique=True)``'s are)."""
+    it = iter(idxs)
+    while True:
+        batch = list(itertools.islice(it, bs))
+        if not batch or (drop_last and len(batch) < bs):
+            return
+        yield batch
 
 
 class ExactPass:
@@ -100,9 +81,22 @@ class AudioDL(TfmdDL):
     Clips that cannot share a batch (different sample rates or channel counts) raise a ``ParameterError`` naming
     two of the files and the argument that fixes it.
 
-    Items are made as fastai makes them, the same pipelines in the same order, without the per-item wrappers
-    around them (``do_item``, ``Datasets.__getitem__``, ``TfmdLists.__getitem__``), which cost 3 to 10 us an
-    item (the seam's ``item_maker`` shim, ``fastai_audio._compat``).
+    Batches are filled whole (``fill.py``): one task reads every clip of a batch straight into one array, in the
+    main process (``num_workers=0``) or in worker processes that start once and serve every epoch, writing into
+    reused shared slots (``workers.py``). A batch bound for a GPU crosses as ``int16`` where its files are 16-bit
+    PCM, is copied from pinned memory while the previous step computes, and becomes float32 on the device: the same
+    values, half the bytes. Loaders with item transforms (``item_tfms``), or datasets that are not files opened by
+    ``OpenAudio``, make their batches item by item as fastai does, minus fastai's per-item wrappers (the seam's
+    ``item_maker`` shim).
+
+    Args:
+        variable_length: pad each batch to its longest clip (``AudioBlock(duration=None)``).
+        pad_mode: ``'zeros'`` or ``'repeat'``: how clips are padded.
+        sample_rate: the clips' rate, for the lengths read from headers.
+        on_error: ``'skip'`` a file that cannot be decoded (its row takes the next item, and a warning names it)
+            or ``'raise'`` its error.
+        prefetch_factor: batches each worker prepares ahead.
+        **kwargs: fastai's ``TfmdDL`` arguments (``bs``, ``shuffle``, ``num_workers``, ``device``...).
 
     Examples:
         >>> dls = AudioDataLoaders.from_folder("speech_commands", duration=None, valid_pct=0.2, bs=4, seed=0)
@@ -114,15 +108,20 @@ class AudioDL(TfmdDL):
     """
 
     def __init__(self, dataset=None, variable_length: bool = False, pad_mode: str = "zeros",
-                 sample_rate: int | None = None, lengths=None, **kwargs):  # fmt: skip
+                 sample_rate: int | None = None, lengths=None, on_error: str = "raise", prefetch_factor: int = 2,
+                 **kwargs):  # fmt: skip
         self.variable_length, self.pad_mode, self.sample_rate = variable_length, pad_mode, sample_rate
-        self._lengths = lengths
+        self.on_error = check_choice("on_error", on_error, ("raise", "skip"))
+        self.prefetch_factor = check_positive("prefetch_factor", prefetch_factor, integer=True)
+        self.workers = int(kwargs.get("num_workers", 0) or 0)
+        self._lengths, self._main_only, self._pool, self._skipped = lengths, False, None, set()
         super().__init__(dataset, **kwargs)
 
     def new(self, dataset=None, **kwargs):
         lengths = self._lengths if dataset is None else None
-        kwargs = {"variable_length": self.variable_length, "pad_mode": self.pad_mode,
-                  "sample_rate": self.sample_rate, "lengths": lengths, **kwargs}  # fmt: skip
+        kwargs = {"variable_length": self.variable_length, "pad_mode": self.pad_mode, "on_error": self.on_error,
+                  "sample_rate": self.sample_rate, "lengths": lengths, "prefetch_factor": self.prefetch_factor,
+                  "num_workers": self.workers, **kwargs}  # fmt: skip
         return super().new(dataset=dataset, **kwargs)
 
     @property
@@ -167,37 +166,82 @@ class AudioDL(TfmdDL):
         self.rng.shuffle(batches)
         return [i for b in batches for i in b]
 
-    def before_iter(self):
-        super().before_iter()
-        self._pool = self._batch_pool()
+    # -- batch-level decoding -----------------------------------------------------------------------------------
 
-    def after_iter(self):
-        super().after_iter()
-        self._pool = None  # its memory goes once the epoch's last batch is freed; the next epoch makes a new one
+    @contextlib.contextmanager
+    def main_process(self):
+        """Within the block, iterate in the main process (no worker starts): what ``one_batch`` and set-up use."""
+        before, self._main_only = self._main_only, True
+        try:
+            with fastai_main_process(self):  # (for loaders that iterate the fastai way, e.g. streamed shards)
+                yield self
+        finally:
+            self._main_only = before
 
-    def _batch_pool(self) -> BatchPool | None:
-        """The shared slots that this epoch's workers collate audio into (see ``pool.py``), made here, in the main
-        process, before they fork. ``None``: collate the usual way (no workers, workers that are not forked,
-        variable-length batches, batches too large to keep ``prefetch_factor + 1`` per worker)."""
-        workers = loader_workers(self)
-        if not workers or not self.bs or self.variable_length or not workers_are_forked():
-            return None
-        if "_audio_item" not in self.__dict__:
-            try:
-                with no_random(reproducible=False):  # one item to size the slots, leaving every random state as is
-                    item = self.do_item(0)
-            except Exception:  # noqa: BLE001 - no pool; the workers report the error with its usual context
-                item = None
-            first = item[0] if isinstance(item, tuple) and item else None
-            self._audio_item = (tuple(first.shape), first.dtype) if isinstance(first, TensorAudio) else None
-        if self._audio_item is None:
-            return None
-        shape, dtype = self._audio_item
-        return BatchPool.fitting(workers, loader_prefetch_factor(self) + 1, (self.bs, *shape), dtype)
+    def one_batch(self):
+        with self.main_process():
+            return super().one_batch()
+
+    def close(self):
+        """Stop this loader's worker processes now (they also stop when the loader is garbage collected, and the
+        next multi-process iteration starts new ones)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __iter__(self):
+        filler = filler_for(self, AudioDL)
+        workers = 0 if self._main_only else self.workers
+        if filler is None or (workers and not fork_available()):
+            yield from super().__iter__()
+            return
+        self.randomize()
+        self.before_iter()
+        rng = random.Random(self.rng.random())
+        train = filler.split_idx == 0 and filler.config.duration is not None
+        tasks = ((b, [rng.random() for _ in b] if train else None)
+                 for b in _chunks(self.get_idxs(), self.bs, self.drop_last))  # fmt: skip
+        device = self.device
+        int16 = device is not None and device.type != "cpu"
+        if workers:
+            pool = self._worker_pool(filler, workers)
+            source = pool.run(tasks, int16=int16)
+        else:
+            pool = None
+            source = ((f, torch.from_numpy(f.audio), None) for f in (
+                filler.fill(b, d, int16=int16, n=len(self.dataset)) for b, d in tasks))  # fmt: skip
+        feed = DeviceFeed(device, pool)
+        ahead = None
+        for filled, audio, slot in source:
+            self._report_skipped(filled.skipped)
+            ticket = feed.put(filled, audio, slot)  # the copy of this batch starts while the last one computes
+            if ahead is not None:
+                yield self.after_batch(feed.get(ahead))
+            ahead = ticket
+        if ahead is not None:
+            yield self.after_batch(feed.get(ahead))
+        self.after_iter()
+
+    def _worker_pool(self, filler, workers: int):
+        if self._pool is None or self._pool._closed:
+            config = filler.config
+            fixed = config.duration is not None and config.sample_rate is not None and config.mono
+            slot_bytes = self.bs * config.num_samples() * 4 if fixed and not self.variable_length else 0
+            seed = random.Random(self.rng.random()).getrandbits(31)
+            self._pool = WorkerPool(filler, workers, self.prefetch_factor, slot_bytes, len(self.dataset), seed)
+        return self._pool
+
+    def _report_skipped(self, skipped: list):
+        new = [(p, r) for p, r in skipped if p not in self._skipped]
+        if new:
+            self._skipped.update(p for p, _ in new)
+            lines = "\n".join(f"  {p}: {r}" for p, r in new)
+            warnings.warn(f"skipped {len(new)} bad audio file(s), their rows filled with the next items "
+                          f"(on_error='skip'):\n{lines}", stacklevel=3)  # fmt: skip
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.pop("_pool", None)  # a process's own memory map: never pickled (export, spawned workers)
+        state["_pool"] = None  # worker processes and their shared memory belong to this process
         return state
 
     def create_batch(self, b):
@@ -206,20 +250,15 @@ class AudioDL(TfmdDL):
         lengths = {}
         for j in positions:
             xs = [s[j] for s in b]
-            _check_batchable(xs, self.variable_length)
+            check_batchable(xs, self.variable_length)
             if self.variable_length:
                 longest = max(x.shape[-1] for x in xs)
                 lengths[j] = [x.shape[-1] for x in xs]
                 b = [s[:j] + (pad(s[j], longest, self.pad_mode),) + s[j + 1 :] for s in b]
-        pool, worker = self.__dict__.get("_pool"), get_worker_info()
-        if pool is not None and worker is not None and positions and positions[0] == 0:
-            pooled = pool.put(worker.id, [s[0] for s in b], _batch_meta(first[0].__dict__))
-            if pooled is not None:
-                return (pooled, *super().create_batch([s[1:] for s in b]))
         batch = super().create_batch(b)
         for j in positions:
             x = batch[j]
-            x.__dict__ = _batch_meta(x.__dict__)
+            x.__dict__ = meta_of_batch(x.__dict__)
             if j in lengths:
                 x.lengths = torch.tensor(lengths[j], dtype=torch.long)
         return batch

@@ -37,7 +37,8 @@ class AudioDataLoaders(DataLoaders):
 
     Every constructor takes the ``AudioBlock`` arguments (``sample_rate=16000``, ``duration=4.0``, ``mono=True``,
     ``pad_mode='zeros'``), ``on_error='raise'|'skip'`` (skip decodes every file once up front and warns naming
-    each bad one), ``item_tfms``/``batch_tfms`` (e.g. the spectrogram front-end) and fastai's loader arguments
+    each bad one; a file that goes bad later is skipped when it is read, its row taking the next item, and named
+    too), ``item_tfms``/``batch_tfms`` (e.g. the spectrogram front-end) and fastai's loader arguments
     (``bs``, ``num_workers``, ``device``, ...). Batches are ``(TensorAudio (bs, channels, samples), labels)``.
 
     Examples:
@@ -146,7 +147,7 @@ class AudioDataLoaders(DataLoaders):
         if not files:
             raise ParameterError(f"no audio files to load under {path}; check the path and the file extensions")
         splitter = FuncSplitter(valid_func) if valid_func is not None else RandomSplitter(valid_pct, seed=seed)
-        return cls._from_block(files, path, get_y=label_func, splitter=splitter, **kwargs)
+        return cls._from_block(files, path, get_y=label_func, splitter=splitter, on_error=on_error, **kwargs)
 
     @classmethod
     def from_folder(cls, path, train: str = "train", valid: str = "valid", valid_pct: float | None = None,
@@ -268,7 +269,7 @@ class AudioDataLoaders(DataLoaders):
             splitter = RandomSplitter(valid_pct, seed=seed)
         get_x, get_y = _Field(0), _Field(1)
         return cls._from_block(items, path, get_x=get_x, get_y=get_y, splitter=splitter, label_delim=label_delim,
-                               **kwargs)  # fmt: skip
+                               on_error=on_error, **kwargs)  # fmt: skip
 
     @classmethod
     def from_nsynth(cls, path, label: str = "instrument_family_str", *, sources=None, families=None,
