@@ -4,7 +4,8 @@ A shim that steps around a framework internal must pay its way. Each row switche
 ``fastai_audio._compat.use_shims(False, [...])`` and measures the workload the shim is for, round-robin with the
 all-shims run, on the same data:
 
-- loader: clips/s through ``dls.train`` (4 s NSynth-format clips, bs 64) with no worker, and with 2 workers;
+- loader: clips/s through ``dls.train`` (4 s NSynth-format clips, bs 64, no worker): the default loader, which fills
+  whole batches, and one with an item transform, which makes its items the fastai way;
 - predict: ``learn.predict(path)`` p50 over ``--runs`` calls (1-channel resnet18, the ``nsynth`` log-mel front-end).
 
 The ratio is the fallback's rate (or time) against the shims'; a shim whose ratio sits within noise of 1.00 on every
@@ -30,7 +31,7 @@ from fastai_audio._compat import SHIMS, use_shims
 from fastai_audio.data import AudioDataLoaders
 from fastai_audio.datasets import read_nsynth, synth_nsynth
 from fastai_audio.learner import audio_learner
-from fastai_audio.transforms import mel_transforms
+from fastai_audio.transforms import DownmixMono, mel_transforms
 
 
 def with_shims_off(names, fn):
@@ -58,18 +59,23 @@ def main():
     print(f"# bench/seam.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}; medians of {args.repeats} epochs, {args.runs} predict calls x 3")  # fmt: skip
 
-    def epochs(workers: int):
-        dls = AudioDataLoaders.from_nsynth(root, bs=args.bs, num_workers=workers, sample_rate=16000, duration=4.0)
+    def epochs(item_tfms):
+        dls = AudioDataLoaders.from_nsynth(root, bs=args.bs, num_workers=0, sample_rate=16000, duration=4.0,
+                                           item_tfms=item_tfms)  # fmt: skip
         return lambda: epoch_rate(dls)
 
-    for workers, cases in ((0, {"direct_encodes off": ["direct_encodes"], "item_maker off": ["item_maker"]}),
-                           (2, {"fake_loader off (no batch pool)": ["fake_loader"]})):  # fmt: skip
-        run = epochs(workers)
+    # the default loader fills whole batches (its labels still go through the transforms); a loader with an item
+    # transform makes its items the fastai way, which is where item_maker steps in
+    for title, item_tfms, cases in (
+            ("dls.train (batch-level decoding)", None, {"direct_encodes off": ["direct_encodes"]}),
+            ("dls.train with an item transform (per-item path)", [DownmixMono()],
+             {"direct_encodes off": ["direct_encodes"], "item_maker off": ["item_maker"]})):  # fmt: skip
+        run = epochs(item_tfms)
         contenders = {"all shims on": with_shims_off((), run)}
         contenders |= {name: with_shims_off(off, run) for name, off in cases.items()}
         contenders["all shims off (public paths only)"] = with_shims_off(list(SHIMS), run)
         rows = round_robin(contenders, args.repeats)
-        print_table(f"## Loader: dls.train, num_workers={workers}, bs={args.bs}", rows, "all shims on", label="shims",
+        print_table(f"## Loader: {title}, num_workers=0, bs={args.bs}", rows, "all shims on", label="shims",
                     ratio="x all shims")  # fmt: skip
 
     dls = AudioDataLoaders.from_nsynth(root, bs=args.bs, num_workers=0, batch_tfms=mel_transforms("nsynth"))

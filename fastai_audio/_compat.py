@@ -54,12 +54,10 @@ __all__ = [
     "SHIMS",
     "check_framework",
     "dataset_pipelines",
-    "fastai_main_process",
     "in_main_process",
     "input_item",
     "input_pipeline",
     "item_maker",
-    "loader_workers",
     "predict_direct",
     "use_shims",
 ]
@@ -115,8 +113,9 @@ def _signature_names(f) -> list[str]:
     replaces="fasttransform's Transform._call / Transform._do_call for `encodes`: the hasattr check (plum builds a "
     "bound dispatcher on every attribute access), plum's method resolution, and retain_type, which changes nothing "
     "for these transforms (their results are never a superclass of their input)",
-    gain="~3.3 us per transform call (3.8 -> 0.45 us), 4 calls a clip in the loaders: without it a loader with no "
-    "worker runs at 0.85-0.90 of its speed (bench/seam.py, 2-core CPU, 2026-11-27)",
+    gain="~3.3 us per transform call (3.8 -> 0.45 us): without it a loader with no worker runs at 0.92 of its speed "
+    "(its labels and readers still go through transforms), one with an item transform at 0.86 (bench/seam.py, "
+    "2-core CPU, 2026-12-04)",
     fallback="fasttransform's own call path: the same `encodes` method, found by plum",
 )
 def DIRECT_ENCODES() -> str | None:
@@ -198,9 +197,10 @@ _ITEM_METHODS = ("create_item", "do_item")  # the DataLoader steps that item_mak
     "item_maker",
     replaces="fastai's per-item path, DataLoader.do_item -> create_item -> Datasets.__getitem__ -> "
     "TfmdLists.__getitem__ -> TfmdLists._after_item: the same pipelines composed directly, without the wrappers",
-    gain="3-10 us a clip: without it a loader with no worker runs at 0.93-0.98 of its speed (bench/seam.py, 2-core "
-    "CPU, 2026-11-27); the first shim to delete if fastai's per-item path gets cheaper",
-    fallback="fastai's DataLoader.create_batches",
+    gain="3-10 us a clip, where items are made one by one (loaders with item transforms; the default loader fills "
+    "whole batches without it): without it such a loader with no worker runs at 0.95 of its speed (bench/seam.py, "
+    "2-core CPU, 2026-12-04); the first shim to delete if fastai's per-item path gets cheaper",
+    fallback="fastai's DataLoader.do_item",
 )
 def ITEM_MAKER() -> str | None:
     for owner, name in ((DataLoader, "create_item"), (DataLoader, "do_item"), (DataLoader, "after_item"),
@@ -245,54 +245,16 @@ def item_maker(dl) -> Callable | None:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Shim: fake_loader
+# Iterating in the main process
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-@_shim(
-    "fake_loader",
-    replaces="reads fastai's private _FakeLoader (DataLoader.fake_l, the object PyTorch's loader iterates): the "
-    "worker count of loaders that iterate the fastai way (streamed shards plan their exact passes with it), and "
-    "no_multiproc(), so that set-up (SpecNormalize's statistics, one_batch) reads its few batches in the main "
-    "process instead of starting workers for them",
-    gain="set-up without worker start-up: SpecNormalize's 4 set-up batches of a 2-worker loader that iterates the "
-    "fastai way cost the start of 2 processes more without it (bench/seam.py); the shards' exact pass is planned "
-    "for the workers that really run",
-    fallback="set-up batches come through the workers; shards plan for one worker",
-)
-def FAKE_LOADER() -> str | None:
-    dl = DataLoader(list(range(4)), bs=2)
-    fake = getattr(dl, "fake_l", None)
-    if fake is None:
-        return "fastai's DataLoader has no `fake_l` any more"
-    for name in ("num_workers", "no_multiproc"):
-        if not hasattr(fake, name):
-            return f"fastai's DataLoader.fake_l has no `{name}` any more"
-    return None
-
-
-def loader_workers(dl) -> int:
-    """How many worker processes the fastai ``DataLoader`` ``dl`` starts (0 when the shim is off)."""
-    return int(getattr(dl.fake_l, "num_workers", 0) or 0) if FAKE_LOADER.on else 0
-
-
-@contextlib.contextmanager
-def fastai_main_process(dl):
-    """Iterate the fastai ``DataLoader`` ``dl`` in the main process within the block (when the shim is on;
-    otherwise as configured)."""
-    if FAKE_LOADER.on:
-        with dl.fake_l.no_multiproc():
-            yield dl
-    else:
-        yield dl
 
 
 @contextlib.contextmanager
 def in_main_process(dl):
-    """Iterate ``dl`` in the main process within the block: an ``AudioDL``'s own ``main_process()``, otherwise
-    fastai's (``fastai_main_process``)."""
+    """Iterate ``dl`` in the main process within the block (set-up that reads a few batches): an ``AudioDL``'s own
+    ``main_process()``; other loaders iterate as configured."""
     own = getattr(dl, "main_process", None)
-    with own() if own is not None else fastai_main_process(dl):
+    with own() if own is not None else contextlib.nullcontext():
         yield dl
 
 
@@ -305,7 +267,8 @@ def in_main_process(dl):
     "predict_direct",
     replaces="fastai's Learner.predict, which builds a test DataLoader for the one item and runs get_preds' callback "
     "loop: the validation pipeline is applied to the item directly and the model runs under torch.inference_mode",
-    gain="~3.3 ms a call: predict p50 9.6 ms with it, 12.9 ms without (bench/seam.py, 2-core CPU, 2026-11-27)",
+    gain="~3-5 ms a call: predict p50 18.4 ms with it, 23.2 ms without (bench/seam.py, 2-core CPU, 2026-12-04; "
+    "9.6 and 12.9 ms on 2026-11-27)",
     fallback="fastai's Learner.predict (identical result, tested)",
 )
 def PREDICT_DIRECT() -> str | None:

@@ -15,7 +15,7 @@ from fastai.data.core import TfmdDL
 from fastai.torch_core import to_detach
 from fastcore.meta import delegates
 
-from .._compat import fastai_main_process, input_item, input_pipeline, item_maker
+from .._compat import input_item, input_pipeline, item_maker
 from .._validate import check_choice, check_positive
 from ..core import TensorAudio
 from ..errors import AudioFileError
@@ -173,8 +173,7 @@ class AudioDL(TfmdDL):
         """Within the block, iterate in the main process (no worker starts): what ``one_batch`` and set-up use."""
         before, self._main_only = self._main_only, True
         try:
-            with fastai_main_process(self):  # (for loaders that iterate the fastai way, e.g. streamed shards)
-                yield self
+            yield self
         finally:
             self._main_only = before
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from fastai.torch_core import num_distrib, rank_distrib
+from fastai.torch_core import num_distrib, rank_distrib, to_device
 from torch.utils.data import get_worker_info
 
 from .._validate import check_choice, check_positive
@@ -366,9 +366,17 @@ class ShardDL(ExactPass, AudioDL):
         return max(num_distrib(), 1)
 
     def _workers(self) -> int:
-        from .._compat import loader_workers
+        return 1 if self._main_only else max(self.workers, 1)
 
-        return max(loader_workers(self), 1)
+    def __iter__(self):
+        if not self._main_only:  # PyTorch's worker processes, started by fastai, each read their share
+            yield from super().__iter__()
+            return
+        self.randomize()  # set-up and one_batch: read here, without starting a process
+        self.before_iter()
+        for b in self.create_batches(None):
+            yield self.after_batch(b if self.device is None else to_device(b, self.device))
+        self.after_iter()
 
     def _planned_items(self) -> int:
         if not isinstance(self.dataset, ShardStream):
