@@ -121,6 +121,8 @@ def _epoch_memory(args):
     for i, _ in enumerate(dls.train):
         if i + 1 >= batches:
             break
+    for dl in dls.loaders:  # (workers are counted once they have exited and been waited for)
+        getattr(dl, "close", lambda: None)()
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({"self_mb": me / 1024, "child_mb": kids / 1024, "items": len(dls.train_ds)}))

@@ -353,3 +353,23 @@ def test_a_worker_that_dies_holding_a_batch_stops_the_epoch_with_an_error(toy_fo
     ):
         list(dls.valid)
     assert dls.valid.one_batch()[0].shape == (2, 1, 16000)  # the main process still reads
+
+
+def test_a_forked_process_that_drops_its_copy_of_a_pool_leaves_the_pool_alone(toy_folder):
+    """Another loader's workers (or any forked process) inherit a copy of this loader's pool; freeing that copy
+    must not stop the workers, which belong to the process that started them."""
+    import gc
+    import multiprocessing
+
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=2, duration=1.0, num_workers=2)
+    want = [(x.clone(), y) for x, y in dls.valid]
+
+    def drop_the_copy():
+        dls.valid.close()
+        gc.collect()
+
+    child = multiprocessing.get_context("fork").Process(target=drop_the_copy)
+    child.start()
+    child.join(timeout=30)
+    assert child.exitcode == 0 and all(p.is_alive() for p in dls.valid._pool._procs)
+    assert_same_batches([(x.clone(), y) for x, y in dls.valid], want)

@@ -167,8 +167,8 @@ class WorkerPool:
         for p in self._procs:
             p.start()
         self._tasks_of: dict[int, list] = {}
-        self._closed = False
-        weakref.finalize(self, _shutdown, self._procs, self._tasks)
+        self._closed, self._owner = False, os.getpid()
+        weakref.finalize(self, _shutdown, self._procs, self._tasks, self._owner)
 
     # -- slots ---------------------------------------------------------------------------------------------------
 
@@ -297,12 +297,14 @@ class WorkerPool:
         if self._closed:
             return
         self._closed = True
-        _shutdown(self._procs, self._tasks)
+        _shutdown(self._procs, self._tasks, self._owner)
         if self.memory is not None:
             self.memory.close()
 
 
-def _shutdown(procs, tasks):
+def _shutdown(procs, tasks, owner: int):
+    if os.getpid() != owner:  # a forked process (another loader's worker) holds a copy: the pool is not its own
+        return
     for _ in procs:
         try:
             tasks.put_nowait(None)

@@ -44,11 +44,12 @@ def synthetic_rir(rt60: torch.Tensor, sample_rate: int, length: int, *, drr_db: 
         float32 ``(B, length)`` on ``rt60``'s device.
 
     Examples:
-        >>> rir = synthetic_rir(torch.tensor([0.3, 1.0]), 16000, 16000, drr_db=torch.tensor([0.0, 6.0]))
+        >>> rir = synthetic_rir(torch.tensor([0.3, 1.0]), 16000, 16000, drr_db=torch.tensor([0.0, 6.0]),
+        ...                     generator=torch.Generator().manual_seed(0))
         >>> rir.shape, rir[:, 0].tolist()                        # the direct path is 1 at sample 0
         (torch.Size([2, 16000]), [1.0, 1.0])
         >>> tail = rir[:, 1:].pow(2).sum(1)                      # energy of the tails: 0 dB and 6 dB below it
-        >>> [round(10 * math.log10(1 / e), 1) for e in tail.tolist()]
+        >>> [round(10 * math.log10(1 / e), 1) + 0.0 for e in tail.tolist()]   # (+ 0.0: no "-0.0")
         [0.0, 6.0]
     """
     sample_rate = check_sample_rate(sample_rate)
