@@ -63,6 +63,9 @@ tests=0
         section "## Training throughput with torch's fused AdamW and channels_last (the candidate GPU recipe)"
         limited 180 "$PY" bench/train_throughput.py --clips 8192 --workers "$workers" --bs 64 256 --precision bf16 \
             --opt adamw --channels-last --skip plain breakdown 2>&1
+        section "## Training throughput from a packed cache (fastai-audio pack; AudioDataLoaders.from_packed)"
+        limited 150 "$PY" bench/train_throughput.py --clips 8192 --workers "$workers" --bs 64 256 --precision bf16 \
+            --packed --skip plain augment breakdown 2>&1
     fi
 
     want loader && section "## Loader (bench/loader.py: decoding on this machine's CPUs, batches to the GPU)" &&

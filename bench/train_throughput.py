@@ -225,11 +225,30 @@ def plain_pipeline(args, root, device, bs, precision, kind) -> tuple[float, floa
     return statistics.median(rates), statistics.median(loader_rates)
 
 
-def recipe_dls(root, bs, workers, device, augment: bool):
+PACKED = False  # --packed: the recipe reads a packed cache of the data set (fastai-audio pack) instead of files
+
+
+def packed_cache(root: Path) -> Path:
+    """``root`` packed once (``fastai_audio.data.pack``), cached beside it."""
+    from fastai_audio.data import AudioDataLoaders, pack
+
+    dest = root.with_name(root.name + "_packed")
+    if not (dest / "packed.json").is_file():
+        import shutil
+
+        shutil.rmtree(dest, ignore_errors=True)
+        pack(AudioDataLoaders.from_folder(root, bs=64, seed=0), dest, progress=False)
+    return dest
+
+
+def recipe_dls(root, bs, workers, device, augment: bool, packed: bool | None = None):
     from fastai_audio.data import AudioDataLoaders
     from fastai_audio.transforms import audio_aug_tfms, mel_transforms
 
     tfms = [*audio_aug_tfms(), *mel_transforms("nsynth")] if augment else mel_transforms("nsynth")
+    if PACKED if packed is None else packed:
+        return AudioDataLoaders.from_packed(packed_cache(root), bs=bs, num_workers=workers, batch_tfms=tfms,
+                                            device=device, seed=0)  # fmt: skip
     return AudioDataLoaders.from_folder(root, bs=bs, num_workers=workers, batch_tfms=tfms, device=device,
                                         seed=0)  # fmt: skip
 
@@ -478,8 +497,11 @@ def main():
         choices=["default", "adamw"],
         help="the recipe's optimiser: audio_learner's default, or torch's AdamW (fused on CUDA)",
     )
+    parser.add_argument("--packed", action="store_true", help="the recipe reads a packed cache of the data set")
     parser.add_argument("--skip", nargs="*", default=[], choices=["plain", "augment", "breakdown"])
     args = parser.parse_args()
+    global PACKED
+    PACKED = args.packed
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           (args.device if args.device != "auto" else "cpu"))  # fmt: skip
     kind = "resnet18" if device.type == "cuda" else "tiny"
@@ -492,7 +514,8 @@ def main():
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"# bench/train_throughput.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
           f"{card}, torch {torch.__version__}; {args.clips} clips of 4 s, {args.workers} workers, network "
-          f"{kind}{', channels_last' if args.channels_last else ''}, optimiser {args.opt}")  # fmt: skip
+          f"{kind}{', channels_last' if args.channels_last else ''}, optimiser {args.opt}"
+          f"{', from a packed cache' if args.packed else ''}")  # fmt: skip
     rows, first_batches, details = [], [], []
     for bs in args.bs:
         for precision in precisions:
@@ -576,7 +599,9 @@ def cpu_loop(args, root, device):
 
     raw = AudioDataLoaders.from_folder(root, bs=bs, num_workers=args.workers, seed=0).train
     plain = torch_loader(root, bs, args.workers, device)
-    loaders = {"fastai_audio dls.train (raw audio)": raw, "plain DataLoader (soundfile per item)": plain}
+    packed = AudioDataLoaders.from_packed(packed_cache(root), bs=bs, num_workers=args.workers, seed=0).train
+    loaders = {"fastai_audio dls.train (raw audio)": raw, "fastai_audio from_packed (raw audio)": packed,
+               "plain DataLoader (soundfile per item)": plain}  # fmt: skip
     rates = {name: [] for name in loaders}
     for _ in range(4):
         for name, dl in loaders.items():
@@ -592,6 +617,7 @@ def cpu_loop(args, root, device):
         [[k, f"{v:,.0f}", f"{v / base:.2f}"] for k, v in rates.items()],
     )
     raw.close()
+    packed.close()
 
 
 def _recipe_loop(dls, fixed, device, bs) -> float:

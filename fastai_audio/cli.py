@@ -7,6 +7,7 @@
     fastai-audio serve model.onnx [--host 127.0.0.1] [--port 8000] [--max-batch 16] [--max-wait-ms 5]
     fastai-audio check PATH [PATH ...] [--all] [--format table|csv|json]
     fastai-audio shard DATA DEST [--shard-size 500MB] [--format flac|original]
+    fastai-audio pack DATA DEST [--sample-rate 16000] [--no-mono]        (train DEST reads it)
     fastai-audio synth-nsynth DEST [--size small|medium|full] [--soundfont PATH...] [--timbre-randomization S]
 
 Exit status: 0 on success, 1 when a checked file is bad or a command fails, 2 for usage errors.
@@ -66,10 +67,17 @@ def _synth_nsynth(args) -> int:
 
 
 def _source_dls(args, **common):
-    """The loaders of DATA as `train` and `shard` read it: a CSV, an NSynth root, a folder, or (train only) shards."""
+    """The loaders of DATA as `train`, `shard` and `pack` read it: a CSV, an NSynth root, a folder, or (train only)
+    shards or a packed cache."""
     from .data import AudioDataLoaders
+    from .packed import INDEX_NAME as PACKED_INDEX
 
     data = Path(args.data)
+    packed = data / PACKED_INDEX if data.is_dir() else data
+    if packed.name == PACKED_INDEX and packed.is_file():
+        for key in ("seed", "sample_rate", "mono"):
+            common.pop(key, None)
+        return AudioDataLoaders.from_packed(packed, **common)
     index = data / "index.json" if data.is_dir() else data
     if index.suffix == ".json" and index.is_file() and index.name != "examples.json":
         from .data.shards import read_shard_index
@@ -121,6 +129,21 @@ def _shard(args) -> int:
     for split, entry in info["splits"].items():
         print(f"{split}: {entry['n']} samples in {len(entry['shards'])} shard(s), {entry['duration']:.1f} s of audio",
               file=sys.stderr)  # fmt: skip
+    print(index)
+    return 0
+
+
+def _pack(args) -> int:
+    from .data.pack import pack
+
+    dls = _source_dls(args, bs=1, sample_rate=args.sample_rate, duration=None, mono=args.mono, seed=args.seed)
+    index = pack(dls, args.dest, progress=not args.no_progress)
+    import json
+
+    info = json.loads(index.read_text())
+    for split, entry in info["splits"].items():
+        seconds = entry["frames"] / info["audio_config"]["sample_rate"]
+        print(f"{split}: {len(entry['clips'])} clips, {seconds:.1f} s of {info['dtype']} audio", file=sys.stderr)
     print(index)
     return 0
 
@@ -271,8 +294,8 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a spectrogram CNN on a folder, an NSynth set or a CSV")
     train.add_argument("data", help="folder (train/ and valid/ sub-folders, labels from parent folders; or "
-                       "--valid-pct), NSynth root, a CSV of file,label, or shards (their index.json or "
-                       "folder)")  # fmt: skip
+                       "--valid-pct), NSynth root, a CSV of file,label, shards (their index.json or folder), or "
+                       "a packed cache (its folder)")  # fmt: skip
     train.add_argument(
         "--arch",
         default="resnet18",
@@ -357,6 +380,18 @@ def _parser() -> argparse.ArgumentParser:
     shard.add_argument("--seed", type=int, default=0, help="seed of the split and of the training samples' order")
     shard.add_argument("--no-progress", action="store_true")
     shard.set_defaults(func=_shard)
+
+    pack = sub.add_parser("pack", help="decode a data set once into a packed cache (one memory-mapped file per split)")
+    pack.add_argument("data", help="what `train` reads: a folder, an NSynth root, or a CSV of file,label")
+    pack.add_argument("dest", help="new folder for train.bin, valid.bin and packed.json")
+    pack.add_argument("--sample-rate", type=int, default=16000, help="the rate the clips are stored at")
+    pack.add_argument("--mono", action=argparse.BooleanOptionalAction, default=True, help="downmix to one channel")
+    pack.add_argument("--valid-pct", type=float, default=None, help="random validation split instead of folders")
+    pack.add_argument("--fn-col", default="fname", help="CSV column holding file names (relative to the CSV)")
+    pack.add_argument("--label-col", default="label", help="CSV column holding labels")
+    pack.add_argument("--seed", type=int, default=0, help="seed of the split")
+    pack.add_argument("--no-progress", action="store_true")
+    pack.set_defaults(func=_pack)
 
     synth = sub.add_parser("synth-nsynth", help="render an NSynth-format data set from a General MIDI soundfont")
     synth.add_argument("dest", help="folder to create (train/, valid/, test/ with examples.json each)")

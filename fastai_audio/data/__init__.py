@@ -8,6 +8,7 @@ from .check import check_audio_files, drop_bad_files
 from .itemlist import AudioItemList
 from .loader import AudioDL
 from .loaders import AudioDataLoaders
+from .pack import pack
 from .shards import ShardDL, read_shard_index, write_shards
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "check_audio_files",
     "drop_bad_files",
     "get_audio_files",
+    "pack",
     "read_shard_index",
     "write_shards",
 ]

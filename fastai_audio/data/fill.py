@@ -30,6 +30,7 @@ from .._compat import dataset_pipelines, item_maker
 from ..core import TensorAudio
 from ..decode import ESTIMATED_LENGTH_FORMATS, INT16_SUBTYPES, PCM_SCALE, check_samples, open_audio, read_frames
 from ..errors import AudioFileError, ParameterError
+from ..packed import PackedClip
 from ..transforms.item import OpenAudio
 
 __all__ = []  # internal: AudioDL uses it
@@ -101,7 +102,7 @@ class BatchFiller:
         o = self.items[i]
         for t in self.readers:
             o = t(o, split_idx=self.split_idx)
-        return Path(o) if isinstance(o, str) else o
+        return Path(o) if isinstance(o, str) else o  # (a path, a PackedClip, or a TensorAudio)
 
     def targets_of(self, i: int) -> tuple:
         """Item ``i``'s other parts (labels...), through their own pipelines."""
@@ -165,6 +166,13 @@ class BatchFiller:
     def _open(self, i: int, draw) -> _Clip:
         o = self.source(i)
         config = self.config
+        if isinstance(o, PackedClip) and config.pad_mode != "error":  # a slice of the cache, at the config's rate
+            start, count = config.window(o.length, config.sample_rate, draw)
+            count = o.length - start if count < 0 else count
+            length = config.num_samples() if config.duration is not None else count
+            clip = _Clip(i, o.name, o.channels, length, config.sample_rate, packed=o, start=start, count=count)
+            clip.int16 = o.dtype == "int16"
+            return clip
         if not isinstance(o, Path) or config.pad_mode == "error":
             return self._through_opener(i, o, draw)
         f, info = open_audio(o)
@@ -219,6 +227,13 @@ class BatchFiller:
                 row[:, n:] = 0
 
     def _read(self, clip: _Clip, row: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        if clip.packed is not None:
+            data = clip.packed.samples(clip.start, min(clip.count, row.shape[-1]))
+            if data.dtype == dtype:
+                row[:, : len(data)] = data.T
+            else:  # int16 to float32: exactly libsndfile's float values
+                np.multiply(data.T, np.float32(PCM_SCALE[str(data.dtype)]), out=row[:, : len(data)], casting="unsafe")
+            return row[:, : len(data)]
         f, info = clip.file, clip.info
         if clip.start:
             f.seek(clip.start)
@@ -318,9 +333,10 @@ class _Clip:
 
     int16 = False
 
-    def __init__(self, index, name, channels, length, rate, *, wav=None, file=None, info=None, start=0, count=-1):
+    def __init__(self, index, name, channels, length, rate, *, wav=None, file=None, info=None, packed=None,
+                 start=0, count=-1):  # fmt: skip
         self.index, self.name, self.channels, self.length, self.rate = index, name, channels, length, rate
-        self.wav, self.file, self.info, self.start, self.count = wav, file, info, start, count
+        self.wav, self.file, self.info, self.packed, self.start, self.count = wav, file, info, packed, start, count
 
     def close(self):
         if self.file is not None:

@@ -21,6 +21,7 @@ from ..core import TensorAudio
 from ..errors import AudioFileError
 from ..functional import pad
 from ..io import audio_info
+from ..packed import PackedClip
 from ..transforms.item import find_opener
 from .fill import check_batchable, filler_for, meta_of_batch
 from .transfer import DeviceFeed
@@ -137,6 +138,8 @@ class AudioDL(TfmdDL):
             o = input_item(self.dataset, i)
             for t in input_pipeline(self.dataset)[:index]:
                 o = t(o)
+            if isinstance(o, PackedClip):
+                return o.length
             try:
                 info = audio_info(o)
             except AudioFileError:

@@ -19,7 +19,7 @@ from .._compat import DirectEncodes
 from .._validate import check_choice
 from ..audio_config import AudioConfig
 from ..core import TensorAudio
-from ..errors import ParameterError
+from ..errors import AudioFileError, ParameterError
 from ..files import absolute, in_folder
 from ..transforms.item import audio_config_of, find_opener
 from .block import AudioBlock, RegexLabeller, get_audio_files
@@ -298,6 +298,59 @@ class AudioDataLoaders(DataLoaders):
         df = df.assign(is_valid=df["split"] == valid)
         kwargs.setdefault("duration", 4.0)
         return cls.from_df(df, path=path, fn_col="fname", label_col=label, valid_col="is_valid", **kwargs)
+
+    @classmethod
+    def from_packed(cls, dest, *, duration: float | None | object = ..., pad_mode: str = "zeros", path=None,
+                    **kwargs) -> AudioDataLoaders:  # fmt: skip
+        """The packed cache in ``dest`` (``fastai-audio pack`` / :func:`~fastai_audio.data.pack.pack`): the same
+        clips, labels and split as the loaders it was packed from, read from one memory-mapped file per split.
+
+        A batch is then a copy out of a memory map, with nothing to open or decode: several times faster than from
+        the files, with or without workers. Random crops still change every epoch (whole clips are stored).
+        Everything else is as with the file loaders: ``batch_tfms``, ``item_tfms``, ``show_batch``, ``test_dl``
+        (on files), export and ``predict``.
+
+        Args:
+            dest: the cache's folder (or its ``packed.json``).
+            duration: seconds per clip (default: the packed loaders'); ``None`` for whole clips.
+            pad_mode: ``'zeros'``, ``'repeat'`` or ``'error'`` for clips shorter than ``duration``.
+            path: folder for exports and the Learner's files (default: ``dest``).
+            **kwargs: ``bs``, ``num_workers``, ``item_tfms``, ``batch_tfms``, ``device``... as for every
+                constructor. The sample rate and channels are the cache's.
+
+        Raises:
+            AudioFileError: no cache in ``dest``, or one whose index does not match its data.
+
+        Examples:
+            >>> index = pack(AudioDataLoaders.from_folder("data", bs=4), "packed_for_loaders", progress=False)
+            >>> dls = AudioDataLoaders.from_packed("packed_for_loaders", bs=4, duration=1.0)
+            >>> dls.vocab, dls.one_batch()[0].shape
+            (['high', 'low'], torch.Size([4, 1, 16000]))
+        """
+        from ..packed import PackedClip, read_packed_index
+
+        index = read_packed_index(dest)
+        folder = Path(dest) if Path(dest).is_dir() else Path(dest).parent
+        for key in ("sample_rate", "mono"):
+            if key in kwargs:
+                raise ParameterError(f"{key} is the packed cache's ({index['audio_config'][key]!r}); pack the files "
+                                     f"again for another {key.replace('_', ' ')}")  # fmt: skip
+        packed = index["audio_config"]
+        items, split = [], {"train": [], "valid": []}
+        for name in ("train", "valid"):
+            entry = index["splits"].get(name)
+            if entry is None:
+                raise AudioFileError(folder, f"the packed cache has no {name} set; pack loaders with both sets")
+            file = folder / entry["file"]
+            for offset, length, label, source in entry["clips"]:
+                split[name].append(len(items))
+                items.append([PackedClip(file, offset, length, index["channels"], index["dtype"], source), label])
+        multi = index.get("multi_label", False)
+        return cls._from_block(items, path if path is not None else folder, get_x=_Field(0), get_y=_Field(1),
+                               splitter=_FixedSplit(split["train"], split["valid"]), vocab=index["classes"],
+                               label_delim="," if multi else None, sample_rate=packed["sample_rate"],
+                               mono=packed["mono"], duration=packed["duration"] if duration is ... else duration,
+                               pad_mode=pad_mode, **kwargs)  # fmt: skip
 
     @classmethod
     def from_shards(cls, train, valid=None, *, index=None, path=".", epoch_size: int | None = None,

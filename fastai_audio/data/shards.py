@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 from fastai.torch_core import num_distrib, rank_distrib, to_device
 from torch.utils.data import get_worker_info
 
@@ -42,7 +41,7 @@ from ..decode import decode_audio
 from ..errors import AudioFileError, ParameterError
 from ..files import audio_info
 from ..io import pcm_to_float
-from ..transforms.item import find_opener
+from .items import is_multi_label, label_of, source_path
 from .loader import AudioDL, ExactPass
 
 __all__ = ["INDEX_NAME", "ShardDL", "expand_urls", "read_shard_index", "write_shards"]
@@ -69,28 +68,6 @@ def parse_size(size) -> int:
 # ---------------------------------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-def _source_path(ds, i: int) -> Path:
-    """The file behind item ``i`` of a file-backed ``Datasets``: its input before the opener."""
-    from .._compat import input_item, input_pipeline
-
-    index, _ = find_opener(ds)
-    if index is None:
-        raise ParameterError("write_shards needs loaders that read audio files (AudioBlock's OpenAudio)")
-    o = input_item(ds, i)
-    for t in input_pipeline(ds)[:index]:
-        o = t(o)
-    return Path(o)
-
-
-def _label(ds, i: int):
-    """Item ``i``'s label as the data set names it: a class name, or a list of them (multi-label)."""
-    y = ds.tls[-1][i]
-    vocab = ds.vocab
-    if y.ndim:  # multi-label: a one-hot row
-        return [vocab[j] for j in torch.nonzero(y).flatten().tolist()]
-    return vocab[int(y)]
 
 
 def _encode(path: Path, fmt: str) -> tuple[str, bytes, dict]:
@@ -150,7 +127,7 @@ def write_shards(dls, dest, *, shard_size="500MB", format: str = "flac", seed: i
     if dest.exists() and any(dest.iterdir()):
         raise ParameterError(f"{dest} is not empty: write shards into a new or empty folder (nothing was changed)")
     dest.mkdir(parents=True, exist_ok=True)
-    index = {"version": 1, "classes": [str(c) for c in dls.vocab], "multi_label": _is_multi(dls), "format": format,
+    index = {"version": 1, "classes": [str(c) for c in dls.vocab], "multi_label": is_multi_label(dls), "format": format,
              "splits": {}}  # fmt: skip
     for split, ds in (("train", dls.train_ds), ("valid", dls.valid_ds)):
         order = list(range(len(ds)))
@@ -159,9 +136,9 @@ def write_shards(dls, dest, *, shard_size="500MB", format: str = "flac", seed: i
         shards, sink, size = [], None, 0
         rates, durations = set(), 0.0
         for n, i in enumerate(progress_bar(order, leave=False) if progress else order):
-            path = _source_path(ds, i)
+            path = source_path(ds, i)
             ext, data, meta = _encode(path, format)
-            meta["label"] = _label(ds, i)
+            meta["label"] = label_of(ds, i)
             record = json.dumps(meta).encode()
             need = _tar_bytes(len(data)) + _tar_bytes(len(record))
             if sink is None or (size and size + need > limit):
@@ -184,11 +161,6 @@ def write_shards(dls, dest, *, shard_size="500MB", format: str = "flac", seed: i
                                   "duration": round(durations, 3)}  # fmt: skip
     (dest / INDEX_NAME).write_text(json.dumps(index, indent=1))
     return dest / INDEX_NAME
-
-
-def _is_multi(dls) -> bool:
-    y = dls.train_ds.tls[-1][0] if len(dls.train_ds) else None
-    return y is not None and y.ndim > 0
 
 
 def _tar_bytes(n: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import torch
 from fastai.vision.augment import RandTransform
 from fasttransform import DisplayedTransform
@@ -19,7 +20,8 @@ from ..audio_config import AudioConfig, crop_offset
 from ..core import TensorAudio
 from ..errors import ParameterError
 from ..functional import crop, pad
-from ..io import read_span, resample
+from ..io import pcm_to_float, read_span, resample
+from ..packed import PackedClip
 from .base import TypedTransform
 
 __all__ = ["AudioTransform", "OpenAudio", "DownmixMono", "Resample", "CropPad", "audio_config_of", "find_opener"]
@@ -217,6 +219,8 @@ class OpenAudio(DirectEncodes, DisplayedTransform):
         if isinstance(o, (str, Path)):
             path = o if isinstance(o, Path) else Path(o)
             return _wrap(*self.clip(path, draw), {"path": path})
+        if isinstance(o, PackedClip):
+            return _wrap(*self.clip(o, draw), {"path": Path(o.name)})
         if isinstance(o, TensorAudio):
             return _wrap(*self.clip(o, draw), o.__dict__)
         raise ParameterError(
@@ -226,13 +230,18 @@ class OpenAudio(DirectEncodes, DisplayedTransform):
 
     def clip(self, o, draw: float | None = None) -> tuple[torch.Tensor, int]:
         """One clip as a plain float32 ``(channels, samples)`` tensor and its rate, from a file (only the window
-        the crop keeps is read) or a ``TensorAudio``: decoded, downmixed, resampled and cropped or padded, the crop
-        at ``draw`` (a fraction of the slack, ``None``: centred). What ``encodes`` computes for its own draw, and
-        what the loaders' batch filler computes for clips it cannot read straight into a batch."""
+        the crop keeps is read), a clip of a packed cache or a ``TensorAudio``: decoded, downmixed, resampled and
+        cropped or padded, the crop at ``draw`` (a fraction of the slack, ``None``: centred). What ``encodes``
+        computes for its own draw, and what the loaders' batch filler computes for clips it cannot read straight
+        into a batch."""
         if self.crop is not None:
             self.crop.set_draw(draw)
         if isinstance(o, TensorAudio):
             meta, wav, sr = o.__dict__, o.as_subclass(torch.Tensor), o.sample_rate
+        elif isinstance(o, PackedClip):  # stored at the config's rate and channels: a slice of the cache
+            meta, sr = {"path": o.name}, self.config.sample_rate
+            start, count = (0, -1) if self.crop is None else self.config.window(o.length, sr, draw)
+            wav = pcm_to_float(np.array(o.samples(start, count).T, order="C"))  # (a copy: the map is read-only)
         else:
             meta = {"path": o}
             window = None if self.crop is None else lambda frames, rate: self.config.window(frames, rate, draw)
