@@ -19,6 +19,7 @@ from ._validate import check_sample_rate, valid_audio
 from .decode import PCM_SCALE, decode_audio
 from .errors import AudioFileError, ParameterError
 from .files import AUDIO_EXTENSIONS, AudioInfo, audio_info
+from .rates import resampled_length, resampling_pair
 
 __all__ = [
     "AudioInfo",
@@ -148,14 +149,18 @@ def save_audio(path, waveform, sample_rate: int, *, subtype: str | None = None, 
     return path
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=16)
 def _resampler(orig: int, new: int, dtype: torch.dtype, device: str) -> torchaudio.transforms.Resample:
-    # The windowed-sinc kernel depends only on the rate pair: build it once per (rates, dtype, device).
+    # The windowed-sinc kernel depends only on the (reduced) rate pair: build it once per (pair, dtype, device). The
+    # pair comes from rates.resampling_pair, so no kernel exceeds rates.MAX_KERNEL values (8 MB).
     return torchaudio.transforms.Resample(orig, new, dtype=dtype).to(device)
 
 
 def resample(waveform: torch.Tensor, orig_sample_rate: int, sample_rate: int) -> torch.Tensor:
     """Band-limited (windowed-sinc) resampling along the last dimension, with kernels cached per rate pair.
+
+    Memory is bounded whatever the rates: a pair whose kernel would be too large (rates prime to each other, from a
+    corrupt header) is resampled through the closest ratio that fits (``fastai_audio.rates``), to the same length.
 
     Args:
         waveform: float tensor ``(..., samples)`` on any device.
@@ -176,4 +181,11 @@ def resample(waveform: torch.Tensor, orig_sample_rate: int, sample_rate: int) ->
     if not waveform.is_floating_point():
         raise ParameterError(f"resample needs a floating point waveform, got {waveform.dtype}")
     plain = waveform.as_subclass(torch.Tensor)
-    return _resampler(orig_sample_rate, sample_rate, plain.dtype, str(plain.device))(plain)
+    orig, new = resampling_pair(orig_sample_rate, sample_rate)
+    out = _resampler(orig, new, plain.dtype, str(plain.device))(plain)
+    n = resampled_length(plain.shape[-1], orig_sample_rate, sample_rate)
+    if out.shape[-1] > n:
+        out = out[..., :n]
+    elif out.shape[-1] < n:
+        out = torch.nn.functional.pad(out, (0, n - out.shape[-1]))
+    return out

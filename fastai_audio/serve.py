@@ -20,21 +20,20 @@ import numpy as np
 from .audio_config import AudioConfig
 from .decode import decode_audio
 from .errors import AudioFileError, AudioTooLongError, ParameterError
+from .rates import LOWPASS_WIDTH, ROLLOFF, resampled_length, resampling_pair
 
 __all__ = ["AudioTooLongError", "OnnxClassifier", "decode_bytes", "resample_np"]
 
-_WIDTH, _ROLLOFF = 6, 0.99  # torchaudio.transforms.Resample's defaults (sinc_interp_hann), which the loaders use
 
-
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=16)
 def _sinc_kernel(orig: int, new: int) -> tuple[np.ndarray, int]:
     """torchaudio's windowed-sinc resampling kernel for the reduced rate pair, in float32 as it computes it."""
-    base = np.float32(min(orig, new) * _ROLLOFF)
-    width = math.ceil(_WIDTH * orig / base)
+    base = np.float32(min(orig, new) * ROLLOFF)
+    width = math.ceil(LOWPASS_WIDTH * orig / base)
     idx = np.arange(-width, width + orig, dtype=np.float32)[None, :] / np.float32(orig)
     t = np.arange(0, -new, -1, dtype=np.float32)[:, None] / np.float32(new) + idx
-    t = np.clip(t * base, -_WIDTH, _WIDTH).astype(np.float32)
-    window = np.cos(t * np.float32(math.pi / _WIDTH / 2)) ** 2
+    t = np.clip(t * base, -LOWPASS_WIDTH, LOWPASS_WIDTH).astype(np.float32)
+    window = np.cos(t * np.float32(math.pi / LOWPASS_WIDTH / 2)) ** 2
     t = t * np.float32(math.pi)
     with np.errstate(invalid="ignore", divide="ignore"):
         kernel = np.where(t == 0, np.float32(1.0), np.sin(t) / t)
@@ -42,7 +41,8 @@ def _sinc_kernel(orig: int, new: int) -> tuple[np.ndarray, int]:
 
 
 def resample_np(wav: np.ndarray, orig_sample_rate: int, sample_rate: int) -> np.ndarray:
-    """Resample ``(..., samples)`` float32 audio as ``fastai_audio.io.resample`` does (torchaudio's kernel), in numpy.
+    """Resample ``(..., samples)`` float32 audio as ``fastai_audio.io.resample`` does (torchaudio's kernel), in numpy,
+    with the same bound on the kernel's memory for any rate pair (``fastai_audio.rates``).
 
     Returns:
         ``(..., ceil(samples * sample_rate / orig_sample_rate))`` float32.
@@ -53,14 +53,20 @@ def resample_np(wav: np.ndarray, orig_sample_rate: int, sample_rate: int) -> np.
     """
     if orig_sample_rate == sample_rate:
         return wav
-    g = math.gcd(int(orig_sample_rate), int(sample_rate))
-    orig, new = int(orig_sample_rate) // g, int(sample_rate) // g
-    kernel, width = _sinc_kernel(orig, new)
+    orig, new = resampling_pair(orig_sample_rate, sample_rate)
     lead, n = wav.shape[:-1], wav.shape[-1]
-    flat = np.pad(wav.reshape(-1, n).astype(np.float32), ((0, 0), (width, width + orig)))
-    frames = np.lib.stride_tricks.sliding_window_view(flat, kernel.shape[1], axis=-1)[:, ::orig]  # (B, F, K)
-    out = np.einsum("bfk,nk->bfn", frames, kernel, optimize=True).reshape(flat.shape[0], -1)
-    return out[:, : math.ceil(new * n / orig)].reshape(*lead, -1).astype(np.float32)
+    if orig == new:  # rates within the closest ratio's error of each other: as torchaudio, no filtering
+        out = wav.reshape(-1, n).astype(np.float32)
+    else:
+        kernel, width = _sinc_kernel(orig, new)
+        flat = np.pad(wav.reshape(-1, n).astype(np.float32), ((0, 0), (width, width + orig)))
+        frames = np.lib.stride_tricks.sliding_window_view(flat, kernel.shape[1], axis=-1)[:, ::orig]  # (B, F, K)
+        out = np.einsum("bfk,nk->bfn", frames, kernel, optimize=True).reshape(flat.shape[0], -1)
+    target = resampled_length(n, orig_sample_rate, sample_rate)
+    out = out[:, : min(target, math.ceil(new * n / orig))]
+    if out.shape[-1] < target:
+        out = np.pad(out, ((0, 0), (0, target - out.shape[-1])))
+    return out.reshape(*lead, -1).astype(np.float32)
 
 
 def decode_bytes(data: bytes, name: str = "the audio", max_seconds: float | None = None,

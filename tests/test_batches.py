@@ -193,6 +193,25 @@ def test_skip_fills_the_batch_and_names_the_file(folder_with_a_bad_file, workers
     assert bad.read_bytes() == before  # the user's file is left as it is
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_skip_replaces_a_file_that_breaks_off_while_it_is_read(tmp_path, workers):
+    """A FLAC cut short opens (its header is whole) and fails part-way through its samples: skipped all the same."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "valid"):
+        for label in ("a", "b"):
+            for i in range(4):
+                wav = rng.uniform(-0.5, 0.5, (1, 16000)).astype(np.float32)
+                write(tmp_path / split / label / f"{label}{i}.flac", wav, 16000, subtype="PCM_16")
+    bad = tmp_path / "valid" / "b" / "b2.flac"
+    bad.write_bytes(bad.read_bytes()[: len(bad.read_bytes()) // 2])
+    dls = AudioDataLoaders.from_folder(tmp_path, bs=4, duration=1.0, num_workers=workers)
+    with pytest.raises(TruncatedAudioError, match=r"b2\.flac: breaks off"):
+        list(dls.valid)
+    with pytest.warns(UserWarning, match=r"(?s)skipped 1 bad audio file.*b2\.flac: breaks off"):
+        batches = list(dls.valid.new(on_error="skip"))
+    assert [len(b[0]) for b in batches] == [4, 4]
+
+
 def test_on_error_skip_reaches_the_loaders(toy_folder):
     dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, on_error="skip")
     assert dls.train.on_error == dls.valid.on_error == "skip"
@@ -217,7 +236,7 @@ def test_workers_start_once_and_serve_every_epoch(toy_folder):
 
 
 def test_slots_are_reused_only_once_freed_and_none_leaks(mixed_folder):
-    dls = AudioDataLoaders.from_folder(mixed_folder, bs=2, duration=0.5, num_workers=2)
+    dls = AudioDataLoaders.from_folder(mixed_folder, bs=1, duration=0.5, num_workers=2)  # 14 batches, 7 slots
     dl = dls.valid
     want = per_item(dl.new(num_workers=0))
     held = list(dl)  # every batch kept: more batches than slots, so some travel the usual way
@@ -373,3 +392,18 @@ def test_a_forked_process_that_drops_its_copy_of_a_pool_leaves_the_pool_alone(to
     child.join(timeout=30)
     assert child.exitcode == 0 and all(p.is_alive() for p in dls.valid._pool._procs)
     assert_same_batches([(x.clone(), y) for x, y in dls.valid], want)
+
+
+def test_the_pool_starts_again_when_the_way_batches_are_filled_changes(toy_folder):
+    from fasttransform import Pipeline
+
+    from fastai_audio.data.fill import ItemFiller
+    from fastai_audio.transforms import DownmixMono
+
+    dl = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=2).valid
+    want = [(x.clone(), y) for x, y in dl]
+    first = dl._pool
+    dl.after_item = Pipeline([DownmixMono()])  # an item transform added after the workers started
+    assert isinstance(filler_for(dl, AudioDL), ItemFiller)
+    assert_same_batches([(x.clone(), y) for x, y in dl], want)
+    assert dl._pool is not first and first._closed and not any(p.is_alive() for p in first._procs)

@@ -86,14 +86,13 @@ def _has_steps(method) -> bool:
 
 
 class BatchFiller:
-    """Fills batches of one dataset (see the module's notes); picklable, so spawned workers can take it."""
+    """Fills batches of one dataset (see the module's notes), in the main process or in a forked worker."""
 
     def __init__(self, pipes: list, variable_length: bool, pad_mode: str, on_error: str = "raise"):
         (self.items, fs, self.split_idx), self.targets = pipes[0], pipes[1:]
         self.readers, self.opener = list(fs[:-1]), fs[-1]
         self.config = self.opener.config
         self.variable_length, self.pad_mode, self.on_error = variable_length, pad_mode, on_error
-        self.channels = 1 if self.config.mono else None
 
     # -- the parts of one item ---------------------------------------------------------------------------------
 
@@ -122,10 +121,21 @@ class BatchFiller:
             n: dataset size, for replacing a bad file under ``on_error='skip'``.
         """
         draws = draws or [None] * len(idxs)
-        plans, skipped = [], []
+        idxs, skipped = list(idxs), []
+        for _ in range(max(n or 0, 1)):
+            try:
+                return self._fill(idxs, draws, int16, out, n, skipped)
+            except _RowError as bad:  # a file that broke off while it was read, under on_error='skip'
+                skipped.append((bad.error.path, bad.error.reason))
+                idxs[bad.row] = (idxs[bad.row] + 1) % n
+        raise ParameterError(f"no item of the {n} could be read: check the files with `fastai-audio check`")
+
+    def _fill(self, idxs, draws, int16, out, n, skipped) -> FilledBatch:
+        plans = []
         try:
             for k, i in enumerate(idxs):
                 plans.append(self._plan(i, draws[k], skipped, n))
+                idxs[k] = plans[-1].index  # (a file skipped when it was opened: its replacement)
             rate = self._batch_rate(plans)
             length = max(p.length for p in plans) if self.variable_length else self.config.num_samples(rate)
             channels = plans[0].channels
@@ -142,8 +152,13 @@ class BatchFiller:
                 audio = np.empty(shape, dtype)
             else:
                 audio = np.frombuffer(out, dtype=dtype, count=math.prod(shape)).reshape(shape)
-            for row, p in zip(audio, plans):
-                self._fill_row(row, p, dtype)
+            for k, (row, p) in enumerate(zip(audio, plans)):
+                try:
+                    self._fill_row(row, p, dtype)
+                except AudioFileError as err:
+                    if self.on_error != "skip" or n is None:
+                        raise
+                    raise _RowError(k, err) from None
         finally:
             for p in plans:
                 p.close()
@@ -326,6 +341,14 @@ def check_batchable(xs: list, variable_length: bool):
                 f"{_describe(x)} has {shape[-1]}; pass duration=<seconds> to crop/pad every clip, "
                 "or duration=None for padded variable-length batches"
             )
+
+
+class _RowError(Exception):
+    """A clip that failed while it was read into row ``row`` (skipped and replaced under ``on_error='skip'``)."""
+
+    def __init__(self, row: int, error: AudioFileError):
+        super().__init__(row, error)
+        self.row, self.error = row, error
 
 
 class _Clip:

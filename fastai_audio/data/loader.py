@@ -115,7 +115,7 @@ class AudioDL(TfmdDL):
         self.on_error = check_choice("on_error", on_error, ("raise", "skip"))
         self.prefetch_factor = check_positive("prefetch_factor", prefetch_factor, integer=True)
         self.workers = int(kwargs.get("num_workers", 0) or 0)
-        self._lengths, self._main_only, self._pool, self._skipped = lengths, False, None, set()
+        self._lengths, self._main_only, self._pool, self._pool_key, self._skipped = lengths, False, None, None, set()
         super().__init__(dataset, **kwargs)
 
     def new(self, dataset=None, **kwargs):
@@ -225,12 +225,19 @@ class AudioDL(TfmdDL):
         self.after_iter()
 
     def _worker_pool(self, filler, workers: int):
-        if self._pool is None or self._pool._closed:
+        """The loader's worker pool, started at its first multi-process iteration and kept; started again when it
+        was closed, or when the way batches are filled changed since (its workers hold the filler of their start)."""
+        key = (type(filler), filler.config, workers, self.bs)
+        if self._pool is not None and (self._pool._closed or self._pool_key != key):
+            self._pool.close()
+            self._pool = None
+        if self._pool is None:
             config = filler.config
             fixed = config.duration is not None and config.sample_rate is not None and config.mono
             slot_bytes = self.bs * config.num_samples() * 4 if fixed and not self.variable_length else 0
-            seed = random.Random(self.rng.random()).getrandbits(31)
+            seed = torch.initial_seed() % 2**31  # (the workers' own generators, for item transforms that draw)
             self._pool = WorkerPool(filler, workers, self.prefetch_factor, slot_bytes, len(self.dataset), seed)
+            self._pool_key = key
         return self._pool
 
     def _report_skipped(self, skipped: list):

@@ -151,7 +151,9 @@ class WorkerPool:
 
     def __init__(self, filler, workers: int, prefetch: int, slot_bytes: int, n: int, seed: int):
         self.workers, self.depth = workers, max(1, workers * prefetch)
-        count = self.depth + 2 if slot_bytes else 0  # in flight, plus what the consumer holds
+        # in flight, plus what the consumer holds: the batch it computes on, the one before it (learn.xb, for a model
+        # that takes raw audio) and the one the loader keeps ready behind it
+        count = self.depth + 3 if slot_bytes else 0
         if count and count * slot_bytes > MAX_POOL_BYTES:
             count = max(0, MAX_POOL_BYTES // slot_bytes)
         self.memory = SlotMemory(count, slot_bytes) if count else None
@@ -193,8 +195,11 @@ class WorkerPool:
         self._copying[slot] = event
 
     def in_use(self) -> int:
-        """Slots holding a batch that is not yet freed (or still being copied)."""
-        return (self.memory.count if self.memory else 0) - len(self._free) + len(self._copying)
+        """Slots holding a batch that is not yet freed, or whose copy to a device is still running."""
+        if self.memory is None:
+            return 0
+        copying = sum(1 for slot in self._free if slot in self._copying and not self._copying[slot].query())
+        return self.memory.count - len(self._free) + copying
 
     # -- running an epoch ----------------------------------------------------------------------------------------
 
