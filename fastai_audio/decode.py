@@ -162,6 +162,15 @@ def _truncated(name: str, declared: int, present: int, unit: str = "frames") -> 
     )
 
 
+class _Bytes(io.BytesIO):
+    """A file's bytes for libsndfile's virtual I/O: a corrupt header can make it seek before the start, which
+    ``BytesIO`` refuses with an exception that soundfile's callback can only print; this lands on byte 0, as the
+    callback's default answer does, without the noise."""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return super().seek(max(offset, 0) if whence == io.SEEK_SET else offset, whence)
+
+
 def open_audio(source, *, name=None, max_seconds: float | None = None,
                max_samples: int | None = None) -> tuple[sf.SoundFile, AudioInfo]:  # fmt: skip
     """Open a file (a path) or a file's bytes and check its header; the caller closes the ``SoundFile``.
@@ -193,7 +202,7 @@ def open_audio(source, *, name=None, max_seconds: float | None = None,
         if not len(source):
             raise EmptyAudioError(label, "is empty (0 bytes); re-export or delete it")
     try:
-        f = sf.SoundFile(str(source) if is_path else io.BytesIO(source))
+        f = sf.SoundFile(str(source) if is_path else _Bytes(source))
     except _SOUNDFILE_ERRORS as err:
         precise = _diagnose_path(source) if is_path else None
         if precise is not None:
