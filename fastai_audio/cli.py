@@ -368,29 +368,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--progress", action="store_true", help="show a progress bar")
     check.set_defaults(func=_check)
 
-    shard = sub.add_parser("shard", help="write a data set as WebDataset tar shards (and an index.json)")
-    shard.add_argument("data", help="what `train` reads: a folder, an NSynth root, or a CSV of file,label")
-    shard.add_argument("dest", help="new folder for train-*.tar, valid-*.tar and index.json")
+    shard = _writer(sub, "shard", "write a data set as WebDataset tar shards (and an index.json)",
+                    "train-*.tar, valid-*.tar and index.json",
+                    "the split and of the training samples' order")  # fmt: skip
     shard.add_argument("--shard-size", default="500MB", help="bytes per shard, e.g. 500MB, 2GB")
     shard.add_argument("--format", choices=("flac", "original"), default="flac",
                        help="flac: lossless re-encoding of integer PCM; original: the files' own bytes")  # fmt: skip
-    shard.add_argument("--valid-pct", type=float, default=None, help="random validation split instead of folders")
-    shard.add_argument("--fn-col", default="fname", help="CSV column holding file names (relative to the CSV)")
-    shard.add_argument("--label-col", default="label", help="CSV column holding labels")
-    shard.add_argument("--seed", type=int, default=0, help="seed of the split and of the training samples' order")
-    shard.add_argument("--no-progress", action="store_true")
     shard.set_defaults(func=_shard)
 
-    pack = sub.add_parser("pack", help="decode a data set once into a packed cache (one memory-mapped file per split)")
-    pack.add_argument("data", help="what `train` reads: a folder, an NSynth root, or a CSV of file,label")
-    pack.add_argument("dest", help="new folder for train.bin, valid.bin and packed.json")
+    pack = _writer(sub, "pack", "decode a data set once into a packed cache (one memory-mapped file per split)",
+                   "train.bin, valid.bin and packed.json", "the split")  # fmt: skip
     pack.add_argument("--sample-rate", type=int, default=16000, help="the rate the clips are stored at")
     pack.add_argument("--mono", action=argparse.BooleanOptionalAction, default=True, help="downmix to one channel")
-    pack.add_argument("--valid-pct", type=float, default=None, help="random validation split instead of folders")
-    pack.add_argument("--fn-col", default="fname", help="CSV column holding file names (relative to the CSV)")
-    pack.add_argument("--label-col", default="label", help="CSV column holding labels")
-    pack.add_argument("--seed", type=int, default=0, help="seed of the split")
-    pack.add_argument("--no-progress", action="store_true")
     pack.set_defaults(func=_pack)
 
     synth = sub.add_parser("synth-nsynth", help="render an NSynth-format data set from a General MIDI soundfont")
@@ -417,6 +406,19 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--no-progress", action="store_true")
     synth.set_defaults(func=_synth_nsynth)
+    return parser
+
+
+def _writer(sub, name: str, help: str, dest: str, seed: str):
+    """A sub-command that writes a data set somewhere (`shard`, `pack`): DATA as `train` reads it, and DEST."""
+    parser = sub.add_parser(name, help=help)
+    parser.add_argument("data", help="what `train` reads: a folder, an NSynth root, or a CSV of file,label")
+    parser.add_argument("dest", help=f"new folder for {dest}")
+    parser.add_argument("--valid-pct", type=float, default=None, help="random validation split instead of folders")
+    parser.add_argument("--fn-col", default="fname", help="CSV column holding file names (relative to the CSV)")
+    parser.add_argument("--label-col", default="label", help="CSV column holding labels")
+    parser.add_argument("--seed", type=int, default=0, help=f"seed of {seed}")
+    parser.add_argument("--no-progress", action="store_true")
     return parser
 
 
