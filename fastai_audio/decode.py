@@ -309,14 +309,18 @@ def count_non_finite(x: np.ndarray) -> int:
 
 def check_samples(x: np.ndarray, info: AudioInfo) -> np.ndarray:
     """``x`` (samples just read from ``info``'s file) if it holds some and all are finite; else the typed error."""
-    if not x.size:
-        raise EmptyAudioError(info.path, "holds no samples; delete it or regenerate it")
-    if info.subtype not in INTEGER_SUBTYPES:
-        bad = count_non_finite(x)
-        if bad:
-            raise NonFiniteAudioError(info.path, f"holds {bad} NaN/Inf samples; the file is corrupt, re-export or "
-                                                 "delete it")  # fmt: skip
+    _check_counts(info.path, x.shape[0] if x.size else 0,
+                  count_non_finite(x) if info.subtype not in INTEGER_SUBTYPES else 0)  # fmt: skip
     return x
+
+
+def _check_counts(path: str, frames: int, non_finite: int):
+    """The typed error for a file that gave no frames, or NaN/Inf samples."""
+    if not frames:
+        raise EmptyAudioError(path, "holds no samples; delete it or regenerate it")
+    if non_finite:
+        raise NonFiniteAudioError(path, f"holds {non_finite} NaN/Inf samples; the file is corrupt, re-export or "
+                                        "delete it")  # fmt: skip
 
 
 def decode_audio(source, *, window=None, integer: bool = False, name=None, max_seconds: float | None = None,
@@ -374,10 +378,5 @@ def scan_audio(source, *, name=None, block_frames: int = 1 << 16) -> AudioInfo:
             frames += len(block)
             if not finite:
                 bad += count_non_finite(block)
-    if frames == 0:
-        raise EmptyAudioError(info.path, "holds no samples; delete it or regenerate it")
-    if bad:
-        raise NonFiniteAudioError(
-            info.path, f"holds {bad} NaN/Inf samples; the file is corrupt, re-export or delete it"
-        )
+    _check_counts(info.path, frames, bad)
     return AudioInfo(info.path, info.sample_rate, frames, info.channels, info.format, info.subtype)

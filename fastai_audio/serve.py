@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_config import AudioConfig
+from .audio_config import AudioConfig, crop_offset
 from .decode import decode_audio
 from .errors import AudioFileError, AudioTooLongError, ParameterError
 from .rates import LOWPASS_WIDTH, ROLLOFF, resampled_length, resampling_pair
@@ -179,7 +179,7 @@ class OnnxClassifier:
         if n is None or len(x) == n:
             return x
         if len(x) > n:
-            start = (len(x) - n) // 2
+            start = crop_offset(len(x), n)  # centred, as the loaders' validation crop
             return x[start : start + n]
         if self.pad_mode == "repeat":
             return np.tile(x, -(-n // len(x)))[:n]

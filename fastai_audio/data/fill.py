@@ -243,12 +243,7 @@ class BatchFiller:
 
     def _read(self, clip: _Clip, row: np.ndarray, dtype: np.dtype) -> np.ndarray:
         if clip.packed is not None:
-            data = clip.packed.samples(clip.start, min(clip.count, row.shape[-1]))
-            if data.dtype == dtype:
-                row[:, : len(data)] = data.T
-            else:  # int16 to float32: exactly libsndfile's float values
-                np.multiply(data.T, np.float32(PCM_SCALE[str(data.dtype)]), out=row[:, : len(data)], casting="unsafe")
-            return row[:, : len(data)]
+            return _into_row(clip.packed.samples(clip.start, min(clip.count, row.shape[-1])), row)
         f, info = clip.file, clip.info
         if clip.start:
             f.seek(clip.start)
@@ -259,11 +254,18 @@ class BatchFiller:
         else:
             data = read_frames(f, info, count, file_dtype)
         check_samples(data, info)
-        if data.dtype != dtype:  # integers to float32: exactly libsndfile's float values
-            np.multiply(data.T, np.float32(PCM_SCALE[str(data.dtype)]), out=row[:, : len(data)], casting="unsafe")
-        elif not np.shares_memory(data, row):
-            row[:, : len(data)] = data.T
-        return row[:, : len(data)]
+        return _into_row(data, row)
+
+
+def _into_row(data: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """``(frames, channels)`` samples into the start of ``row`` ``(channels, length)`` (unless read there already):
+    integers into a float32 row scaled by their step, exactly libsndfile's float values. Returns the part filled."""
+    filled = row[:, : len(data)]
+    if data.dtype != row.dtype:
+        np.multiply(data.T, np.float32(PCM_SCALE[str(data.dtype)]), out=filled, casting="unsafe")
+    elif not np.shares_memory(data, row):
+        filled[...] = data.T
+    return filled
 
 
 class ItemFiller:
