@@ -7,6 +7,7 @@ import http.server
 import io
 import json
 import shutil
+import tarfile
 import threading
 from pathlib import Path
 
@@ -21,6 +22,7 @@ wds = pytest.importorskip("webdataset", reason="shards need webdataset (the dev 
 
 from fastai_audio.all import AudioDataLoaders, accuracy, audio_learner, load_learner, mel_transforms  # noqa: E402
 from fastai_audio.data.shards import ShardDL, parse_size, read_shard_index, write_shards  # noqa: E402
+from fastai_audio.data.tarstream import BrokenShardError, tar_samples  # noqa: E402
 from fastai_audio.errors import ParameterError  # noqa: E402
 from fastai_audio.inference import predict_files  # noqa: E402
 
@@ -225,3 +227,111 @@ def test_streamed_loaders_train_show_export_and_predict_like_file_loaders(shards
     assert type(back.dls.valid).__name__ == "AudioDL"  # the exported learner carries no shard URLs
     table = predict_files(back, files)
     assert list(table["prediction"]) == [dls.vocab[i] for i in preds.argmax(1).tolist()]
+
+
+# ---- batch-level decoding of shards ----------------------------------------------------------------------------
+
+
+def legacy_batches(dl) -> list:
+    """The loader's batches made item by item through fastai's pipelines (what loaders with item transforms do)."""
+    dl._filler = lambda: None
+    try:
+        return list(dl)
+    finally:
+        del dl._filler
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"duration": None, "sample_rate": 16000}, {"mono": False, "sample_rate": None, "duration": 0.3}]
+)
+def test_validation_batches_filled_whole_equal_the_per_item_path(shards, workers, kwargs):
+    """16-bit WAV read straight into the batch, 24-bit stereo FLAC and float WAV through the opener's steps
+    (resampled, downmixed), variable length; with and without workers. ``mono=False`` with the rates kept: batches
+    of mixed rates cannot be made, by either path, with the same error."""
+    dl = shard_dls(shards, num_workers=workers, **kwargs).valid
+    assert dl._filler() is not None
+    if kwargs.get("sample_rate", 16000) is None:
+        with pytest.raises(ParameterError, match="different sample rates"):
+            list(dl)
+        with pytest.raises(ParameterError, match="different sample rates"):
+            legacy_batches(dl)
+        return
+    got, want = list(dl), legacy_batches(dl)
+    assert len(got) == len(want) == len(dl) == 3
+    for (x, y), (x0, y0) in zip(got, want):
+        assert type(x) is type(x0) and x.sample_rate == x0.sample_rate == 16000
+        torch.testing.assert_close(x, x0, rtol=0, atol=0)
+        assert torch.equal(y, y0) and type(y) is type(y0)
+        if kwargs.get("duration", 0.5) is None:
+            assert torch.equal(x.lengths, x0.lengths)
+
+
+def test_training_batches_follow_the_stream_and_do_not_depend_on_the_process(shards):
+    """One worker: the epoch's labels are the stream's first samples in order. Two workers: the pool's batches
+    equal those of the same tasks filled in this process, crops included."""
+    dl = shard_dls(shards, seed=3).train
+    ys = torch.cat([y for _, y in dl])
+    stream = dl.dataset.samples(epoch=0, rank=0, world=1, worker=0, workers=1)
+    labels = [json.loads(s["json"])["label"] for _, s in zip(range(len(ys)), stream)]
+    assert [dl.vocab[i] for i in ys.tolist()] == labels
+    pooled = shard_dls(shards, seed=3, num_workers=2).train
+    batches = list(pooled)
+    filler = pooled._filler()
+    here = [filler.fill(task, None) for task, _, _ in pooled._tasks(2)]  # the same epoch's tasks, filled here
+    assert len(batches) == len(here) == len(pooled) == 5
+    for (x, y), f in zip(batches, here):
+        np.testing.assert_array_equal(x.numpy(), f.audio)
+        assert torch.equal(y, f.rest[0])
+    assert not np.array_equal(here[0].audio[0], here[0].audio[1])  # (crops, not one clip repeated)
+    pooled.close()
+
+
+def test_a_pool_of_shard_workers_serves_every_epoch_and_frees_its_slots(shards):
+    dl = shard_dls(shards, num_workers=2).train
+    first = [y for _, y in dl]
+    pool = dl._pool
+    for _ in range(4):
+        epoch = [y for _, y in dl]
+        assert len(epoch) == len(first) and dl._pool is pool  # the same processes
+    assert not torch.equal(torch.cat(first), torch.cat(epoch))
+    import gc
+
+    gc.collect()
+    assert pool.in_use() == 0
+    dl.close()
+
+
+def test_broken_samples_and_shards_are_reported_from_the_workers(shards, tmp_path):
+    src = next(u for u in names(shards, "valid") if len(keys_of(u)) >= 2)
+    other = max(names(shards, "train"), key=lambda u: len(keys_of(u)))
+    samples = list(wds.tarfile_samples([{"url": src}]))
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    bad, cut = tmp_path / "a" / Path(src).name, tmp_path / "b" / Path(other).name  # (names the index counts)
+    with wds.TarWriter(str(bad)) as sink:
+        for k, s in enumerate(samples):
+            ext = next(e for e in s if not e.startswith("__") and e != "json")
+            sink.write({"__key__": s["__key__"], ext: s[ext][:60] if k == 1 else s[ext], "json": s["json"]})
+    with tarfile.open(other) as tar:
+        last = tar.getmembers()[-1]
+    cut.write_bytes(Path(other).read_bytes()[: last.offset_data + last.size // 2])  # inside its last member
+    with pytest.raises(BrokenShardError, match="ends inside member"):
+        list(tar_samples(io.BytesIO(cut.read_bytes()), str(cut)))
+    dls = AudioDataLoaders.from_shards(names(shards, "train"), [str(bad), str(cut)], index=shards / "index.json",
+                                       duration=0.5, bs=2, num_workers=2)  # fmt: skip
+    with pytest.warns(UserWarning) as caught:
+        ys = torch.cat([y for _, y in dls.valid])
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith(f"skipped sample {samples[1]['__key__']} of shard {bad}: ") for m in
+               messages), messages  # fmt: skip
+    assert any(m.startswith(f"skipped the rest of shard {cut}: BrokenShardError") for m in messages), messages
+    whole = sum(1 for _ in _whole_samples(cut))
+    assert whole >= 1 and len(ys) == len(samples) - 1 + whole  # the cut shard's samples before the break
+    dls.valid.close()
+
+
+def _whole_samples(path: Path):
+    try:
+        yield from tar_samples(io.BytesIO(path.read_bytes()), str(path))
+    except BrokenShardError:
+        return

@@ -71,12 +71,12 @@ def filler_for(dl, base: type):
     openers = [t for t in fs if isinstance(t, OpenAudio)]
     if len(openers) != 1:
         return None
-    if fs[-1] is not openers[0] or _has_steps(dl.after_item) or _has_steps(dl.before_batch):
+    if fs[-1] is not openers[0] or has_steps(dl.after_item) or has_steps(dl.before_batch):
         return ItemFiller(dl, pipes)
     return BatchFiller(pipes, dl.variable_length, dl.pad_mode, on_error=getattr(dl, "on_error", "raise"))
 
 
-def _has_steps(method) -> bool:
+def has_steps(method) -> bool:
     """Whether a DataLoader step (``after_item``, ``before_batch``) does anything: a fastai ``Pipeline`` with
     transforms, or a function given to the loader."""
     fs = getattr(method, "fs", None)
@@ -125,7 +125,7 @@ class BatchFiller:
         for _ in range(max(n or 0, 1)):
             try:
                 return self._fill(idxs, draws, int16, out, n, skipped)
-            except _RowError as bad:  # a file that broke off while it was read, under on_error='skip'
+            except RowError as bad:  # a file that broke off while it was read, under on_error='skip'
                 skipped.append((bad.error.path, bad.error.reason))
                 idxs[bad.row] = (idxs[bad.row] + 1) % n
         raise ParameterError(f"no item of the {n} could be read: check the files with `fastai-audio check`")
@@ -136,29 +136,7 @@ class BatchFiller:
             for k, i in enumerate(idxs):
                 plans.append(self._plan(i, draws[k], skipped, n))
                 idxs[k] = plans[-1].index  # (a file skipped when it was opened: its replacement)
-            rate = self._batch_rate(plans)
-            length = max(p.length for p in plans) if self.variable_length else self.config.num_samples(rate)
-            channels = plans[0].channels
-            for p in plans[1:]:
-                if p.channels != channels:
-                    raise ParameterError(
-                        f"cannot batch clips with different channel counts: {plans[0].name} has {channels} and "
-                        f"{p.name} has {p.channels}; pass mono=True to downmix every clip"
-                    )
-            as_int16 = int16 and all(p.int16 for p in plans)
-            dtype = np.dtype(np.int16 if as_int16 else np.float32)
-            shape = (len(idxs), channels, length)
-            if out is None or math.prod(shape) * dtype.itemsize > out.nbytes:
-                audio = np.empty(shape, dtype)
-            else:
-                audio = np.frombuffer(out, dtype=dtype, count=math.prod(shape)).reshape(shape)
-            for k, (row, p) in enumerate(zip(audio, plans)):
-                try:
-                    self._fill_row(row, p, dtype)
-                except AudioFileError as err:
-                    if self.on_error != "skip" or n is None:
-                        raise
-                    raise _RowError(k, err) from None
+            audio, rate = self._assemble(plans, int16, out, skip=n is not None)
         finally:
             for p in plans:
                 p.close()
@@ -166,7 +144,36 @@ class BatchFiller:
         rest = _collate([self.targets_of(p.index) for p in plans]) if self.targets else ()
         return FilledBatch(audio, rate, lengths, rest, skipped)
 
-    def _plan(self, i: int, draw, skipped: list, n: int | None) -> _Clip:
+    def _assemble(self, plans: list, int16: bool, out: np.ndarray | None, skip: bool) -> tuple[np.ndarray, int]:
+        """The ``(batch, channels, samples)`` array of the opened clips ``plans`` (in ``out`` where it fits) and
+        its rate. A clip that fails while it is read raises ``RowError`` (naming its row) when ``skip`` and
+        ``on_error='skip'``, its own error otherwise."""
+        rate = self._batch_rate(plans)
+        length = max(p.length for p in plans) if self.variable_length else self.config.num_samples(rate)
+        channels = plans[0].channels
+        for p in plans[1:]:
+            if p.channels != channels:
+                raise ParameterError(
+                    f"cannot batch clips with different channel counts: {plans[0].name} has {channels} and "
+                    f"{p.name} has {p.channels}; pass mono=True to downmix every clip"
+                )
+        as_int16 = int16 and all(p.int16 for p in plans)
+        dtype = np.dtype(np.int16 if as_int16 else np.float32)
+        shape = (len(plans), channels, length)
+        if out is None or math.prod(shape) * dtype.itemsize > out.nbytes:
+            audio = np.empty(shape, dtype)
+        else:
+            audio = np.frombuffer(out, dtype=dtype, count=math.prod(shape)).reshape(shape)
+        for k, (row, p) in enumerate(zip(audio, plans)):
+            try:
+                self._fill_row(row, p, dtype)
+            except AudioFileError as err:
+                if self.on_error != "skip" or not skip:
+                    raise
+                raise RowError(k, err) from None
+        return audio, rate
+
+    def _plan(self, i: int, draw, skipped: list, n: int | None) -> ClipPlan:
         """Open item ``i`` (or, under ``on_error='skip'``, the next good one) and decide how it is read."""
         tried = 0
         while True:
@@ -178,42 +185,48 @@ class BatchFiller:
                 skipped.append((err.path, err.reason))
                 i, tried = (i + 1) % n, tried + 1
 
-    def _open(self, i: int, draw) -> _Clip:
+    def _open(self, i: int, draw) -> ClipPlan:
         o = self.source(i)
         config = self.config
         if isinstance(o, PackedClip) and config.pad_mode != "error":  # a slice of the cache, at the config's rate
             start, count = config.window(o.length, config.sample_rate, draw)
             count = o.length - start if count < 0 else count
             length = config.num_samples() if config.duration is not None else count
-            clip = _Clip(i, o.name, o.channels, length, config.sample_rate, packed=o, start=start, count=count)
+            clip = ClipPlan(i, o.name, o.channels, length, config.sample_rate, packed=o, start=start, count=count)
             clip.int16 = o.dtype == "int16"
             return clip
         if not isinstance(o, Path) or config.pad_mode == "error":
             return self._through_opener(i, o, draw)
-        f, info = open_audio(o)
+        return self._open_stored(i, o, str(o), draw, lambda: self._through_opener(i, o, draw))
+
+    def _open_stored(self, i, o, name: str, draw, otherwise) -> ClipPlan:
+        """Open the stored audio ``o`` (a path, or a file's bytes) to be read straight into its row when it is at
+        the config's rate and channel count; ``otherwise()`` makes the clip when it is not."""
+        config = self.config
+        f, info = open_audio(o, name=None if isinstance(o, Path) else name)
         try:
             target_rate = config.sample_rate or info.sample_rate
             channels = 1 if config.mono else info.channels
             if (target_rate != info.sample_rate or channels != info.channels or info.frames <= 0
                     or info.format in ESTIMATED_LENGTH_FORMATS):  # fmt: skip
                 f.close()
-                return self._through_opener(i, o, draw)
+                return otherwise()
             start, count = config.window(info.frames, info.sample_rate, draw)
             count = info.frames - start if count < 0 else count
             length = config.num_samples(target_rate) if config.duration is not None else count
-            clip = _Clip(i, str(o), channels, length, target_rate, file=f, info=info, start=start, count=count)
+            clip = ClipPlan(i, name, channels, length, target_rate, file=f, info=info, start=start, count=count)
             clip.int16 = info.subtype in INT16_SUBTYPES
             return clip
         except BaseException:
             f.close()
             raise
 
-    def _through_opener(self, i: int, o, draw) -> _Clip:
+    def _through_opener(self, i: int, o, draw) -> ClipPlan:
         """A clip made by the opener's own steps (resampling, downmix, ``pad_mode='error'``, tensors): its
         values and its errors are the per-item path's."""
         wav, rate = self.opener.clip(o, draw)
         name = str(o) if isinstance(o, Path) else _describe(o)
-        return _Clip(i, name, wav.shape[-2], wav.shape[-1], rate, wav=wav)
+        return ClipPlan(i, name, wav.shape[-2], wav.shape[-1], rate, wav=wav)
 
     def _batch_rate(self, plans: list) -> int:
         first = plans[0]
@@ -226,7 +239,7 @@ class BatchFiller:
             )
         return first.rate
 
-    def _fill_row(self, row: np.ndarray, clip: _Clip, dtype: np.dtype):
+    def _fill_row(self, row: np.ndarray, clip: ClipPlan, dtype: np.dtype):
         """Write one clip into its row ``(channels, length)``, padded at the end as ``CropPad`` pads."""
         if clip.wav is not None:
             got = clip.wav.numpy()
@@ -241,7 +254,7 @@ class BatchFiller:
             else:
                 row[:, n:] = 0
 
-    def _read(self, clip: _Clip, row: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    def _read(self, clip: ClipPlan, row: np.ndarray, dtype: np.dtype) -> np.ndarray:
         if clip.packed is not None:
             return _into_row(clip.packed.samples(clip.start, min(clip.count, row.shape[-1])), row)
         f, info = clip.file, clip.info
@@ -345,7 +358,7 @@ def check_batchable(xs: list, variable_length: bool):
             )
 
 
-class _RowError(Exception):
+class RowError(Exception):
     """A clip that failed while it was read into row ``row`` (skipped and replaced under ``on_error='skip'``)."""
 
     def __init__(self, row: int, error: AudioFileError):
@@ -353,7 +366,7 @@ class _RowError(Exception):
         self.row, self.error = row, error
 
 
-class _Clip:
+class ClipPlan:
     """One item of a batch being filled: what it is, and how it is read (an open file, or a tensor already made)."""
 
     int16 = False

@@ -203,31 +203,38 @@ class AudioDL(TfmdDL):
         train = filler.split_idx == 0 and filler.config.duration is not None
         tasks = ((b, [rng.random() for _ in b] if train else None)
                  for b in _chunks(self.get_idxs(), self.bs, self.drop_last))  # fmt: skip
-        device = self.device
-        int16 = device is not None and device.type != "cpu"
+        int16 = self.device is not None and self.device.type != "cpu"
+        yield from self._deliver(filler, tasks, workers, int16)
+        self.after_iter()
+
+    def _deliver(self, filler, tasks, workers: int, int16: bool):
+        """The batches of ``tasks`` (``(idxs, draws)``, or ``(task, draws, worker)`` for a routed filler), filled in
+        the worker pool (or here, without workers) and copied to the device one batch ahead, through
+        ``after_batch``. A batch with no rows (an exact pass's share that ended early) is left out."""
         if workers:
             pool = self._worker_pool(filler, workers)
             source = pool.run(tasks, int16=int16)
         else:
             pool = None
             source = ((f, torch.from_numpy(f.audio), None) for f in (
-                filler.fill(b, d, int16=int16, n=len(self.dataset)) for b, d in tasks))  # fmt: skip
-        feed = DeviceFeed(device, pool)
+                filler.fill(t[0], t[1], int16=int16, n=len(self.dataset)) for t in tasks))  # fmt: skip
+        feed = DeviceFeed(self.device, pool)
         ahead = None
         for filled, audio, slot in source:
             self._report_skipped(filled.skipped)
+            if not audio.shape[0]:
+                continue
             ticket = feed.put(filled, audio, slot)  # the copy of this batch starts while the last one computes
             if ahead is not None:
                 yield self.after_batch(feed.get(ahead))
             ahead = ticket
         if ahead is not None:
             yield self.after_batch(feed.get(ahead))
-        self.after_iter()
 
     def _worker_pool(self, filler, workers: int):
         """The loader's worker pool, started at its first multi-process iteration and kept; started again when it
         was closed, or when the way batches are filled changed since (its workers hold the filler of their start)."""
-        key = (type(filler), filler.config, workers, self.bs)
+        key = (type(filler), filler.config, workers, self.bs, getattr(filler, "pool_key", None))
         if self._pool is not None and (self._pool._closed or self._pool_key != key):
             self._pool.close()
             self._pool = None
@@ -236,7 +243,8 @@ class AudioDL(TfmdDL):
             fixed = config.duration is not None and config.sample_rate is not None and config.mono
             slot_bytes = self.bs * config.num_samples() * 4 if fixed and not self.variable_length else 0
             seed = torch.initial_seed() % 2**31  # (the workers' own generators, for item transforms that draw)
-            self._pool = WorkerPool(filler, workers, self.prefetch_factor, slot_bytes, len(self.dataset), seed)
+            self._pool = WorkerPool(filler, workers, self.prefetch_factor, slot_bytes, len(self.dataset), seed,
+                                    routed=getattr(filler, "routed", False))  # fmt: skip
             self._pool_key = key
         return self._pool
 

@@ -5,10 +5,13 @@ A shard is a plain tar file of samples ``KEY.flac`` (or the file's original byte
 shards. ``index.json`` beside them records what a loader needs before it reads any audio: the classes, the shards
 of each split with their sample counts, rates and durations.
 
-Streaming reads shards with ``webdataset`` (local paths, brace patterns such as ``train-{000000..000127}.tar``,
+Streaming opens shards as ``webdataset`` does (local paths, brace patterns such as ``train-{000000..000127}.tar``,
 ``http(s)://`` URLs, and ``pipe:`` commands for object storage, e.g. ``pipe:aws s3 cp s3://bucket/train-000001.tar
--``) and decodes audio with soundfile, then runs the same item transforms as the file loaders (downmix, resample,
-crop) and the same batch transforms.
+-``), reads their members with ``tarstream`` (webdataset's samples, without ``tarfile``'s per-member cost) and fills
+whole batches as the file loaders do (``ShardFiller``): a clip already at the loaders' rate and channel count is read
+from its member's bytes straight into its row (int16 for a GPU), others go through the same steps as files (downmix,
+resample, crop), and the same batch transforms follow. Loaders with item transforms make their batches item by item
+in PyTorch's worker processes instead.
 
 - Training streams are resampled: each loader worker of each rank draws shards at random (seeded by ``seed``, the
   epoch, the rank and the worker) through a shuffle buffer, and an epoch is a fixed number of batches, the same on
@@ -28,10 +31,12 @@ import random
 import re
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from fastai.data.load import fa_collate
 from fastai.torch_core import num_distrib, rank_distrib, to_device
 from torch.utils.data import get_worker_info
 
@@ -41,8 +46,12 @@ from ..decode import decode_audio
 from ..errors import AudioFileError, ParameterError
 from ..files import audio_info
 from ..io import pcm_to_float
+from ..transforms.item import OpenAudio
+from .fill import BatchFiller, ClipPlan, FilledBatch, RowError, has_steps
 from .items import is_multi_label, label_of, source_path
 from .loader import AudioDL, ExactPass
+from .tarstream import BrokenShardError, tar_samples
+from .workers import fork_available
 
 __all__ = ["INDEX_NAME", "ShardDL", "expand_urls", "read_shard_index", "write_shards"]
 
@@ -210,16 +219,35 @@ def expand_urls(urls) -> list[str]:
     return [u for url in urls for u in wds.shardlists.expand_urls(str(url))]
 
 
-def _shard_samples(url: str):
-    """The samples of one shard; a shard that cannot be opened or breaks off warns, naming it, and ends early."""
+def _open_shard(url: str):
+    """A binary stream of the shard ``url``: a local file read in large blocks, or what ``webdataset.gopen`` opens
+    (``http(s)://``, ``pipe:``...)."""
+    if "://" not in url and not url.startswith("pipe:"):
+        return open(url, "rb", buffering=1 << 20)
     import webdataset as wds
 
-    def skip_rest(err: Exception) -> bool:
-        reason = str(err.args[0]).split(" @ ")[0] if err.args else ""
-        warnings.warn(f"skipped the rest of shard {url}: {type(err).__name__}: {reason}", stacklevel=2)
-        return False  # (stop reading this shard: what follows a broken member cannot be trusted)
+    return wds.gopen(url)
 
-    return wds.tarfile_samples([{"url": url}], handler=skip_rest)
+
+def _warn_skipped(what: str, reason: str):
+    warnings.warn(f"skipped {what}: {reason}", stacklevel=3)
+
+
+def _shard_samples(url: str, report=_warn_skipped):
+    """The samples of one shard (``tarstream.tar_samples``); a shard that cannot be opened or breaks off is
+    reported (``report(what, reason)``, by default a warning naming it) and ends early."""
+    try:
+        stream = _open_shard(url)
+    except Exception as err:  # noqa: BLE001 - a shard that cannot be opened is skipped, never the epoch
+        report(f"the rest of shard {url}", f"{type(err).__name__}: {err}")
+        return
+    try:
+        with stream:
+            yield from tar_samples(stream, url)
+    except BrokenShardError as err:
+        report(f"the rest of shard {url}", f"{type(err).__name__}: {err.reason}")
+    except OSError as err:  # (a pipe or a connection that failed while it was read)
+        report(f"the rest of shard {url}", f"{type(err).__name__}: {err}")
 
 
 class ShardStream:
@@ -258,29 +286,35 @@ class ShardStream:
         total = sum(self.counts) if self.counts else 0
         return list(self.urls), slot, len(range(slot, total, slots))
 
-    def samples(self, *, epoch: int, rank: int, world: int, worker: int, workers: int):
+    def samples(self, *, epoch: int, rank: int, world: int, worker: int, workers: int, report=_warn_skipped):
         """Raw samples (dicts with ``__key__``, ``__url__`` and one entry per file extension) of one worker of one
-        rank: an endless resampled stream when training, the slot's share of an exact pass otherwise."""
+        rank: an endless resampled stream when training, the slot's share of an exact pass otherwise. A shard that
+        breaks off is reported with ``report(what, reason)`` (default: a warning)."""
         if not self.train:
             urls, keep, _ = self.exact_plan(rank * workers + worker, world * workers)
             k = 0
             for url in urls:
-                for sample in _shard_samples(url):
+                for sample in _shard_samples(url, report):
                     if keep is None or k % (world * workers) == keep:
                         yield sample
                     k += 1
             return
         rng = random.Random(f"{self.seed}:{epoch}:{rank}:{worker}")
-        buffer = []
+        buffer, empty = [], 0
         while True:
             url = rng.choice(self.urls)
-            for sample in _shard_samples(url):
+            empty += 1
+            for sample in _shard_samples(url, report):
+                empty = 0
                 if len(buffer) < self.shuffle_buffer:
                     buffer.append(sample)
                     continue
                 j = rng.randrange(len(buffer))
                 buffer[j], sample = sample, buffer[j]
                 yield sample
+            if empty >= _MAX_BAD_RUN:  # an endless stream of shards that hold nothing would never yield
+                raise ParameterError(f"{empty} shards in a row held no sample (the last {url}): check the URLs and "
+                                     "the warnings")  # fmt: skip
 
     def decode_sample(self, sample):
         """One raw sample -> ``(TensorAudio, label)`` before the type transforms; ``None`` (with a warning naming
@@ -299,12 +333,127 @@ class ShardStream:
             return None
 
 
+@dataclass(frozen=True)
+class ShardTask:
+    """One batch a worker fills from its own share of the shards: ``count`` samples of its stream of ``epoch``."""
+
+    epoch: int
+    worker: int
+    workers: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"a batch of {self.count} samples of worker {self.worker}'s share of the shards (epoch {self.epoch})"
+
+
+class ShardFiller(BatchFiller):
+    """Fills the batches of a ``ShardDL`` (batch-level decoding, as ``BatchFiller`` fills those of files): each
+    worker reads its own stream of samples (``ShardStream.samples``) and writes each clip straight into its row of
+    the batch, from the member's bytes, when it is at the loaders' rate and channel count; other clips go through
+    ``OpenAudio``'s own steps. Crops draw from a generator seeded by the stream's seed, the epoch, the rank and the
+    worker. Samples that cannot be decoded and shards that break off are reported in the batch's ``skipped`` (the
+    loader warns, naming them) and replaced by the next samples."""
+
+    routed = True  # each worker keeps its own stream between the batches it fills
+
+    def __init__(self, stream: ShardStream, opener, y_tfms, *, variable_length: bool, pad_mode: str, rank: int,
+                 world: int):  # fmt: skip
+        self.stream, self.opener, self.config, self.y_tfms = stream, opener, opener.config, y_tfms
+        self.variable_length, self.pad_mode, self.on_error = variable_length, pad_mode, "skip"
+        self.rank, self.world = rank, world
+        self.pool_key = (tuple(stream.urls), stream.train, stream.seed, stream.shuffle_buffer, rank, world)
+        self._streams, self._labels, self._reports = {}, {}, []
+
+    def _stream(self, task: ShardTask):
+        key = (task.epoch, task.worker, task.workers)
+        if key not in self._streams:
+            self._streams = {k: v for k, v in self._streams.items() if k[0] == task.epoch}  # (the last epoch's: done)
+            samples = self.stream.samples(epoch=task.epoch, rank=self.rank, world=self.world, worker=task.worker,
+                                          workers=task.workers, report=self._report)  # fmt: skip
+            crops = random.Random(f"{self.stream.seed}:{task.epoch}:{self.rank}:{task.worker}:crop")
+            self._streams[key] = (samples, crops)
+        return self._streams[key]
+
+    def _report(self, what: str, reason: str):
+        self._reports.append((what, reason))
+
+    def fill(self, task: ShardTask, draws=None, *, int16: bool = False, out: np.ndarray | None = None,
+             n: int | None = None) -> FilledBatch:  # fmt: skip
+        """Fill the next batch of ``task.count`` samples (fewer, or none, where an exact pass's share ends)."""
+        samples, crops = self._stream(task)
+        self._reports = []
+        plans, labels = [], []
+        try:
+            while True:
+                while len(plans) < task.count:
+                    clip = self._next_clip(samples, crops)
+                    if clip is None:
+                        break
+                    plans.append(clip[0])
+                    labels.append(clip[1])
+                if not plans:
+                    return FilledBatch(np.zeros((0, 1, 0), np.float32), None, None, (), self._reports)
+                try:
+                    audio, rate = self._assemble(plans, int16, out, skip=True)
+                    break
+                except RowError as bad:  # a sample that broke off while it was read: the next one takes its row
+                    self._report(bad.error.path, f"{type(bad.error).__name__}: {bad.error.reason}")
+                    plans.pop(bad.row).close()
+                    labels.pop(bad.row)
+        finally:
+            for p in plans:
+                p.close()
+        lengths = np.array([p.length for p in plans]) if self.variable_length else None
+        return FilledBatch(audio, rate, lengths, (fa_collate([self._label(y) for y in labels]),), self._reports)
+
+    def _label(self, label):
+        key = json.dumps(label)
+        if key not in self._labels:
+            self._labels[key] = self.y_tfms(label)
+        return self._labels[key]
+
+    def _next_clip(self, samples, crops):
+        """The next decodable sample of the stream, opened: ``(clip, label)``, or ``None`` at its end."""
+        draw_crops = self.stream.train and self.config.duration is not None
+        bad = 0
+        for sample in samples:
+            key, url = sample.get("__key__"), sample.get("__url__")
+            name = f"sample {key} of shard {url}"
+            draw = crops.random() if draw_crops else None
+            try:
+                label = json.loads(sample["json"])["label"]
+                audio = next((v for k, v in sample.items() if not k.startswith("__") and k != "json"), None)
+                if audio is None:
+                    raise ValueError(f"no audio member, only {sorted(k for k in sample if not k.startswith('__'))}")
+                return self._open_member(audio, name, draw), label
+            except Exception as err:  # noqa: BLE001 - any broken sample is skipped, never the epoch
+                reason = err.reason if isinstance(err, AudioFileError) else str(err)
+                self._report(name, f"{type(err).__name__}: {reason}")
+                bad += 1
+                if bad >= _MAX_BAD_RUN:  # an endless training stream of broken samples would never end
+                    raise ParameterError(f"{bad} samples in a row could not be decoded (the last from {url}): check "
+                                         "the shards and the warnings") from None  # fmt: skip
+        return None
+
+    def _open_member(self, data: bytes, name: str, draw):
+        def decoded():
+            samples, rate = decode_audio(data, integer=True, name=name)
+            wav, rate = self.opener.clip(TensorAudio(pcm_to_float(samples), sample_rate=rate), draw)
+            return ClipPlan(None, name, wav.shape[-2], wav.shape[-1], rate, wav=wav)
+
+        if self.config.pad_mode == "error":
+            return decoded()
+        return self._open_stored(None, data, name, draw, decoded)
+
+
 class ShardDL(ExactPass, AudioDL):
     """An ``AudioDL`` that streams WebDataset shards (see the module's notes); built by
     ``AudioDataLoaders.from_shards``.
 
-    Each worker of each rank reads its own samples (``ShardStream.samples``) and runs the type transforms
-    (decode, downmix, resample, crop), the item transforms and the batch transforms as the file loaders do. With
+    Each worker of each rank reads its own samples (``ShardStream.samples``) and fills whole batches from them
+    (``ShardFiller``) in the loaders' worker pool, which starts once and serves every epoch; batches are dealt to
+    the workers in turn, so an epoch's batches do not depend on timing. With item transforms, each worker runs the
+    type transforms (decode, downmix, resample, crop) and the item transforms sample by sample instead. With
     ``exact=False`` (training) every rank yields ``epoch_size // (world size * bs)`` batches an epoch; with
     ``exact=True`` (validation) every sample once. ``dl.new(a_Datasets)`` (``test_dl``, ``export``) gives a file
     ``AudioDL`` with the same transforms.
@@ -341,10 +490,61 @@ class ShardDL(ExactPass, AudioDL):
         return 1 if self._main_only else max(self.workers, 1)
 
     def __iter__(self):
-        if not self._main_only:  # PyTorch's worker processes, started by fastai, each read their share
-            yield from super().__iter__()
+        filler = self._filler()
+        workers = 0 if self._main_only else self.workers
+        if filler is None or (workers and not fork_available()):
+            yield from self._iter_items()
             return
-        self.randomize()  # set-up and one_batch: read here, without starting a process
+        self.randomize()
+        self.before_iter()
+        int16 = self.device is not None and self.device.type != "cpu"
+        yield from self._deliver(filler, self._tasks(max(workers, 1)), workers, int16)
+        self.after_iter()
+
+    def _filler(self) -> ShardFiller | None:
+        """Batch-level decoding (``ShardFiller``) where the inputs are the shards' audio opened by ``OpenAudio``
+        with no item or before-batch transforms; ``None`` (items one by one, as fastai makes them) otherwise."""
+        stream = self.dataset
+        if not isinstance(stream, ShardStream) or not self.bs or has_steps(self.after_item):
+            return None
+        x_tfms, y_tfms = stream.template.tls[0].tfms, stream.template.tls[-1].tfms
+        if len(stream.template.tls) != 2 or len(x_tfms.fs) != 1 or not isinstance(x_tfms.fs[0], OpenAudio):
+            return None
+        if has_steps(self.before_batch):
+            return None
+        return ShardFiller(stream, x_tfms.fs[0], y_tfms, variable_length=self.variable_length,
+                           pad_mode=self.pad_mode, rank=self.rank, world=self.world_size)  # fmt: skip
+
+    def _tasks(self, workers: int):
+        """``(ShardTask, None, worker)`` for each batch of the epoch, dealt to the workers in turn (as PyTorch
+        deals an iterable dataset's batches): in an exact pass each worker's share from the index's counts, in
+        training ``len(self)`` batches of ``bs``."""
+        bs = self.bs or 1
+        if self.exact:
+            slots = self.world_size * workers
+            counts = [self.dataset.exact_plan(self.rank * workers + w, slots)[2] for w in range(workers)]
+            shares = [[min(bs, c - j * bs) for j in range(math.ceil(c / bs))] for c in counts]
+        else:
+            total = len(self)
+            shares = [[bs] * (total // workers + (w < total % workers)) for w in range(workers)]
+        for j in range(max(map(len, shares), default=0)):
+            for w in range(workers):
+                if j < len(shares[w]):
+                    yield ShardTask(self.epoch, w, workers, shares[w][j]), None, w
+
+    def _report_skipped(self, skipped: list):
+        for what, reason in skipped:
+            if what not in self._skipped:
+                self._skipped.add(what)
+                warnings.warn(f"skipped {what}: {reason}", stacklevel=4)
+
+    def _iter_items(self):
+        """Items one by one through fastai's pipelines (loaders with item transforms): in PyTorch's worker
+        processes, each reading its share, or here for set-up and ``one_batch``."""
+        if not self._main_only and self.workers:
+            yield from super(AudioDL, self).__iter__()
+            return
+        self.randomize()
         self.before_iter()
         for b in self.create_batches(None):
             yield self.after_batch(b if self.device is None else to_device(b, self.device))

@@ -111,12 +111,13 @@ def _picklable(err: BaseException) -> BaseException:
         return RuntimeError(f"{type(err).__name__}: {err}")
 
 
-def _worker_loop(filler, memory: SlotMemory | None, tasks, results, busy, worker: int, seed: int, n: int):
+def _worker_loop(filler, memory: SlotMemory | None, queues, results, busy, worker: int, seed: int, n: int):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the main process; it then stops the workers
     torch.set_num_threads(1)
     random.seed(seed + worker)
     np.random.seed((seed + worker) % 2**32)
     torch.manual_seed(seed + worker)
+    tasks = queues[worker]
     while True:
         task = tasks.get()
         if task is None:
@@ -147,9 +148,12 @@ class WorkerPool:
         slot_bytes: bytes of one slot (a batch in float32), or 0 for no slots (every batch travels the usual way).
         n: dataset size (for ``on_error='skip'`` replacements).
         seed: seeds the workers' own random generators (for item transforms that draw).
+        routed: each task names the worker that fills it (a third element of the task), for fillers that keep
+            state per worker (a stream of shards); otherwise the next free worker takes the next task.
     """
 
-    def __init__(self, filler, workers: int, prefetch: int, slot_bytes: int, n: int, seed: int):
+    def __init__(self, filler, workers: int, prefetch: int, slot_bytes: int, n: int, seed: int,
+                 routed: bool = False):  # fmt: skip
         self.workers, self.depth = workers, max(1, workers * prefetch)
         # in flight, plus what the consumer holds: the batch it computes on, the one before it (learn.xb, for a model
         # that takes raw audio) and the one the loader keeps ready behind it
@@ -161,16 +165,18 @@ class WorkerPool:
         self._copying: dict[int, object] = {}  # slot -> the event of a device copy still reading it
         self._ids = itertools.count()
         ctx = multiprocessing.get_context("fork")
-        self._tasks, self._results = ctx.Queue(), ctx.Queue()
+        self.routed = routed
+        self._queues = [ctx.Queue() for _ in range(workers)] if routed else [ctx.Queue()] * workers
+        self._results = ctx.Queue()
         self._busy = ctx.Array("q", workers, lock=False)
         self._procs = [ctx.Process(target=_worker_loop, daemon=True, name=f"fastai_audio loader worker {w}",
-                                   args=(filler, self.memory, self._tasks, self._results, self._busy, w, seed, n))
+                                   args=(filler, self.memory, self._queues, self._results, self._busy, w, seed, n))
                        for w in range(workers)]  # fmt: skip
         for p in self._procs:
             p.start()
         self._tasks_of: dict[int, list] = {}
         self._closed, self._owner = False, os.getpid()
-        weakref.finalize(self, _shutdown, self._procs, self._tasks, self._owner)
+        weakref.finalize(self, _shutdown, self._procs, self._queues, self._owner)
 
     # -- slots ---------------------------------------------------------------------------------------------------
 
@@ -204,7 +210,8 @@ class WorkerPool:
     # -- running an epoch ----------------------------------------------------------------------------------------
 
     def run(self, tasks, int16: bool = False):
-        """Yield ``(FilledBatch, audio tensor, slot or None)`` for each ``(idxs, draws)`` of ``tasks``, in order."""
+        """Yield ``(FilledBatch, audio tensor, slot or None)`` for each ``(idxs, draws)`` of ``tasks`` (``(idxs,
+        draws, worker)`` for a routed pool), in order."""
         if self._closed:
             raise RuntimeError("this loader's worker pool is closed")
         self._check_alive()
@@ -218,7 +225,7 @@ class WorkerPool:
                     tid = next(self._ids)
                     slot = self._take_slot() if self.memory is not None else None
                     self._tasks_of[tid] = task[0]
-                    self._tasks.put((tid, task[0], task[1], slot, int16))
+                    self._queues[task[2] if self.routed else 0].put((tid, task[0], task[1], slot, int16))
                     pending.append(tid)
                 if not pending:
                     return
@@ -269,13 +276,14 @@ class WorkerPool:
         """An epoch left before its end: drop its queued tasks and free the slots of its finished ones."""
         if self._closed:  # (the queue holds the workers' stop signals now)
             return
-        try:
-            while True:
-                task = self._tasks.get_nowait()
-                if task[3] is not None:
-                    self._free.append(task[3])
-        except queue.Empty:
-            pass
+        for tasks in self._queues[: len(self._queues) if self.routed else 1]:
+            try:
+                while True:
+                    task = tasks.get_nowait()
+                    if task[3] is not None:
+                        self._free.append(task[3])
+            except queue.Empty:
+                pass
         for msg in done.values():
             if msg[2] is not None:
                 self._free.append(msg[2])
@@ -286,7 +294,8 @@ class WorkerPool:
             if not p.is_alive():
                 tid = self._busy[w] - 1
                 files = self._tasks_of.get(tid)
-                during = f" while filling a batch of items {files[:8]}" if files is not None else ""
+                during = ("" if files is None else f" while filling a batch of items {files[:8]}"
+                          if isinstance(files, list) else f" while filling {files}")  # fmt: skip
                 code = p.exitcode
                 why = (f"was killed by signal {-code}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
                        if code is not None and code < 0 else f"exited with code {code}")  # fmt: skip
@@ -302,15 +311,15 @@ class WorkerPool:
         if self._closed:
             return
         self._closed = True
-        _shutdown(self._procs, self._tasks, self._owner)
+        _shutdown(self._procs, self._queues, self._owner)
         if self.memory is not None:
             self.memory.close()
 
 
-def _shutdown(procs, tasks, owner: int):
+def _shutdown(procs, queues, owner: int):
     if os.getpid() != owner:  # a forked process (another loader's worker) holds a copy: the pool is not its own
         return
-    for _ in procs:
+    for tasks in queues:  # (one stop signal per worker, in its own queue or the shared one)
         try:
             tasks.put_nowait(None)
         except (ValueError, OSError):  # the queue is already closed
