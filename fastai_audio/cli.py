@@ -4,7 +4,7 @@
     torchrun --nproc_per_node N -m fastai_audio.cli train DATA ...     (data-parallel: one process per GPU)
     fastai-audio predict MODEL FILE [FILE ...] [--window S --hop S] [--format table|csv|json]
     fastai-audio export MODEL --onnx model.onnx
-    fastai-audio serve model.onnx [--host 127.0.0.1] [--port 8000] [--max-batch 16] [--max-wait-ms 5]
+    fastai-audio serve model.onnx [--host 127.0.0.1] [--port 8000] [--max-batch 16] [--max-wait-ms 5] [--docs]
     fastai-audio check PATH [PATH ...] [--all] [--format table|csv|json]
     fastai-audio shard DATA DEST [--shard-size 500MB] [--format flac|original]
     fastai-audio pack DATA DEST [--sample-rate 16000] [--no-mono]        (train DEST reads it)
@@ -283,7 +283,8 @@ def _serve(args) -> int:
     from .server import serve
 
     serve(args.model, host=args.host, port=args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-          max_bytes=args.max_mb * 2**20, max_seconds=args.max_seconds)  # fmt: skip
+          max_bytes=int(args.max_mb * 2**20), max_seconds=args.max_seconds, max_connections=args.max_connections,
+          header_timeout=args.header_timeout, read_timeout=args.read_timeout, docs=args.docs)  # fmt: skip
     return 0
 
 
@@ -359,6 +360,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
     serve.add_argument("--max-mb", type=float, default=50.0, help="largest request body (MB)")
     serve.add_argument("--max-seconds", type=float, default=600.0, help="longest recording accepted (s)")
+    serve.add_argument("--max-connections", type=int, default=512, help="connections at once (503 beyond)")
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a connection may take to send its request headers before it is closed",
+    )
+    serve.add_argument("--read-timeout", type=float, default=30.0, help="seconds a request body may take (408)")
+    serve.add_argument("--docs", action="store_true", help="serve /docs and /openapi.json (off by default)")
     serve.set_defaults(func=_serve)
 
     check = sub.add_parser("check", help="decode every audio file and report the bad ones")

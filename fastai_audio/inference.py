@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,10 +9,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._validate import check_positive
 from .core import TensorAudio
 from .errors import ParameterError
 from .io import load_audio
+from .serve import MAX_WINDOWS, check_windows, window_starts
 from .transforms import OpenAudio
 from .transforms.item import find_opener
 
@@ -96,8 +95,8 @@ class WindowPredictions:
 
 
 def predict_windows(learn, source, *, window: float | None = None, hop: float | None = None,
-                    sample_rate: int | None = None, aggregate: str = "mean",
-                    bs: int | None = None) -> WindowPredictions:  # fmt: skip
+                    sample_rate: int | None = None, aggregate: str = "mean", bs: int | None = None,
+                    max_windows: int = MAX_WINDOWS) -> WindowPredictions:  # fmt: skip
     """Slide a window over a long recording, predict each window, and aggregate into one clip prediction.
 
     Windows start every ``hop`` seconds from 0 and cover the whole recording: the last one ends at or after the end
@@ -111,6 +110,11 @@ def predict_windows(learn, source, *, window: float | None = None, hop: float | 
         sample_rate: the rate of an array ``source``.
         aggregate: ``'mean'`` or ``'max'`` of the window probabilities.
         bs: batch size.
+        max_windows: refuse (before any window is made) a recording that gives more windows than this.
+
+    Raises:
+        ParameterError: ``window`` or ``hop`` not a finite number of seconds within ``check_windows``' bounds
+            (0.1 s and 5 ms at least, an hour at most), or more than ``max_windows`` windows.
 
     Returns:
         ``WindowPredictions`` (``starts``, ``probs``, ``clip_probs``, ``label``; ``to_df()``; see ``plot_taggram``).
@@ -124,8 +128,8 @@ def predict_windows(learn, source, *, window: float | None = None, hop: float | 
     window = window if window is not None else opener.duration
     if window is None:
         raise ParameterError("the model was trained on whole clips (duration=None): pass window=<seconds>")
-    check_positive("window", window)
-    hop = check_positive("hop", hop if hop is not None else window / 2)
+    hop = hop if hop is not None else window / 2
+    check_windows(window, hop)
     if aggregate not in ("mean", "max"):
         raise ParameterError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
     if isinstance(source, (str, Path)):
@@ -136,10 +140,9 @@ def predict_windows(learn, source, *, window: float | None = None, hop: float | 
         if sample_rate is None:
             raise ParameterError("predict_windows on an array needs its rate: pass sample_rate=<Hz>")
         wav, sr = TensorAudio.create(source, sample_rate=sample_rate).as_subclass(torch.Tensor), int(sample_rate)
-    n_total, n_win = wav.shape[-1], int(round(window * sr))
+    n_total = wav.shape[-1]
     duration = n_total / sr
-    n_windows = 1 if n_total <= n_win else math.ceil((n_total - n_win) / (hop * sr)) + 1
-    starts = np.array([min(round(i * hop * sr), max(0, n_total - 1)) for i in range(n_windows)])
+    starts, n_win = window_starts(n_total, sr, window, hop, max_windows)
     clips = []
     for s in starts:
         piece = wav[..., s : s + n_win]

@@ -24,6 +24,10 @@ from .rates import LOWPASS_WIDTH, ROLLOFF, resampled_length, resampling_pair
 
 __all__ = ["AudioTooLongError", "OnnxClassifier", "decode_bytes", "resample_np"]
 
+#: The shortest window, the shortest hop and the longest window ``predict_windows`` takes (s), and the most windows
+#: one call computes by default.
+MIN_WINDOW_SECONDS, MIN_HOP_SECONDS, MAX_WINDOW_SECONDS, MAX_WINDOWS = 0.1, 0.005, 3600.0, 10_000
+
 
 @functools.lru_cache(maxsize=16)
 def _sinc_kernel(orig: int, new: int) -> tuple[np.ndarray, int]:
@@ -228,25 +232,83 @@ class OnnxClassifier:
         return df
 
     def predict_windows(self, item, *, window: float | None = None, hop: float | None = None,
-                        sample_rate: int | None = None, aggregate: str = "mean", bs: int = 64) -> dict:  # fmt: skip
+                        sample_rate: int | None = None, aggregate: str = "mean", bs: int = 64,
+                        max_windows: int = MAX_WINDOWS) -> dict:  # fmt: skip
         """Windows over a long recording, as ``fastai_audio.inference.predict_windows``: a dict with ``starts``
-        (s), ``window``, ``duration``, ``probs`` ``(windows, classes)``, ``clip_probs`` and ``label``."""
+        (s), ``window``, ``duration``, ``probs`` ``(windows, classes)``, ``clip_probs`` and ``label``.
+
+        The cost is bounded whatever the arguments: ``window`` and ``hop`` must be finite, at least
+        ``MIN_WINDOW_SECONDS`` and ``MIN_HOP_SECONDS``, the window at most ``MAX_WINDOW_SECONDS``, and the recording
+        may give at most ``max_windows`` windows (checked before any is made); windows are made ``bs`` at a time.
+
+        Raises:
+            ParameterError: an argument out of these bounds, naming it and the limit.
+        """
         window = window if window is not None else self.duration
         if window is None:
             raise ParameterError("the model was trained on whole clips (duration=None): pass window=<seconds>")
         hop = hop if hop is not None else window / 2
-        if window <= 0 or hop <= 0 or aggregate not in ("mean", "max"):
-            raise ParameterError(f"window and hop must be > 0 and aggregate 'mean' or 'max', got {window}, {hop}, "
-                                 f"{aggregate!r}")  # fmt: skip
+        if aggregate not in ("mean", "max"):
+            raise ParameterError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
         x = self._mono(item, sample_rate, whole=True)
-        sr, n_win = self.sample_rate, int(round(window * self.sample_rate))
-        n_windows = 1 if len(x) <= n_win else math.ceil((len(x) - n_win) / (hop * sr)) + 1
-        starts = np.array([min(round(i * hop * sr), max(0, len(x) - 1)) for i in range(n_windows)])
-        clips = np.stack([np.pad(x[s : s + n_win], (0, max(0, n_win - len(x[s : s + n_win])))) for s in starts])
-        probs = np.concatenate([self.probabilities(clips[s : s + bs]) for s in range(0, len(clips), bs)])
+        sr = self.sample_rate
+        starts, n_win = window_starts(len(x), sr, window, hop, max_windows)
+        probs = []
+        for s in range(0, len(starts), bs):
+            clips = np.stack([np.pad(x[i : i + n_win], (0, max(0, n_win - len(x[i : i + n_win]))))
+                              for i in starts[s : s + bs]])  # fmt: skip
+            try:
+                probs.append(self.probabilities(clips))
+            except Exception as err:  # noqa: BLE001 - ONNX Runtime's own exception types: the window does not fit
+                raise ParameterError(
+                    f"the model cannot take windows of {window:g} s ({type(err).__name__}); "
+                    f"pass a window closer to its clips' {self.duration or 'length'} s"
+                ) from None
+        probs = np.concatenate(probs)
         clip_probs = probs.mean(0) if aggregate == "mean" else probs.max(0)
         return {"starts": starts / sr, "window": n_win / sr, "duration": len(x) / sr, "probs": probs,
                 "clip_probs": clip_probs, "label": self.labels[int(clip_probs.argmax())]}  # fmt: skip
+
+
+def window_starts(n_total: int, sample_rate: int, window: float, hop: float,
+                  max_windows: int = MAX_WINDOWS) -> tuple[np.ndarray, int]:  # fmt: skip
+    """Where the windows over ``n_total`` samples start (samples, int64 ``(windows,)``) and their length: every
+    ``hop`` s from 0 until one ends at or after the end (one window when the recording is shorter). ``window`` and
+    ``hop`` are checked first (``check_windows``), and more than ``max_windows`` windows are refused before any
+    start is computed.
+
+    Examples:
+        >>> starts, n = window_starts(5 * 16000, 16000, window=1.0, hop=0.5)
+        >>> starts[:3].tolist(), len(starts), n
+        ([0, 8000, 16000], 9, 16000)
+    """
+    check_windows(window, hop)
+    n_win = int(round(window * sample_rate))
+    n_windows = 1 if n_total <= n_win else math.ceil((n_total - n_win) / (hop * sample_rate)) + 1
+    if n_windows > max_windows:
+        least = (n_total - n_win) / sample_rate / (max_windows - 1) if max_windows > 1 else math.inf
+        raise ParameterError(f"a {n_total / sample_rate:.1f} s recording with window={window:g} s and hop={hop:g} s "
+                             f"gives {n_windows} windows, more than the {max_windows} allowed: pass a hop of at "
+                             f"least {least:.3g} s")  # fmt: skip
+    starts = np.minimum(np.round(np.arange(n_windows) * hop * sample_rate), max(0, n_total - 1)).astype(np.int64)
+    return starts, n_win
+
+
+def check_windows(window, hop):
+    """Refuse a ``window`` or ``hop`` (seconds) that is not a finite number within the bounds above, naming it.
+
+    Examples:
+        >>> check_windows(4.0, 2.0)
+        >>> check_windows(4.0, 1e-300)
+        Traceback (most recent call last):
+        ...
+        fastai_audio.errors.ParameterError: hop must be a number of seconds from 0.005 to 3600, got 1e-300
+    """
+    for name, value, least in (("window", window, MIN_WINDOW_SECONDS), ("hop", hop, MIN_HOP_SECONDS)):
+        ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not least <= value <= MAX_WINDOW_SECONDS:
+            raise ParameterError(f"{name} must be a number of seconds from {least:g} to {MAX_WINDOW_SECONDS:g}, "
+                                 f"got {value!r}")  # fmt: skip
 
 
 def _read_metadata(meta: dict, width: int | None) -> tuple[list, AudioConfig, bool, float]:

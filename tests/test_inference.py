@@ -38,3 +38,21 @@ def test_windows_cover_a_long_file_exactly(df_learner, tmp_path, seconds):
     ax = plot_taggram(res)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["high", "low"]
     plt.close("all")
+
+
+@pytest.mark.parametrize("kwargs, reason", [
+    ({"hop": 1e-300}, "hop must be a number of seconds from 0.005"),
+    ({"window": float("inf")}, "window must be a number of seconds"),
+    ({"window": 0.01}, "from 0.1"),
+    ({"hop": 0.005, "max_windows": 100}, "gives 1001 windows, more than the 100 allowed"),
+])  # fmt: skip
+def test_windows_out_of_bounds_are_refused_before_any_is_made(df_learner, kwargs, reason):
+    import time
+
+    from fastai_audio.errors import ParameterError
+    from fastai_audio.inference import predict_windows
+
+    start = time.perf_counter()
+    with pytest.raises(ParameterError, match=reason):
+        predict_windows(df_learner, np.zeros(6 * 16000, np.float32), sample_rate=16000, **kwargs)
+    assert time.perf_counter() - start < 1.0

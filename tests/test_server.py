@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 from conftest import sine, trained_resnet, write
@@ -140,3 +141,130 @@ def test_a_real_uvicorn_server_answers_a_burst_of_concurrent_requests(onnx_model
         proc.terminate()
         log = proc.communicate(timeout=10)[1]
     assert log.count("POST /predict 200") == 32  # one log line per request, with its latency
+
+
+# ---- hostile requests (issue 22) --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query, reason", [
+    ("hop=1e-300", "hop must be a number of seconds from 0.005"),
+    ("window=1e-6", "window must be a number of seconds from 0.1"),
+    ("window=0.01", "window must be a number of seconds from 0.1"),
+    ("window=1e9", "window must be a number of seconds from 0.1 to 3600"),
+    ("window=inf", "got inf"),
+    ("window=nan", "got nan"),
+    ("window=1&hop=-1", "hop must be"),
+    ("window=3000", "window must be at most the 30 s"),
+    ("top_k=abc", "top_k"),
+    ("window=abc", "window"),
+])  # fmt: skip
+def test_a_query_string_out_of_bounds_gets_422_json_at_once(client, query, reason):
+    start = time.perf_counter()
+    res = client.post(f"/predict?{query}", content=wav_bytes())
+    assert res.status_code == 422 and reason in res.json()["error"], res.text
+    assert time.perf_counter() - start < 1.0
+
+
+def test_a_long_recording_with_a_tiny_hop_is_refused_before_any_window_is_made(client):
+    res = client.post("/predict?window=1&hop=0.005", content=wav_bytes(25.0))  # 4,801 windows, more than 2,000
+    assert res.status_code == 422 and "4801 windows, more than the 2000 allowed" in res.json()["error"]
+    assert "hop of at least 0.012" in res.json()["error"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(window=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+       hop=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+       top_k=st.one_of(st.none(), st.integers(-(2**70), 2**70)))  # fmt: skip
+def test_any_window_hop_and_top_k_get_an_answer_never_a_5xx(client, window, hop, top_k):
+    params = {k: v for k, v in (("window", window), ("hop", hop), ("top_k", top_k)) if v is not None}
+    res = client.post("/predict", params=params, content=wav_bytes(2.0))
+    assert res.status_code in (200, 422), (params, res.status_code, res.text[:300])
+    assert ("error" in res.json()) == (res.status_code == 422)
+
+
+def test_decoded_samples_are_bounded_from_the_header(client):
+    """170 KB of FLAC at 655,350 Hz with 8 channels would decode to 1.4 GB: refused before decoding."""
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros((655350 * 3, 8), np.int16), 655350, format="FLAC")
+    assert len(buf.getvalue()) < 200_000
+    res = client.post("/predict", content=buf.getvalue())
+    assert res.status_code == 413 and "samples" in res.json()["error"], res.text
+
+
+def test_decoding_runs_off_the_event_loop(onnx_model, monkeypatch):
+    import fastai_audio.server as server
+
+    def slow(*args, **kwargs):
+        time.sleep(1.5)
+        return real(*args, **kwargs)
+
+    real = server.decode_bytes
+    monkeypatch.setattr(server, "decode_bytes", slow)
+    with TestClient(create_app(onnx_model[0])) as c:
+        worker = threading.Thread(target=lambda: c.post("/predict", content=wav_bytes()))
+        worker.start()
+        time.sleep(0.3)
+        start = time.perf_counter()
+        assert c.get("/health").status_code == 200
+        assert time.perf_counter() - start < 0.5  # answered while the decode sleeps
+        worker.join()
+
+
+def test_every_error_is_json_with_an_error_key(client):
+    bad_form = client.post("/predict", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data"})
+    assert bad_form.status_code == 400 and "error" in bad_form.json()
+    assert client.get("/nowhere").json() == {"error": "Not Found"}
+    assert client.get("/predict").status_code == 405 and "error" in client.get("/predict").json()
+
+
+def test_docs_are_off_unless_asked_and_health_tells_a_stuck_batcher(onnx_model):
+    with TestClient(create_app(onnx_model[0])) as c:
+        assert c.get("/docs").status_code == 404 and c.get("/openapi.json").status_code == 404
+        batcher = c.app.state.batcher
+        batcher.running_since = time.monotonic() - 120  # a model call that has hung for two minutes
+        res = c.get("/health")
+        assert res.status_code == 503 and "running for more than 60 s" in res.json()["reason"]
+        batcher.running_since = None
+        batcher.task.cancel()
+        time.sleep(0.1)
+        assert c.get("/health").json() == {"status": "unhealthy", "reason": "the batching loop has stopped"}
+    with TestClient(create_app(onnx_model[0], docs=True)) as c:
+        assert c.get("/openapi.json").status_code == 200
+
+
+def _start_server(path, *args) -> tuple[subprocess.Popen, int]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "fastai_audio.cli", "serve", str(path), "--port", str(port), *args],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return proc, port
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(proc.communicate()[1])
+
+
+def test_stalled_and_slow_clients_are_cut_off_and_sigterm_drains(onnx_model):
+    path, files = onnx_model
+    proc, port = _start_server(path, "--header-timeout", "1", "--read-timeout", "1")
+    try:
+        stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]  # connect, send nothing
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"\0" * 10)
+        time.sleep(2.0)
+        for s in stalled:
+            s.settimeout(2)
+            assert s.recv(100) == b""  # closed by the server
+        slow.settimeout(5)
+        assert b"408" in slow.recv(1000).split(b"\r\n")[0]
+        body = files[0].read_bytes()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body, method="POST")
+        assert urllib.request.urlopen(req, timeout=10).status == 200  # good clients are still served
+    finally:
+        start = time.perf_counter()
+        proc.terminate()
+        log = proc.communicate(timeout=30)[1]
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so that the exit status tells why the process ended
+    assert proc.returncode in (0, -15) and time.perf_counter() - start < 15 and "Traceback" not in log, log
