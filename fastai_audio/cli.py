@@ -113,8 +113,9 @@ def _train_dls(args):
                               f_max=args.sample_rate / 2)  # fmt: skip
     if args.augment:
         tfms += audio_aug_tfms()
+    extra = {"on_error": args.on_error} if args.on_error != "raise" else {}
     return _source_dls(args, bs=args.bs, num_workers=args.num_workers, sample_rate=args.sample_rate,
-                       duration=args.duration, batch_tfms=tfms, seed=args.seed)  # fmt: skip
+                       duration=args.duration, batch_tfms=tfms, seed=args.seed, **extra)  # fmt: skip
 
 
 def _shard(args) -> int:
@@ -148,9 +149,27 @@ def _pack(args) -> int:
     return 0
 
 
-def _last_checkpoint(folder: Path) -> int | None:
-    epochs = [int(p.stem.split("_")[-1]) for p in folder.glob("epoch_*.pth")]
-    return max(epochs) if epochs else None
+def _checkpoints(folder: Path) -> list[int]:
+    """The epochs of the checkpoints ``epoch_N.pth`` in ``folder``, newest first."""
+    epochs = [int(p.stem.split("_")[-1]) for p in folder.glob("epoch_*.pth") if p.stem.split("_")[-1].isdigit()]
+    return sorted(epochs, reverse=True)
+
+
+def _resume(learn, folder: Path, say) -> int:
+    """Load the newest checkpoint of ``folder`` that loads (weights only: a checkpoint runs no code), saying which
+    and why any newer one was passed over; the epoch to start from (0 when none loads)."""
+    for epoch in _checkpoints(folder):
+        path = folder / f"epoch_{epoch}.pth"
+        try:
+            learn.load(f"epoch_{epoch}", with_opt=True)
+        except Exception as err:  # noqa: BLE001 - torch and pickle raise many types for a broken file
+            say(f"cannot resume from {path} ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+                "); trying the checkpoint before it")  # fmt: skip
+            continue
+        say(f"resuming after epoch {epoch} from {path}")
+        return epoch + 1
+    say(f"no checkpoint in {folder} loads: starting from epoch 0")
+    return 0
 
 
 def _train(args) -> int:
@@ -189,13 +208,7 @@ def _train(args) -> int:
             f"process, {args.bs * world} per step")  # fmt: skip
     start = 0
     if args.resume:
-        last = _last_checkpoint(checkpoints)
-        if last is None:
-            say(f"no checkpoint in {checkpoints}: starting from epoch 0")
-        else:
-            learn.load(f"epoch_{last}", with_opt=True)
-            start = last + 1
-            say(f"resuming after epoch {last} from {checkpoints / f'epoch_{last}.pth'}")
+        start = _resume(learn, checkpoints, say)
     # under torchrun / accelerate launch: DDP through fastai's engine (and accelerate, needed then only)
     with learn.distrib_ctx() if world > 1 else contextlib.nullcontext():
         if start < args.epochs:
@@ -227,41 +240,65 @@ def _train(args) -> int:
 
 
 def _load_model(model: Path):
-    import warnings
-
+    """The learner exported to ``model`` (a ``.pkl``). A ``.pkl`` is a pickle: loading it runs whatever code it holds,
+    so fastai's warning saying so is left to show; load only models you made or trust (an ``.onnx`` runs nothing)."""
     from fastai.learner import load_learner
 
     if not model.is_file():
         raise AudioFileError(
             model, "no such model file; pass the .pkl written by `fastai-audio train` or learn.export()"
         )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="load_learner` uses Python's insecure pickle")
-        try:
-            return load_learner(model)
-        except Exception as err:  # pickle raises many types for a file that is not a model
-            raise AudioFileError(model, f"cannot be loaded as a fastai model ({type(err).__name__}: {err})") from None
+    if model.suffix.lower() == ".onnx":
+        raise AudioFileError(model, "is an ONNX model: `fastai-audio predict` and `serve` take it; this command "
+                             "needs the .pkl it was exported from")  # fmt: skip
+    try:
+        return load_learner(model)
+    except Exception as err:  # pickle raises many types for a file that is not a model
+        raise AudioFileError(model, f"cannot be loaded as a fastai model ({type(err).__name__}: {err})") from None
+
+
+def _predict_onnx(model: Path, files: list, window, hop):
+    """``predict`` with an ``.onnx`` model: ONNX Runtime, nothing in the file executes."""
+    import pandas as pd
+
+    from .inference import WindowPredictions
+    from .serve import OnnxClassifier
+
+    clf = OnnxClassifier(model)
+    if window is None:
+        return clf.predict_files(files)
+    tables = []
+    for f in files:
+        res = clf.predict_windows(f, window=window, hop=hop)
+        windows = WindowPredictions(res["starts"], res["window"], res["duration"], res["probs"], res["clip_probs"],
+                                    list(clf.labels), res["label"])  # fmt: skip
+        tables.append(windows.to_df().assign(path=str(f), clip_prediction=res["label"]))
+    return pd.concat(tables, ignore_index=True)
 
 
 def _predict(args) -> int:
     from .inference import predict_files, predict_windows
 
-    learn = _load_model(Path(args.model))
     files = [Path(f) for f in args.files]
-    with learn.no_bar():
-        if args.window is None:
-            table = predict_files(learn, files)
-        else:
-            import pandas as pd
+    model = Path(args.model)
+    if model.suffix.lower() == ".onnx" and model.is_file():
+        table = _predict_onnx(model, files, args.window, args.hop)
+    else:
+        learn = _load_model(model)
+        with learn.no_bar():
+            if args.window is None:
+                table = predict_files(learn, files)
+            else:
+                import pandas as pd
 
-            tables = []
-            for f in files:
-                res = predict_windows(learn, f, window=args.window, hop=args.hop)
-                tables.append(res.to_df().assign(path=str(f), clip_prediction=res.label))
-            table = pd.concat(tables, ignore_index=True)
-            table = table[["path", "start", "end", "prediction", "clip_prediction",
-                           *[c for c in table.columns if c not in ("path", "start", "end", "prediction",
-                                                                    "clip_prediction")]]]  # fmt: skip
+                tables = []
+                for f in files:
+                    res = predict_windows(learn, f, window=args.window, hop=args.hop)
+                    tables.append(res.to_df().assign(path=str(f), clip_prediction=res.label))
+                table = pd.concat(tables, ignore_index=True)
+    if args.window is not None:
+        first = ["path", "start", "end", "prediction", "clip_prediction"]
+        table = table[first + [c for c in table.columns if c not in first]]
     if args.format == "csv":
         print(table.to_csv(index=False), end="")
     elif args.format == "json":
@@ -321,7 +358,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--epochs", type=int, default=5)
     train.add_argument("--out", default="model.pkl", help="exported model")
-    train.add_argument("--resume", action="store_true", help="continue after the last finished epoch's checkpoint")
+    train.add_argument("--resume", action="store_true", help="continue after the last finished epoch's checkpoint "
+                       "(the newest that loads)")  # fmt: skip
+    train.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                       help="a file that cannot be decoded, before or during training: stop naming it, or skip it "
+                       "(named once) and go on")  # fmt: skip
     train.add_argument("--checkpoints", default=None, help="checkpoint folder (default: <out>_checkpoints)")
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--bs", type=int, default=32)
@@ -339,7 +380,9 @@ def _parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     predict = sub.add_parser("predict", help="predict audio files with an exported model")
-    predict.add_argument("model", help="the .pkl written by `fastai-audio train` or learn.export()")
+    predict.add_argument("model", help="an .onnx from `fastai-audio export` (nothing in it executes), or the .pkl "
+                         "written by `fastai-audio train` or learn.export(): a .pkl is Python code that runs when it "
+                         "is loaded, so load only your own")  # fmt: skip
     predict.add_argument("files", nargs="+", help="audio files")
     predict.add_argument("--window", type=float, default=None, help="slide windows of this many seconds")
     predict.add_argument("--hop", type=float, default=None, help="seconds between windows (default: window / 2)")
@@ -347,7 +390,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=_predict)
 
     export = sub.add_parser("export", help="write an exported model as one ONNX graph (raw audio in, labels out)")
-    export.add_argument("model", help="the .pkl written by `fastai-audio train` or learn.export()")
+    export.add_argument("model", help="the .pkl written by `fastai-audio train` or learn.export() (a .pkl is Python "
+                        "code that runs when it is loaded: load only your own)")  # fmt: skip
     export.add_argument("--onnx", required=True, help="the .onnx file to write")
     export.add_argument("--opset", type=int, default=18)
     export.set_defaults(func=_export)

@@ -53,10 +53,12 @@ class AudioFileError(AudioError, OSError):
         data | is a directory, not an audio file; use get_audio_files() to list its audio
     """
 
-    def __init__(self, path, reason: str):
+    def __init__(self, path, reason: str | None = None):
+        if reason is None:  # one message, as PyTorch re-raises a worker's error (`type(err)(text)`): the type is kept
+            path, reason = "", str(path)
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
     def __reduce__(self):  # keeps the error picklable across DataLoader worker processes
         return (type(self), (self.path, self.reason))

@@ -407,3 +407,19 @@ def test_the_pool_starts_again_when_the_way_batches_are_filled_changes(toy_folde
     assert isinstance(filler_for(dl, AudioDL), ItemFiller)
     assert_same_batches([(x.clone(), y) for x, y in dl], want)
     assert dl._pool is not first and first._closed and not any(p.is_alive() for p in first._procs)
+
+
+class _BadItems(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        raise TruncatedAudioError(f"clip{i}.wav", "is truncated: its header declares 64000 frames but only 8 are there")
+
+
+def test_pytorchs_own_workers_keep_the_error_type_too():
+    """Loaders that make batches the fastai way (item transforms on shards, replaced batching steps) run in
+    PyTorch's workers, which re-raise an error as ``type(err)(its text)``: still the library's type."""
+    with pytest.raises(TruncatedAudioError, match=r"clip0\.wav: is truncated") as info:
+        next(iter(torch.utils.data.DataLoader(_BadItems(), num_workers=1)))
+    assert isinstance(info.value, AudioFileError) and "Caught TruncatedAudioError in DataLoader" in str(info.value)

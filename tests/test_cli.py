@@ -238,3 +238,91 @@ def test_synth_nsynth_command_takes_several_soundfonts_and_timbre(tmp_path, caps
     df = read_nsynth(capsys.readouterr().out.strip())
     assert set(df["soundfont"]) == {"TimGM6mb.sf2", "Other.sf2"}
     assert pd.Series([t["gain_db"] for t in df["timbre"]]).between(-6.0, 0.0).all()  # strength 0.5: half the range
+
+
+# ---- hostile and broken files (issue 22) ------------------------------------------------------------------------
+
+
+def test_predict_takes_the_onnx_model_and_gives_the_pkls_table(trained, toy_folder, tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="ONNX models need the serve extra")
+    pytest.importorskip("onnxscript")
+    onnx = tmp_path / "model.onnx"
+    assert main(["export", str(trained), "--onnx", str(onnx)]) == 0
+    files = sorted((toy_folder / "valid").glob("*/*.wav"))[:3]
+    capsys.readouterr()
+    tables = {}
+    for model in (trained, onnx):
+        assert main(["predict", str(model), *map(str, files), "--format", "json"]) == 0
+        tables[model.suffix] = json.loads(capsys.readouterr().out)
+    assert [r["prediction"] for r in tables[".onnx"]] == [r["prediction"] for r in tables[".pkl"]]
+    long = write(tmp_path / "long.wav", sine(220, 16000, 3.2), 16000)
+    assert main(["predict", str(onnx), str(long), "--window", "1.0", "--hop", "1.0", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("path,start,end,prediction,clip_prediction") and len(lines) == 1 + 4
+    assert main(["export", str(onnx), "--onnx", str(tmp_path / "again.onnx")]) == 1
+    assert "is an ONNX model" in capsys.readouterr().err
+
+
+def test_loading_a_pkl_says_it_runs_code(trained, capsys):
+    with pytest.warns(UserWarning, match="insecure pickle"):  # fastai's own warning is no longer hidden
+        assert main(["predict", str(trained), str(trained)]) == 1
+    assert "load only your own" in " ".join(_parser_help("predict").split())
+
+
+def _parser_help(command: str) -> str:
+    from fastai_audio.cli import _parser
+
+    action = next(a for a in _parser()._subparsers._group_actions if a.dest == "command")
+    return action.choices[command].format_help()
+
+
+def test_resume_passes_over_a_broken_checkpoint_naming_it(toy_folder, tmp_path, capsys):
+    out = tmp_path / "m.pkl"
+    assert main(["train", str(toy_folder), "--epochs", "2", "--out", str(out), *TRAIN]) == 0
+    ckpt = tmp_path / "m_checkpoints"
+    (ckpt / "epoch_1.pth").write_bytes(b"")  # the newest checkpoint: empty (a full disk, a killed copy)
+    import torch
+
+    torch.save({"model": Evil()}, ckpt / "epoch_2.pth")  # newer still: a pickle that would run code if unpickled
+    capsys.readouterr()
+    assert main(["train", str(toy_folder), "--epochs", "2", "--out", str(out), "--resume", *TRAIN]) == 0
+    err = capsys.readouterr().err
+    assert f"cannot resume from {ckpt / 'epoch_2.pth'} (UnpicklingError" in err, err
+    assert f"cannot resume from {ckpt / 'epoch_1.pth'}" in err
+    assert f"resuming after epoch 0 from {ckpt / 'epoch_0.pth'}" in err
+    assert not (tmp_path / "pwned").exists()
+
+
+class Evil:
+    def __reduce__(self):
+        import os
+
+        return os.system, ("touch pwned",)
+
+
+def test_train_skips_files_that_break_during_training(toy_folder, tmp_path, capsys):
+    import shutil
+
+    import fastai_audio.data.fill as fill
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_folder, data)
+    victim = sorted((data / "train").glob("*/*.wav"))[0]
+    real = fill.BatchFiller._open
+    calls = {"n": 0}
+
+    def breaks_after_the_first_epoch(self, i, draw):  # the file is cut short once the run is under way
+        calls["n"] += 1
+        if calls["n"] == 20:
+            victim.write_bytes(victim.read_bytes()[:100])
+        return real(self, i, draw)
+
+    fill.BatchFiller._open = breaks_after_the_first_epoch
+    try:
+        with pytest.warns(UserWarning) as caught:
+            assert main(["train", str(data), "--epochs", "3", "--out", str(tmp_path / "m.pkl"), "--on-error", "skip",
+                         "--num-workers", "0", *TRAIN]) == 0  # fmt: skip
+    finally:
+        fill.BatchFiller._open = real
+    named = [str(w.message) for w in caught if str(victim) in str(w.message)]
+    assert len(named) == 1 and "is truncated" in named[0], [str(w.message) for w in caught]  # named once, not per epoch
