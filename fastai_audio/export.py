@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .atomic import atomic_file
 from .audio_config import AudioConfig
 from .errors import ParameterError
 from .transforms.item import audio_config_of
@@ -140,7 +141,7 @@ def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
         (3, 2)
     """
     try:
-        import onnx
+        import onnx  # noqa: F401  (the exporter needs it: say so before any work)
     except ImportError as err:
         raise ImportError(
             "export_onnx needs onnx, onnxruntime and onnxscript: pip install 'fastai_audio[serve]'"
@@ -160,6 +161,17 @@ def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
         program = torch.onnx.export(graph, (example,), dynamo=True, dynamic_shapes=dims, opset_version=opset,
                                     input_names=["waveform"], output_names=["probabilities"],
                                     verbose=False)  # fmt: skip
+    with atomic_file(path, "ONNX model") as tmp:  # a failure leaves the model that was there before untouched
+        _write(program, tmp, learn, graph, config, example, check)
+    return path
+
+
+def _write(program, path: Path, learn, graph: InferenceGraph, config: AudioConfig, example: torch.Tensor,
+           check: bool):  # fmt: skip
+    """The exported program with fastai_audio's metadata as the ONNX file ``path`` (checked against the model)."""
+    import onnx
+
+    rate, duration = config.sample_rate, config.duration
     program.save(str(path))
     proto = onnx.load(str(path))
     loss = learn.loss_func
@@ -173,7 +185,6 @@ def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
     onnx.save(proto, str(path))
     if check:
         _check(graph, path, example)
-    return path
 
 
 def _check(graph: InferenceGraph, path: Path, example: torch.Tensor):

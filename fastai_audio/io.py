@@ -16,6 +16,7 @@ import torch
 import torchaudio
 
 from ._validate import check_sample_rate, valid_audio
+from .atomic import atomic_file
 from .decode import PCM_SCALE, decode_audio
 from .errors import AudioFileError, ParameterError
 from .files import AUDIO_EXTENSIONS, AudioInfo, audio_info
@@ -145,8 +146,15 @@ def save_audio(path, waveform, sample_rate: int, *, subtype: str | None = None, 
     if x.ndim != 2:
         raise ParameterError(f"waveform must be (channels, samples) or (samples,), got shape {tuple(x.shape)}")
     path = Path(path)
-    sf.write(str(path), x.T.numpy(), int(sample_rate), subtype=subtype, format=format)
+    with atomic_file(path, "audio file") as tmp:  # a failed write leaves the file that was there untouched
+        sf.write(str(tmp), x.T.numpy(), int(sample_rate), subtype=subtype, format=format or _format_of(path))
     return path
+
+
+def _format_of(path: Path) -> str | None:
+    """The format soundfile would pick from ``path``'s extension (the temporary name keeps it, but say it)."""
+    ext = path.suffix.lstrip(".").upper()
+    return ext if ext in sf.available_formats() else None
 
 
 @functools.lru_cache(maxsize=16)

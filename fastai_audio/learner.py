@@ -32,6 +32,7 @@ from torch import nn
 
 from . import interpret  # noqa: F401  (registers show_results / plot_top_losses for audio)
 from ._compat import PREDICT_DIRECT, predict_direct
+from .atomic import atomic_file
 from .core import TensorAudio, TensorSpectrogram
 from .errors import AudioFileError, ParameterError
 from .models.panns import PANNS_ARCHS, create_panns, panns_splitter, torch_load
@@ -81,6 +82,21 @@ class AudioLearner(Learner):
         if rm_type_tfms is None and not with_input and self._can_predict_direct():
             return predict_direct(self, item, find_opener(self.dls.valid_ds)[0] or 0)
         return super().predict(item, rm_type_tfms=rm_type_tfms, with_input=with_input)
+
+    def export(self, fname="export.pkl", **kwargs):
+        """fastai's ``export`` (the learner pickled for inference, to ``self.path/fname``), written whole or not at
+        all: a full disk or a read-only folder leaves the file that was there untouched and raises an
+        ``AudioFileError`` naming it. The file is a pickle: loading it runs code, so share the ONNX export instead.
+
+        Examples:
+            >>> learn.export("model.pkl")
+            >>> load_learner(learn.path / "model.pkl").dls.vocab
+            ['high', 'low']
+        """
+        if rank_distrib():  # fastai writes on rank 0 only
+            return super().export(fname, **kwargs)
+        with atomic_file(self.path / fname, "model") as tmp:
+            super().export(tmp.absolute(), **kwargs)
 
     def export_onnx(self, path, **kwargs) -> Path:
         """Write the whole inference pipeline, spectrogram included, as one ONNX graph: raw ``(batch, samples)``
@@ -159,7 +175,24 @@ class EpochCheckpoint(SaveModelCallback):
 
     def after_epoch(self):
         if self.epoch >= self.start_epoch:
-            super().after_epoch()
+            save_whole(self.learn, f"{self.fname}_{self.epoch}", self.with_opt)
+
+
+def save_whole(learn, name: str, with_opt: bool = True) -> Path:
+    """``learn.save(name)`` (``{path}/{model_dir}/{name}.pth``, weights and optimiser state), written whole or not
+    at all (``atomic_file``): an interrupted or failed save leaves the checkpoint that was there untouched.
+
+    Examples:
+        >>> save_whole(learn, "ckpt").name
+        'ckpt.pth'
+    """
+    if rank_distrib():  # fastai saves on rank 0 only
+        return learn.save(name, with_opt=with_opt)
+    dest = Path(learn.path) / learn.model_dir / f"{name}.pth"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(dest, "checkpoint") as tmp:
+        learn.save(tmp.with_suffix("").absolute(), with_opt=with_opt)
+    return dest
 
 
 class KeepBest(SaveModelCallback):
@@ -223,7 +256,7 @@ class KeepBest(SaveModelCallback):
             self.best_epoch = self.epoch
             if self.verbose and not rank_distrib():
                 print(f"Better model found at epoch {self.epoch} with {self.monitor} value: {self.best}.")
-            self._save(self.fname)
+            save_whole(self.learn, self.fname, self.with_opt)
 
     def after_fit(self):
         if self._started and self.best_epoch is not None:

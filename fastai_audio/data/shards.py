@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import random
 import re
 import time
@@ -41,6 +42,7 @@ from fastai.torch_core import num_distrib, rank_distrib, to_device
 from torch.utils.data import get_worker_info
 
 from .._validate import check_choice, check_positive
+from ..atomic import atomic_file, temporary_name
 from ..core import TensorAudio
 from ..decode import decode_audio
 from ..errors import AudioFileError, ParameterError
@@ -119,6 +121,9 @@ def write_shards(dls, dest, *, shard_size="500MB", format: str = "flac", seed: i
 
     Raises:
         ParameterError: ``dest`` holds files; a bad ``shard_size`` or ``format``; loaders not backed by files.
+        AudioFileError: a shard or the index could not be written (a full disk, a read-only folder), naming
+            ``dest`` and the cause. Each shard is written under a temporary name and renamed when complete, and a
+            failure removes every shard of the call, so ``dest`` never holds shards without an index.
 
     Examples:
         >>> dls = AudioDataLoaders.from_folder("data", bs=4)
@@ -128,7 +133,6 @@ def write_shards(dls, dest, *, shard_size="500MB", format: str = "flac", seed: i
         (['high', 'low'], 8, ['train-000000.tar', 'train-000001.tar'])
     """
     import webdataset as wds
-    from fastprogress.fastprogress import progress_bar
 
     limit = parse_size(shard_size)
     check_choice("format", format, ("flac", "original"))
@@ -138,38 +142,66 @@ def write_shards(dls, dest, *, shard_size="500MB", format: str = "flac", seed: i
     dest.mkdir(parents=True, exist_ok=True)
     index = {"version": 1, "classes": [str(c) for c in dls.vocab], "multi_label": is_multi_label(dls), "format": format,
              "splits": {}}  # fmt: skip
-    for split, ds in (("train", dls.train_ds), ("valid", dls.valid_ds)):
-        order = list(range(len(ds)))
-        if split == "train":
-            random.Random(seed).shuffle(order)
-        shards, sink, size = [], None, 0
-        rates, durations = set(), 0.0
-        for n, i in enumerate(progress_bar(order, leave=False) if progress else order):
-            path = source_path(ds, i)
-            ext, data, meta = _encode(path, format)
-            meta["label"] = label_of(ds, i)
-            record = json.dumps(meta).encode()
-            need = _tar_bytes(len(data)) + _tar_bytes(len(record))
-            if sink is None or (size and size + need > limit):
-                if sink is not None:
-                    sink.close()
-                shards.append({"name": f"{split}-{len(shards):06d}.tar", "n": 0, "bytes": 0})
-                # a whole-second mtime: a fractional one makes tarfile add a PAX header before every member, two
-                # more blocks to write and to parse when streaming
-                sink, size = wds.TarWriter(str(dest / shards[-1]["name"]), mtime=int(time.time())), 0
-            sink.write({"__key__": f"{n:08d}_{_safe(path.stem)}", ext: data, "json": record})
-            size += need
-            shards[-1]["n"] += 1
-            rates.add(meta["sample_rate"])
-            durations += meta["duration"]
-        if sink is not None:
-            sink.close()
-        for s in shards:
-            s["bytes"] = (dest / s["name"]).stat().st_size
-        index["splits"][split] = {"n": sum(s["n"] for s in shards), "shards": shards, "sample_rates": sorted(rates),
-                                  "duration": round(durations, 3)}  # fmt: skip
-    (dest / INDEX_NAME).write_text(json.dumps(index, indent=1))
+    written = []  # every shard of this call, finished or not, so that a failure leaves nothing behind
+    try:
+        for split, ds in (("train", dls.train_ds), ("valid", dls.valid_ds)):
+            index["splits"][split] = _write_split(wds, ds, split, dest, limit, format, seed, progress, written)
+        with atomic_file(dest / INDEX_NAME, "shard index") as tmp:
+            tmp.write_text(json.dumps(index, indent=1))
+    except BaseException as err:  # (Ctrl-C too: no half-written shard is left behind)
+        for path in written:
+            path.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            cause = err.reason if isinstance(err, AudioFileError) else err.strerror or err
+            raise AudioFileError(dest, f"the shards could not be written ({cause}); nothing was left there: free "
+                                 "some space or write elsewhere") from None  # fmt: skip
+        raise
     return dest / INDEX_NAME
+
+
+def _write_split(wds, ds, split: str, dest: Path, limit: int, format: str, seed: int, progress: bool,
+                 written: list) -> dict:  # fmt: skip
+    """One split's shards (each under a temporary name until it is complete) and its entry of the index."""
+    from fastprogress.fastprogress import progress_bar
+
+    order = list(range(len(ds)))
+    if split == "train":
+        random.Random(seed).shuffle(order)
+    shards, sink, size = [], None, 0
+    rates, durations = set(), 0.0
+
+    def close():
+        sink.close()
+        final = dest / shards[-1]["name"]
+        os.replace(temporary_name(final), final)
+        written.append(final)
+
+    for n, i in enumerate(progress_bar(order, leave=False) if progress else order):
+        path = source_path(ds, i)
+        ext, data, meta = _encode(path, format)
+        meta["label"] = label_of(ds, i)
+        record = json.dumps(meta).encode()
+        need = _tar_bytes(len(data)) + _tar_bytes(len(record))
+        if sink is None or (size and size + need > limit):
+            if sink is not None:
+                close()
+            shards.append({"name": f"{split}-{len(shards):06d}.tar", "n": 0, "bytes": 0})
+            tmp = temporary_name(dest / shards[-1]["name"])
+            written.append(tmp)
+            # a whole-second mtime: a fractional one makes tarfile add a PAX header before every member, two
+            # more blocks to write and to parse when streaming
+            sink, size = wds.TarWriter(str(tmp), mtime=int(time.time())), 0
+        sink.write({"__key__": f"{n:08d}_{_safe(path.stem)}", ext: data, "json": record})
+        size += need
+        shards[-1]["n"] += 1
+        rates.add(meta["sample_rate"])
+        durations += meta["duration"]
+    if sink is not None:
+        close()
+    for s in shards:
+        s["bytes"] = (dest / s["name"]).stat().st_size
+    return {"n": sum(s["n"] for s in shards), "shards": shards, "sample_rates": sorted(rates),
+            "duration": round(durations, 3)}  # fmt: skip
 
 
 def _tar_bytes(n: int) -> int:
