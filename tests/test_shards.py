@@ -9,6 +9,7 @@ import json
 import shutil
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -195,13 +196,18 @@ def test_a_corrupt_member_is_skipped_with_a_warning_naming_it(shards, tmp_path):
     dls = AudioDataLoaders.from_shards(names(shards, "train"), str(bad), index=shards / "index.json", duration=0.5,
                                        bs=2)  # fmt: skip
     with pytest.warns(UserWarning, match=f"skipped sample {samples[1]['__key__']} of shard {bad}"):
+        with pytest.raises(ParameterError, match=f"read {len(samples) - 1} of the {len(samples)} samples the index"):
+            list(dls.valid)  # an exact pass short of what the index promised: an error by default
+    dls = AudioDataLoaders.from_shards(names(shards, "train"), str(bad), index=shards / "index.json", duration=0.5,
+                                       bs=2, allow_partial=True)  # fmt: skip
+    with pytest.warns(UserWarning, match=f"read {len(samples) - 1} of the {len(samples)} samples"):
         ys = torch.cat([y for _, y in dls.valid])
     assert len(ys) == len(samples) - 1
     truncated = tmp_path / "cut" / Path(src).name
     truncated.parent.mkdir()
     truncated.write_bytes(Path(src).read_bytes()[: 3 * 512 + 100])  # the first member's header and a bit of it
     dls = AudioDataLoaders.from_shards(names(shards, "train"), str(truncated), index=shards / "index.json",
-                                       duration=0.5, bs=2)  # fmt: skip
+                                       duration=0.5, bs=2, allow_partial=True)  # fmt: skip
     with pytest.warns(UserWarning) as caught:  # the cut member (json, no audio), then the rest of the shard
         assert list(dls.valid) == []
     messages = [str(w.message) for w in caught]
@@ -318,7 +324,7 @@ def test_broken_samples_and_shards_are_reported_from_the_workers(shards, tmp_pat
     with pytest.raises(BrokenShardError, match="ends inside member"):
         list(tar_samples(io.BytesIO(cut.read_bytes()), str(cut)))
     dls = AudioDataLoaders.from_shards(names(shards, "train"), [str(bad), str(cut)], index=shards / "index.json",
-                                       duration=0.5, bs=2, num_workers=2)  # fmt: skip
+                                       duration=0.5, bs=2, num_workers=2, allow_partial=True)  # fmt: skip
     with pytest.warns(UserWarning) as caught:
         ys = torch.cat([y for _, y in dls.valid])
     messages = [str(w.message) for w in caught]
@@ -335,3 +341,22 @@ def _whole_samples(path: Path):
         yield from tar_samples(io.BytesIO(path.read_bytes()), str(path))
     except BrokenShardError:
         return
+
+
+def test_a_missing_validation_shard_is_an_error_and_missing_training_shards_do_not_spin(shards, tmp_path):
+    valid = names(shards, "valid")
+    gone = str(tmp_path / Path(valid[0]).name)  # listed in the index, not on the disk
+    dls = AudioDataLoaders.from_shards(names(shards, "train"), [gone, *valid[1:]], index=shards / "index.json",
+                                       duration=0.5, bs=4, num_workers=2)  # fmt: skip
+    promised = sum(s["n"] for s in read_shard_index(shards / "index.json")["splits"]["valid"]["shards"])
+    with pytest.warns(UserWarning, match=f"skipped the rest of shard {gone}: FileNotFoundError"):
+        with pytest.raises(ParameterError, match=rf"read {promised - 1} of the {promised} samples .*allow_partial"):
+            list(dls.valid)
+    dls.valid.close()
+    lost = [str(tmp_path / Path(u).name) for u in names(shards, "train")]
+    start = time.perf_counter()
+    with pytest.warns(UserWarning, match="skipped the rest of shard"):
+        with pytest.raises(ParameterError, match="1000 shards in a row held no sample"):
+            dls = AudioDataLoaders.from_shards(lost, valid, index=shards / "index.json", duration=0.5, bs=4)
+            next(iter(dls.train))  # (the loaders' set-up reads a first batch already)
+    assert time.perf_counter() - start < 30

@@ -354,7 +354,8 @@ class AudioDataLoaders(DataLoaders):
 
     @classmethod
     def from_shards(cls, train, valid=None, *, index=None, path=".", epoch_size: int | None = None,
-                    shuffle_buffer: int = 1000, seed: int = 0, sample_rate=16000, duration=4.0, mono=True,
+                    shuffle_buffer: int = 1000, seed: int = 0, allow_partial: bool = False, sample_rate=16000,
+                    duration=4.0, mono=True,
                     pad_mode="zeros", item_tfms=None, batch_tfms=None, bs: int = 64, val_bs: int | None = None,
                     num_workers: int = 0, device=None, **kwargs) -> AudioDataLoaders:  # fmt: skip
         """Stream WebDataset tar shards written by ``write_shards`` / ``fastai-audio shard``.
@@ -387,6 +388,9 @@ class AudioDataLoaders(DataLoaders):
             val_bs: validation batch size (default ``bs``).
             num_workers: loader processes per rank.
             device: where batches go.
+            allow_partial: accept a validation pass that read fewer samples than the index counts (a shard missing
+                or broken), with a warning giving the counts; by default that is an error, since metrics computed on
+                part of the validation set are not the ones asked for.
 
         Examples:
             >>> dls = AudioDataLoaders.from_shards("shards/train-{000000..000001}.tar", index="shards/index.json",
@@ -434,7 +438,7 @@ class AudioDataLoaders(DataLoaders):
                                        shuffle_buffer=shuffle_buffer),
                            exact=False, epoch_size=epoch_size, bs=bs, **dl_kwargs)  # fmt: skip
         valid_dl = train_dl.new(ShardStream(valid_urls, counts[1], template.subset(1), train=False), exact=True,
-                                bs=val_bs or bs, drop_last=False)  # fmt: skip
+                                bs=val_bs or bs, drop_last=False, allow_partial=allow_partial)  # fmt: skip
         dls = cls(train_dl, valid_dl, path=path, device=device)
         return dls
 

@@ -499,8 +499,9 @@ class ShardDL(ExactPass, AudioDL):
 
     splits_ranks = True  # AudioDistributedTrainer leaves it unwrapped: it shards by rank itself
 
-    def __init__(self, dataset=None, exact: bool = False, epoch_size: int | None = None, **kwargs):
-        self.exact, self.epoch_size, self.epoch = exact, epoch_size, -1
+    def __init__(self, dataset=None, exact: bool = False, epoch_size: int | None = None, allow_partial: bool = False,
+                 **kwargs):  # fmt: skip
+        self.exact, self.epoch_size, self.epoch, self.allow_partial = exact, epoch_size, -1, allow_partial
         kwargs.update(indexed=False, shuffle=False)
         if not exact:
             kwargs["drop_last"] = True
@@ -522,6 +523,20 @@ class ShardDL(ExactPass, AudioDL):
         return 1 if self._main_only else max(self.workers, 1)
 
     def __iter__(self):
+        read = 0
+        for b in self._batches():
+            read += len(b[0])
+            yield b
+        if self.exact and read < self.n:  # an exact pass that could not read what the index promised
+            message = (f"the validation pass read {read} of the {self.n} samples the index counts in its shards "
+                       f"{self.dataset.urls[:3]}{'...' if len(self.dataset.urls) > 3 else ''} (missing or broken "
+                       "shards: see the warnings before this)")  # fmt: skip
+            if not self.allow_partial:
+                raise ParameterError(message + "; metrics on part of it are not the ones asked for. Fix or drop the "
+                                     "shards, or pass allow_partial=True to from_shards to accept it")  # fmt: skip
+            warnings.warn(message + "; metrics are computed on those (allow_partial=True)", stacklevel=2)
+
+    def _batches(self):
         filler = self._filler()
         workers = 0 if self._main_only else self.workers
         if filler is None or (workers and not fork_available()):
@@ -658,7 +673,7 @@ class ShardDL(ExactPass, AudioDL):
     def new(self, dataset=None, cls=None, **kwargs):
         if dataset is not None and not isinstance(dataset, ShardStream):  # test_dl, export: files again
             return AudioDL.new(self, dataset, cls=cls or AudioDL, **{"indexed": True, **kwargs})
-        kwargs = {"exact": self.exact, "epoch_size": self.epoch_size, **kwargs}
+        kwargs = {"exact": self.exact, "epoch_size": self.epoch_size, "allow_partial": self.allow_partial, **kwargs}
         return AudioDL.new(self, dataset, cls=cls, **kwargs)
 
 
