@@ -8,6 +8,7 @@ report the bad ones. Nothing here imports torch, so ``fastai-audio check`` answe
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -55,7 +56,10 @@ def get_audio_files(path, recurse: bool = True, folders=None, extensions=None) -
     """List the audio files under ``path``, like fastai's ``get_image_files``.
 
     Hidden files and folders are skipped; symbolic links are followed and listed as found (under ``path``, not
-    where they point), so a split made of links keeps its folders.
+    where they point), so a split made of links keeps its folders. A folder is listed once however many links lead
+    to it (by device and inode), and a folder link is not followed (a warning names it) when it leads to a folder
+    the walk is inside (a loop such as ``train/up -> ..``) or, within ``path``, out of the first-level folder it is
+    in (``train/x -> ../valid`` would list validation files as training ones).
 
     Args:
         path: the folder to search.
@@ -92,16 +96,51 @@ def get_audio_files(path, recurse: bool = True, folders=None, extensions=None) -
 
     if not recurse:
         return L(sorted(audio(root, [e.name for e in os.scandir(root) if e.is_file()])))
-    found = []
+    found, seen, refused = [], set(), []
+    real_root = os.path.realpath(root)
     for depth, (folder, subfolders, names) in enumerate(os.walk(root, followlinks=True)):
+        try:
+            stat = os.stat(folder)
+        except OSError:
+            continue
+        if (stat.st_dev, stat.st_ino) in seen:  # reached again through a link: listed once
+            subfolders[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
         if depth == 0 and wanted:
             subfolders[:] = [d for d in subfolders if d in wanted]
-            if "." not in wanted:
-                continue
         else:
             subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        subfolders[:] = [d for d in subfolders if _may_follow(root, real_root, os.path.join(folder, d), refused)]
+        subfolders.sort(key=lambda d: os.path.islink(os.path.join(folder, d)))  # real folders before links to them
+        if depth == 0 and wanted and "." not in wanted:
+            continue
         found += audio(folder, names)
+    if refused:
+        shown = "; ".join(f"{link} -> {target}" for link, target in refused[:5])
+        warnings.warn(f"did not follow {len(refused)} folder link(s) under {root} that lead back to a folder above "
+                      f"them or out of their split folder (a loop, or files of one split listed in another): "
+                      f"{shown}", stacklevel=2)  # fmt: skip
     return L(sorted(found))
+
+
+def _may_follow(root: Path, real_root: str, sub: str, refused: list) -> bool:
+    """Whether the walk goes into the sub-folder ``sub``: always for a real folder; for a link, only when its target
+    is neither a folder the walk is inside (a loop) nor, within ``root``, outside the split folder (``root``'s
+    first-level folder) the link is in."""
+    if not os.path.islink(sub):
+        return True
+    target = os.path.realpath(sub)
+    here = os.path.realpath(os.path.dirname(sub))
+    parts = Path(os.path.relpath(sub, root)).parts
+    split = os.path.realpath(os.path.join(root, parts[0])) if len(parts) > 1 else real_root
+    inside = lambda path, folder: path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)  # noqa: E731
+    loop = inside(here, target)
+    leaves_split = inside(target, real_root) and not inside(target, split)
+    if loop or leaves_split:
+        refused.append((sub, target))
+        return False
+    return True
 
 
 def absolute(path) -> Path:

@@ -196,3 +196,28 @@ def test_classes_missing_from_a_split_are_named(linked_split):
     write(linked_split / "valid" / "hum" / "hum_0.wav", sine(50, 16000, 0.5), 16000)
     with pytest.raises(ParameterError, match=r"validation classes with no training files: \['hum'\]"):
         AudioDataLoaders.from_folder(linked_split, bs=2, duration=0.5)
+
+
+def test_folder_links_never_loop_and_never_carry_files_across_splits(tmp_path):
+    """``train/up -> ..`` (a loop that also leads into valid/), ``train/low/loop -> ..``, ``train/copy -> ../valid``
+    (leakage), and a link to a folder outside the data (followed, once, however many links lead to it)."""
+    data, outside = tmp_path / "data", tmp_path / "more"
+    for split, n in (("train", 4), ("valid", 2)):
+        for label, freq in (("low", 220.0), ("high", 880.0)):
+            for i in range(n):
+                write(data / split / label / f"{label}_{i}.wav", sine(freq, 16000, 0.3), 16000)
+    write(outside / "high_extra.wav", sine(900.0, 16000, 0.3), 16000)
+    (data / "train" / "up").symlink_to("..", target_is_directory=True)
+    (data / "train" / "low" / "loop").symlink_to("..", target_is_directory=True)
+    (data / "train" / "copy").symlink_to("../valid", target_is_directory=True)
+    (data / "train" / "high" / "extra").symlink_to(outside, target_is_directory=True)
+    (data / "train" / "high" / "extra_again").symlink_to(outside, target_is_directory=True)
+    with pytest.warns(UserWarning, match="did not follow 3 folder link") as caught:
+        files = get_audio_files(data)
+    assert len(files) == 8 + 4 + 1 and len({f.resolve() for f in files}) == len(files)
+    assert all("copy" not in f.parts and "up" not in f.parts and "loop" not in f.parts for f in files)
+    message = str(caught[0].message)
+    assert f"{data / 'train' / 'up'} -> {data}" in message and "valid" in message
+    with pytest.warns(UserWarning, match="did not follow"):
+        dls = AudioDataLoaders.from_folder(data, bs=2, duration=0.3, num_workers=0)
+    assert (len(dls.train_ds), len(dls.valid_ds)) == (9, 4)  # no validation file in training
