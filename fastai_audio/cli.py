@@ -210,7 +210,7 @@ def _train(args) -> int:
     if args.resume:
         start = _resume(learn, checkpoints, say)
     # under torchrun / accelerate launch: DDP through fastai's engine (and accelerate, needed then only)
-    with learn.distrib_ctx() if world > 1 else contextlib.nullcontext():
+    with learn.distrib_ctx(timeout=args.dist_timeout) if world > 1 else contextlib.nullcontext():
         if start < args.epochs:
             if args.unfreeze:
                 learn.unfreeze()
@@ -360,6 +360,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="model.pkl", help="exported model")
     train.add_argument("--resume", action="store_true", help="continue after the last finished epoch's checkpoint "
                        "(the newest that loads)")  # fmt: skip
+    train.add_argument("--dist-timeout", type=float, default=300.0,
+                       help="under torchrun: seconds a rank waits for the others before training stops, naming the "
+                       "rank that stopped answering")  # fmt: skip
     train.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                        help="a file that cannot be decoded, before or during training: stop naming it, or skip it "
                        "(named once) and go on")  # fmt: skip

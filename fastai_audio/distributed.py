@@ -52,7 +52,14 @@ from torch import nn
 from .data.loader import ExactPass
 from .errors import ParameterError
 
-__all__ = ["AudioDistributedDL", "AudioDistributedTrainer", "batch_state", "load_batch_state", "rank_positions"]
+__all__ = [
+    "AudioDistributedDL",
+    "AudioDistributedTrainer",
+    "DistributedTimeoutError",
+    "batch_state",
+    "load_batch_state",
+    "rank_positions",
+]
 
 
 def rank_positions(n: int, rank: int, world_size: int, bs: int, *, exact: bool = False) -> list[int]:
@@ -198,6 +205,7 @@ class AudioDistributedTrainer(DistributedTrainer):
     def before_fit(self):
         # fastai's before_fit, without its wrapping of the loaders (which reads ``model.device``, an attribute DDP
         # has on CUDA only)
+        _heartbeat_group()
         if num_distrib() > 1 and self.accelerator.num_processes != num_distrib():
             raise ParameterError(
                 f"the launcher started {num_distrib()} processes but accelerate joined "
@@ -252,6 +260,69 @@ class AudioDistributedTrainer(DistributedTrainer):
 
 
 _AT_EXIT: list = []
+_HEARTBEAT: list = []  # a gloo group of every rank, only for finding out which rank stopped answering
+
+#: Seconds a collective operation (a gradient all-reduce, a gather) waits for every rank before it fails: torch's
+#: own default is 30 minutes of silence. ``distrib_ctx(timeout=...)`` and ``fastai-audio train --dist-timeout``.
+DEFAULT_TIMEOUT = 300.0
+
+
+def _heartbeat_group():
+    """A second process group (gloo, on any device) made once per process by every rank together, at its first fit:
+    when the training group times out, the ranks still answering meet on it, and rank 0 learns who did not."""
+    if not _HEARTBEAT and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        _HEARTBEAT.append(dist.new_group(backend="gloo"))
+
+
+class DistributedTimeoutError(RuntimeError):
+    """A collective operation of data-parallel training waited longer than the process group's timeout: some rank
+    stopped answering (hung, stopped, out of memory, or its machine gone). ``ranks``: those that did not answer,
+    when this rank could tell (rank 0 can).
+
+    Examples:
+        >>> err = DistributedTimeoutError("rank 1 stopped answering", ranks=[1])
+        >>> err.ranks
+        [1]
+    """
+
+    def __init__(self, message: str, ranks: list | None = None):
+        super().__init__(message)
+        self.ranks = ranks
+
+
+def is_timeout(err: BaseException) -> bool:
+    """Whether ``err`` is a collective operation that gave up waiting (gloo's and NCCL's messages, and
+    ``torch.distributed.DistBackendError``)."""
+    text = f"{type(err).__name__}: {err}".lower()
+    return "timed out" in text or "timeout" in text or "watchdog" in text
+
+
+def diagnose_timeout(err: BaseException, timeout: float) -> DistributedTimeoutError:
+    """The error to raise for the timed-out collective ``err``: the ranks still answering meet on the heartbeat
+    group, and rank 0 names those that did not come."""
+    rank, ranks = rank_distrib(), None
+    why = "could not tell which rank: this one is not rank 0, which names it"
+    if _HEARTBEAT:
+        from datetime import timedelta
+
+        try:
+            dist.monitored_barrier(group=_HEARTBEAT[0], timeout=timedelta(seconds=min(30.0, timeout)),
+                                   wait_all_ranks=True)  # fmt: skip
+            why = "every rank answers the heartbeat now: the operation was slow, not stuck; raise the timeout"
+        except RuntimeError as barrier:
+            import re
+
+            found = re.search(r"Ranks? ([\d, ]+) failed to pass", str(barrier))
+            if found:
+                ranks = [int(r) for r in found.group(1).replace(",", " ").split()]
+                why = f"rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))} stopped answering"
+    return DistributedTimeoutError(
+        f"rank {rank}: a collective operation of data-parallel training waited more than {timeout:g} s for the "
+        f"other ranks; {why} (hung, stopped, out of memory or gone: see its log). Raise the limit with "
+        f"distrib_ctx(timeout=...) / --dist-timeout if a step can take that long. ({type(err).__name__}: "
+        f"{str(err).splitlines()[0][:200] if str(err) else ''})",
+        ranks,
+    )
 
 
 def _leave_process_group():

@@ -26,12 +26,13 @@ from fastai.callback.progress import CSVLogger, ProgressCallback, ShowGraphCallb
 from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TrackerCallback
 from fastai.learner import CastToTensor, Learner, Recorder
 from fastai.optimizer import Adam
-from fastai.torch_core import defaults, params, rank_distrib
+from fastai.torch_core import defaults, num_distrib, params, rank_distrib
 from fastai.vision.learner import add_head, create_body, default_split, model_meta, num_features_model
 from torch import nn
 
 from . import interpret  # noqa: F401  (registers show_results / plot_top_losses for audio)
 from ._compat import PREDICT_DIRECT, predict_direct
+from ._validate import check_positive
 from .atomic import atomic_file
 from .core import TensorAudio, TensorSpectrogram
 from .errors import AudioFileError, ParameterError
@@ -111,9 +112,14 @@ class AudioLearner(Learner):
         return export_onnx(self, path, **kwargs)
 
     @contextmanager
-    def distrib_ctx(self, sync_bn: bool | None = None, in_notebook: bool = False, **kwargs):
+    def distrib_ctx(self, sync_bn: bool | None = None, in_notebook: bool = False, timeout: float | None = None,
+                    **kwargs):  # fmt: skip
         """fastai's ``distrib_ctx``: train in data-parallel processes (DDP through accelerate) when launched by
         ``torchrun`` or ``accelerate launch``; one process (no launcher) trains as usual.
+
+        ``timeout`` (seconds, default ``distributed.DEFAULT_TIMEOUT``, 5 minutes; torch's own is 30) bounds how long
+        a collective operation waits for every rank: past it, training stops with a ``DistributedTimeoutError``
+        that names, on rank 0, the rank that stopped answering.
 
         With this project's :class:`~fastai_audio.distributed.AudioDistributedTrainer`: any backend (gloo on CPUs,
         nccl on GPUs), ``sync_bn`` on CUDA only (``None``: where it works), exact validation metrics, and
@@ -125,10 +131,23 @@ class AudioLearner(Learner):
             ...     learn.fit_one_cycle(1, 1e-3)
             [0, ...]
         """
-        from . import distributed  # noqa: F401  (fastai.distributed patches Learner.distrib_ctx on)
+        from datetime import timedelta
 
-        with Learner.distrib_ctx(self, sync_bn, in_notebook, **kwargs):
-            yield self
+        from accelerate.utils import InitProcessGroupKwargs
+
+        from . import distributed  # (fastai.distributed patches Learner.distrib_ctx on)
+
+        timeout = distributed.DEFAULT_TIMEOUT if timeout is None else check_positive("timeout", timeout)
+        handlers = list(kwargs.pop("kwargs_handlers", None) or [])
+        if not any(isinstance(h, InitProcessGroupKwargs) for h in handlers):
+            handlers.append(InitProcessGroupKwargs(timeout=timedelta(seconds=timeout)))
+        with Learner.distrib_ctx(self, sync_bn, in_notebook, kwargs_handlers=handlers, **kwargs):
+            try:
+                yield self
+            except Exception as err:
+                if num_distrib() > 1 and distributed.is_timeout(err):
+                    raise distributed.diagnose_timeout(err, timeout) from err
+                raise
 
     def to_distributed(self, sync_bn: bool | None = None, **kwargs):
         """Add :class:`~fastai_audio.distributed.AudioDistributedTrainer` (fastai's ``to_distributed``, with this

@@ -66,6 +66,8 @@ def main(argv=None):
     parser.add_argument("--no-shuffle", action="store_true")
     parser.add_argument("--val-bs", type=int, default=None)
     parser.add_argument("--recipe", default="plain", choices=("plain", "full"))
+    parser.add_argument("--hang-rank", type=int, default=None, help="this rank stops itself (SIGSTOP) at its 2nd step")
+    parser.add_argument("--timeout", type=float, default=None, help="distrib_ctx's timeout (s)")
     args = parser.parse_args(argv)
 
     learn = build(
@@ -115,8 +117,16 @@ def main(argv=None):
             if not self.training:
                 seen["valid"][-1]["batches"] += 1
 
-    with learn.distrib_ctx():
-        learn.fit(args.epochs, 0.05, cbs=[Record(), Planned()])
+    class Hang(Callback):  # a rank that stops answering, as a hung or SIGSTOPped process does
+        def after_batch(self):
+            if self.training and self.iter == 1 and rank_distrib() == args.hang_rank:
+                import os
+                import signal
+
+                os.kill(os.getpid(), signal.SIGSTOP)
+
+    with learn.distrib_ctx(timeout=args.timeout):
+        learn.fit(args.epochs, 0.05, cbs=[Record(), Planned(), Hang()])
         values = [list(map(float, v)) for v in learn.recorder.values]  # (get_preds starts a new record)
         preds = learn.get_preds()  # gathered from both ranks, in dataset order
     out = Path(args.out).absolute()

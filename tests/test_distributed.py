@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -272,3 +273,28 @@ def test_every_constructor_s_loaders_shard_over_ranks(toy_folder, nsynth_small):
                 assert sorted(i for share in idxs for i in share) == list(range(n)), name
             batch = next(iter(shares[0]))
             assert len(batch[1]) == min(dl.bs, len(idxs[0])), name
+
+
+def test_a_rank_that_stops_answering_is_named_within_the_timeout(ddp_data, tmp_path):
+    """Rank 1 stops itself (SIGSTOP) at its second step: rank 0 gives up after the 4 s timeout, instead of torch's 30
+    minutes, and names rank 1."""
+    import signal
+
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER),
+           str(ddp_data), str(tmp_path / "out"), "--hang-rank", "1", "--timeout", "4"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=ddp_data.parent, start_new_session=True)  # fmt: skip
+    start, lines = time.perf_counter(), []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "DistributedTimeoutError" in line and "stopped answering" in line:
+                break
+            assert time.perf_counter() - start < 120, "".join(lines[-30:])
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    message = next((ln for ln in lines if "DistributedTimeoutError" in ln), "".join(lines[-30:]))
+    assert "rank 0: a collective operation of data-parallel training waited more than 4 s" in message, message
+    assert "rank 1 stopped answering" in message
