@@ -8,8 +8,13 @@
 3. Long files: windows per second through the runtime over a 10-minute recording, 4 s windows, hop 2 s (goal:
    >= 300x real time).
 4. Memory: the server's RSS after ``--requests`` requests against after the first 100 (goal: <= 1.1x).
+5. Abuse: ``--abuse-clients`` well-behaved clients for ``--seconds`` against the same server alone, then while 200
+   stalled connections (reopened as the server closes them) and a stream of hostile requests (query strings out of
+   bounds, a 16 KB WAV at 8,001 Hz, a FLAC declaring 655,350 Hz x 8 channels, truncated audio, a broken multipart
+   body) hit it. Goals: 0 errors and p99 <= 3x the p99 without abuse for the well-behaved clients; the server's RSS
+   never above 1.5x its steady state; every hostile request answered 4xx within 1 s.
 
-Run: ``python bench/serve.py [--seconds 30] [--clients 16] [--requests 10000]``.
+Run: ``python bench/serve.py [--seconds 30] [--clients 16] [--requests 10000] [--parts abuse ...]``.
 """
 
 from __future__ import annotations
@@ -120,6 +125,119 @@ def load(port: int, body: bytes, clients: int, seconds: float = None, requests: 
     return {"rps": len(latencies) / took, "p50": p50, "p99": p99, "n": len(latencies), "errors": len(errors)}
 
 
+PARTS = ("latency", "abuse")  # (latency runs parts 1-4, as before)
+
+
+def hostile_requests(body: bytes) -> list:
+    """``(name, path, body, headers)`` of requests an attacker sends (issue 22, items 1-4)."""
+    import io
+
+    import soundfile as sf
+
+    def audio(frames, rate, channels, fmt="WAV"):
+        buf = io.BytesIO()
+        sf.write(buf, np.zeros((frames, channels), np.int16), rate, format=fmt)
+        return buf.getvalue()
+
+    return [
+        ("hop=1e-300", "/predict?window=1&hop=1e-300", body, {}),
+        ("window=1e-6", "/predict?window=1e-6", body, {}),
+        ("window=1e9", "/predict?window=1e9", body, {}),
+        ("window=inf", "/predict?window=inf", body, {}),
+        ("16 KB WAV at 8,001 Hz (valid: 200)", "/predict", audio(8000, 8001, 1), {}),
+        ("FLAC, 655,350 Hz x 8 ch, 27 s", "/predict", audio(655350 * 27, 655350, 8, "FLAC"), {}),
+        ("WAV cut to 60 bytes", "/predict", body[:60], {}),
+        ("WAV, half its data", "/predict", body[: len(body) // 2], {}),
+        ("broken multipart", "/predict", b"--x\r\nbroken", {"Content-Type": "multipart/form-data; boundary=x"}),
+    ]
+
+
+def abuse(model: Path, body: bytes, clients: int, seconds: float):
+    """Part 5 (see the module's notes)."""
+    server = Server(model, 16)
+    try:
+        load(server.port, body, clients, requests=2 * clients)  # warm up
+        calm = load(server.port, body, clients, seconds=seconds)
+        steady = server.rss_mb()
+        stop, stalled, hostile, rss = threading.Event(), [0], [], [steady]
+
+        def stall():  # 200 connections that send nothing, reopened as the server closes them
+            socks = []
+            while not stop.is_set():
+                socks = [s for s in socks if s.fileno() >= 0]
+                while len(socks) < 200:
+                    try:
+                        socks.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+                        stalled[0] += 1
+                    except OSError:
+                        break
+                for s in list(socks):
+                    s.setblocking(False)
+                    try:
+                        if s.recv(1) == b"":
+                            s.close()
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        s.close()
+                time.sleep(0.5)
+            for s in socks:
+                s.close()
+
+        def attack():
+            requests = hostile_requests(body)
+            while not stop.is_set():
+                for name, path, data, headers in requests:
+                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+                    t = time.perf_counter()
+                    try:
+                        conn.request("POST", path, body=data, headers=headers)
+                        status = conn.getresponse().status
+                    except OSError as err:
+                        status = repr(err)
+                    hostile.append((name, status, time.perf_counter() - t))
+                    conn.close()
+
+        def watch():
+            while not stop.is_set():
+                rss.append(server.rss_mb())
+                time.sleep(0.2)
+
+        threads = [threading.Thread(target=f) for f in (stall, attack, watch)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        under = load(server.port, body, clients, seconds=seconds)
+        stop.set()
+        for t in threads:
+            t.join()
+    finally:
+        server.close()
+    print(f"## Abuse: {clients} well-behaved clients for {seconds:g} s, alone and under attack\n")
+    print("| run | requests/s | p50 (ms) | p99 (ms) | requests | errors |")
+    print("|---|---|---|---|---|---|")
+    for name, r in (("alone", calm), ("with 200 stalled connections + hostile requests", under)):
+        print(f"| {name} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['n']} | {r['errors']} |")
+    print("\n| hostile request | sent | statuses | slowest (s) |")
+    print("|---|---|---|---|")
+    for name, *_ in hostile_requests(body):
+        got = [(st, dt) for n, st, dt in hostile if n == name]
+        statuses = sorted({str(st) for st, _ in got})
+        print(f"| {name} | {len(got)} | {', '.join(statuses)} | {max((dt for _, dt in got), default=0):.2f} |")
+    valid = "(valid: 200)"  # a costly but well-formed request: answered, with its cost bounded
+    four = all(isinstance(st, int) and (st == 200 if valid in n else 400 <= st < 500) and dt <= 1.0
+               for n, st, dt in hostile)  # fmt: skip
+    ratio, peak = under["p99"] / calm["p99"], max(rss) / steady
+    print(f"\nconnections opened by the stallers: {stalled[0]} (the server closes each after 10 s of silence)")
+    print(
+        f"goal 0 errors: {'met' if under['errors'] == 0 else 'MISSED'} ({under['errors']}); goal p99 <= 3x alone: "
+        f"{'met' if ratio <= 3 else 'MISSED'} ({ratio:.2f}x); goal RSS <= 1.5x steady: "
+        f"{'met' if peak <= 1.5 else 'MISSED'} ({steady:.0f} -> {max(rss):.0f} MB, {peak:.2f}x); goal every "
+        f"hostile request answered within 1 s (4xx; the valid one 200): {'met' if four and hostile else 'MISSED'} "
+        f"({len(hostile)} sent)\n"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100, help="single-request timings")
@@ -127,6 +245,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each throughput run")
     parser.add_argument("--requests", type=int, default=10000, help="requests for the memory run")
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the long recording")
+    parser.add_argument("--abuse-clients", type=int, default=64, help="well-behaved clients of the abuse run")
+    parser.add_argument("--parts", nargs="*", default=list(PARTS), choices=PARTS, help="which parts to run")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
@@ -144,8 +264,13 @@ def main():
           f"{__import__('onnxruntime').__version__}")  # fmt: skip
     print(f"resnet18 from scratch, {dls.c} classes, 4 s clips at 16 kHz; loopback only\n")
 
-    # 1. latency
     clf = OnnxClassifier(model)
+    body = clip.read_bytes()
+    if "abuse" in args.parts:
+        abuse(model, body, args.abuse_clients, args.seconds)
+    if "latency" not in args.parts:
+        return
+    # 1. latency
     for _ in range(5):
         clf.predict(clip), learn.predict(clip)
     onnx_ms, eager_ms = [], []
@@ -171,7 +296,6 @@ def main():
           f"({ratio:.2f}x)\n")  # fmt: skip
 
     # 2. throughput
-    body = clip.read_bytes()
     rows = {}
     for name, batch in (("micro-batching (max 16, 5 ms)", 16), ("no batching", 1)):
         server = Server(model, batch)
