@@ -29,6 +29,9 @@ __all__ = ["AudioTooLongError", "OnnxClassifier", "decode_bytes", "resample_np"]
 MIN_WINDOW_SECONDS, MIN_HOP_SECONDS, MAX_WINDOW_SECONDS, MAX_WINDOWS = 0.1, 0.005, 3600.0, 10_000
 
 
+_BLOCK_VALUES = 1 << 21  # float32 values of the frames one step of resample_np multiplies (8 MB)
+
+
 @functools.lru_cache(maxsize=16)
 def _sinc_kernel(orig: int, new: int) -> tuple[np.ndarray, int]:
     """torchaudio's windowed-sinc resampling kernel for the reduced rate pair, in float32 as it computes it."""
@@ -65,7 +68,13 @@ def resample_np(wav: np.ndarray, orig_sample_rate: int, sample_rate: int) -> np.
         kernel, width = _sinc_kernel(orig, new)
         flat = np.pad(wav.reshape(-1, n).astype(np.float32), ((0, 0), (width, width + orig)))
         frames = np.lib.stride_tricks.sliding_window_view(flat, kernel.shape[1], axis=-1)[:, ::orig]  # (B, F, K)
-        out = np.einsum("bfk,nk->bfn", frames, kernel, optimize=True).reshape(flat.shape[0], -1)
+        out = np.empty((flat.shape[0], frames.shape[1], new), np.float32)
+        # the product copies the strided frames it takes: a block of them at a time keeps that copy near 8 MB
+        # (all of them at once would be K / orig, up to ~14, times the clip)
+        step = max(1, _BLOCK_VALUES // (kernel.shape[1] * flat.shape[0]))
+        for f in range(0, frames.shape[1], step):
+            np.einsum("bfk,nk->bfn", frames[:, f : f + step], kernel, out=out[:, f : f + step], optimize=True)
+        out = out.reshape(flat.shape[0], -1)
     target = resampled_length(n, orig_sample_rate, sample_rate)
     out = out[:, : min(target, math.ceil(new * n / orig))]
     if out.shape[-1] < target:
@@ -238,8 +247,9 @@ class OnnxClassifier:
         (s), ``window``, ``duration``, ``probs`` ``(windows, classes)``, ``clip_probs`` and ``label``.
 
         The cost is bounded whatever the arguments: ``window`` and ``hop`` must be finite, at least
-        ``MIN_WINDOW_SECONDS`` and ``MIN_HOP_SECONDS``, the window at most ``MAX_WINDOW_SECONDS``, and the recording
-        may give at most ``max_windows`` windows (checked before any is made); windows are made ``bs`` at a time.
+        ``MIN_WINDOW_SECONDS`` and ``MIN_HOP_SECONDS``, the window at most ``MAX_WINDOW_SECONDS``; the recording
+        may give at most ``max_windows`` windows, covering at most ``max_windows`` of the model's clips of audio
+        (checked before any is made); windows are made ``bs`` (fewer for long windows: ~16 MB) at a time.
 
         Raises:
             ParameterError: an argument out of these bounds, naming it and the limit.
@@ -253,6 +263,12 @@ class OnnxClassifier:
         x = self._mono(item, sample_rate, whole=True)
         sr = self.sample_rate
         starts, n_win = window_starts(len(x), sr, window, hop, max_windows)
+        budget = max_windows * (self._target or n_win)  # the audio all windows may cover: max_windows model clips
+        if len(starts) * n_win > budget:
+            raise ParameterError(f"{len(starts)} windows of {window:g} s would cover {len(starts) * n_win / sr:.0f} s "
+                                 f"of audio, more than the {budget / sr:.0f} s allowed ({max_windows} of the model's "
+                                 f"clips): pass a longer hop or a shorter window")  # fmt: skip
+        bs = max(1, min(bs, 2 * _BLOCK_VALUES // n_win))  # windows made at a time: at most ~16 MB of them
         probs = []
         for s in range(0, len(starts), bs):
             clips = np.stack([np.pad(x[i : i + n_win], (0, max(0, n_win - len(x[i : i + n_win]))))
