@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from conftest import sine, trained_resnet, write
 
@@ -245,3 +247,58 @@ def test_models_exported_before_the_audio_config_still_load(model, tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(AudioFileError, match="junk.onnx: is not an ONNX model"):
         OnnxClassifier(tmp_path / "junk.onnx")
+
+
+# ---- fuzzing what comes from outside: headers that lie, metadata that lies ------------------------------------------
+
+
+@st.composite
+def lying_wav(draw) -> bytes:
+    """A valid 16-bit WAV whose header then lies: channels, rate, byte rate, block align, bits and the data chunk's
+    size set to anything, 0 and the largest values included."""
+    import struct
+
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros((draw(st.integers(0, 3000)), 1), np.int16), 16000, format="WAV", subtype="PCM_16")
+    data = bytearray(buf.getvalue())
+    fields = {22: "<H", 24: "<I", 28: "<I", 32: "<H", 34: "<H", 40: "<I", 4: "<I"}
+    for offset in draw(st.lists(st.sampled_from(sorted(fields)), min_size=1, max_size=4, unique=True)):
+        fmt = fields[offset]
+        top = 2**16 - 1 if fmt == "<H" else 2**32 - 1
+        value = draw(st.one_of(st.sampled_from([0, 1, 2, top, top // 2 + 1]), st.integers(0, top)))
+        struct.pack_into(fmt, data, offset, value)
+    return bytes(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=lying_wav())
+def test_headers_that_lie_give_a_clip_or_a_typed_error_and_bounded_reads(data):
+    from fastai_audio.serve import decode_bytes
+
+    try:
+        wav, rate = decode_bytes(data, max_samples=10**6)
+    except AudioFileError:
+        return
+    assert wav.dtype == np.float32 and wav.ndim == 2 and rate > 0 and np.isfinite(wav).all()
+    assert wav.size <= 10**6 and wav.nbytes <= 4 * len(data)  # nothing beyond what the bytes hold
+
+
+@settings(max_examples=300, deadline=None)
+@given(meta=st.dictionaries(st.sampled_from(["labels", "audio_config", "sample_rate", "duration", "pad_mode",
+                                             "multi_label", "threshold"]),
+                            st.one_of(st.text(max_size=40), st.sampled_from(
+                                ['["a", "b"]', '["a"]', '[]', '{"a": 1}', '"high"', "1e12", "-1", "nan", "inf",
+                                 '{"sample_rate": 16000, "duration": 1.0, "mono": true, "pad_mode": "zeros"}',
+                                 '{"sample_rate": 0}', "true", "false", "0.5"]))),
+       width=st.one_of(st.none(), st.integers(0, 4)))  # fmt: skip
+def test_any_metadata_is_read_whole_or_refused_naming_a_field(meta, width):
+    from fastai_audio.serve import _read_metadata
+
+    try:
+        labels, config, multi, threshold = _read_metadata(meta, width)
+    except ParameterError as err:
+        assert str(err)
+        return
+    assert labels and all(isinstance(v, str) for v in labels) and len(set(labels)) == len(labels)
+    assert width is None or width == len(labels)
+    assert config.sample_rate > 0 and (config.duration is None or config.duration > 0) and 0 < threshold < 1
