@@ -49,7 +49,9 @@ from fastai.torch_core import num_distrib, rank_distrib
 from fastcore.basics import noop
 from torch import nn
 
-from .data.loader import ExactPass
+from .data.fill import filler_for
+from .data.loader import AudioDL, ExactPass
+from .data.workers import fork_available
 from .errors import ParameterError
 
 __all__ = [
@@ -158,6 +160,21 @@ class AudioDistributedDL(ExactPass, DistributedDL):
             return []
         positions = rank_positions(self.n, self.rank, self.world_size, self.bs or 1, exact=self.exact)
         return [idxs[p % self.n] for p in positions]
+
+    def __iter__(self):
+        # the wrapped AudioDL's batch-level decoding (its worker pool, slots and copies to the device) on this rank's
+        # share of the epoch; fastai's iteration item by item where it cannot fill whole batches
+        inner = self.dl
+        filler = filler_for(inner, AudioDL) if isinstance(inner, AudioDL) else None
+        workers = 0 if inner._main_only else inner.workers
+        if filler is None or (workers and not fork_available()):
+            yield from super().__iter__()
+            return
+        self.randomize()
+        self.before_iter()
+        tasks = inner.batch_tasks(filler, self.get_idxs())
+        yield from inner._deliver(filler, tasks, workers, device=self.device, after_batch=self.after_batch)
+        self.after_iter()
 
     def wif(self):
         # fastai's worker init sets these on the loader it iterates, this one: the wrapped loader makes the batches

@@ -129,24 +129,24 @@ def test_predict_bad_model_and_corrupt_audio(trained, tmp_path, capsys):
 
 
 def test_resume_continues_after_the_last_finished_epoch(toy_folder, tmp_path, monkeypatch, capsys):
-    from fastai.callback.tracker import SaveModelCallback
+    from fastai_audio.learner import EpochCheckpoint
 
     out = tmp_path / "m.pkl"
-    real_after_epoch = SaveModelCallback.after_epoch
+    real_after_epoch = EpochCheckpoint.after_epoch
 
     def interrupt_after_epoch_1(self):
         real_after_epoch(self)
         if self.epoch == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(SaveModelCallback, "after_epoch", interrupt_after_epoch_1)
+    monkeypatch.setattr(EpochCheckpoint, "after_epoch", interrupt_after_epoch_1)
     assert main(["train", str(toy_folder), "--epochs", "3", "--out", str(out), *TRAIN]) == 130
     assert "rerun with --resume" in capsys.readouterr().err and not out.exists()
     ckpt = tmp_path / "m_checkpoints"
     saved = {p.name: p.read_bytes() for p in ckpt.glob("epoch_*.pth")}
     assert sorted(saved) == ["epoch_0.pth", "epoch_1.pth"]
 
-    monkeypatch.setattr(SaveModelCallback, "after_epoch", real_after_epoch)
+    monkeypatch.setattr(EpochCheckpoint, "after_epoch", real_after_epoch)
     assert main(["train", str(toy_folder), "--epochs", "3", "--out", str(out), "--resume", *TRAIN]) == 0
     err = capsys.readouterr().err
     assert "resuming after epoch 1" in err and out.is_file()

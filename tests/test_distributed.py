@@ -298,3 +298,23 @@ def test_a_rank_that_stops_answering_is_named_within_the_timeout(ddp_data, tmp_p
     message = next((ln for ln in lines if "DistributedTimeoutError" in ln), "".join(lines[-30:]))
     assert "rank 0: a collective operation of data-parallel training waited more than 4 s" in message, message
     assert "rank 1 stopped answering" in message
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_ranks_share_is_filled_whole_as_the_item_path_makes_it(toy_folder, monkeypatch, workers):
+    """Under DDP each rank's loader fills whole batches (the worker pool, the slots, the copies to the device) on its
+    share of the epoch: the validation batches equal fastai's item-by-item ones, and every item is seen once."""
+    import fastai_audio.distributed as distributed
+
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=3, duration=1.0, num_workers=workers)
+    ranks = [AudioDistributedDL(dls.valid, rank=r, world_size=2, exact=True) for r in range(2)]
+    whole = [list(ddl) for ddl in ranks]
+    monkeypatch.setattr(distributed, "filler_for", lambda *a: None)  # fastai's iteration, item by item
+    items = [list(ddl) for ddl in ranks]
+    for got, want in zip(whole, items):
+        assert len(got) == len(want) > 0
+        for (x, y), (x0, y0) in zip(got, want):
+            torch.testing.assert_close(x, x0, rtol=0, atol=0)
+            assert torch.equal(y, y0)
+    assert sum(len(y) for r in whole for _, y in r) == len(dls.valid_ds)
+    dls.valid.close()

@@ -30,6 +30,9 @@ from .workers import WorkerPool, fork_available
 __all__ = ["AudioDL"]
 
 
+_OWN = object()  # (the loader's own device)
+
+
 def _chunks(idxs, bs: int, drop_last: bool):
     """Batches of ``bs`` indices from ``idxs`` (which may be endless, as ``show_batch(unique=True)``'s are)."""
     it = iter(idxs)
@@ -199,18 +202,24 @@ class AudioDL(TfmdDL):
             return
         self.randomize()
         self.before_iter()
-        rng = random.Random(self.rng.random())
-        train = filler.split_idx == 0 and filler.config.duration is not None
-        tasks = ((b, [rng.random() for _ in b] if train else None)
-                 for b in _chunks(self.get_idxs(), self.bs, self.drop_last))  # fmt: skip
-        int16 = self.device is not None and self.device.type != "cpu"
-        yield from self._deliver(filler, tasks, workers, int16)
+        yield from self._deliver(filler, self.batch_tasks(filler, self.get_idxs()), workers)
         self.after_iter()
 
-    def _deliver(self, filler, tasks, workers: int, int16: bool):
+    def batch_tasks(self, filler, idxs):
+        """The ``(items, crop draws)`` task of each batch of ``idxs`` (the crops drawn here, from the loader's own
+        generator, for training with a fixed duration; centred otherwise)."""
+        rng = random.Random(self.rng.random())
+        train = filler.split_idx == 0 and filler.config.duration is not None
+        return ((b, [rng.random() for _ in b] if train else None) for b in _chunks(idxs, self.bs, self.drop_last))
+
+    def _deliver(self, filler, tasks, workers: int, device=_OWN, after_batch=None):
         """The batches of ``tasks`` (``(idxs, draws)``, or ``(task, draws, worker)`` for a routed filler), filled in
-        the worker pool (or here, without workers) and copied to the device one batch ahead, through
-        ``after_batch``. A batch with no rows (an exact pass's share that ended early) is left out."""
+        the worker pool (or here, without workers) and copied to ``device`` (default: the loader's) one batch ahead,
+        through ``after_batch`` (default: the loader's). A batch with no rows (an exact pass's share that ended
+        early) is left out."""
+        device = self.device if device is _OWN else device
+        after_batch = after_batch or self.after_batch
+        int16 = device is not None and device.type != "cpu"
         if workers:
             pool = self._worker_pool(filler, workers)
             source = pool.run(tasks, int16=int16)
@@ -218,7 +227,7 @@ class AudioDL(TfmdDL):
             pool = None
             source = ((f, torch.from_numpy(f.audio), None) for f in (
                 filler.fill(t[0], t[1], int16=int16, n=len(self.dataset)) for t in tasks))  # fmt: skip
-        feed = DeviceFeed(self.device, pool)
+        feed = DeviceFeed(device, pool)
         ahead = None
         for filled, audio, slot in source:
             self._report_skipped(filled.skipped)
@@ -226,10 +235,10 @@ class AudioDL(TfmdDL):
                 continue
             ticket = feed.put(filled, audio, slot)  # the copy of this batch starts while the last one computes
             if ahead is not None:
-                yield self.after_batch(feed.get(ahead))
+                yield after_batch(feed.get(ahead))
             ahead = ticket
         if ahead is not None:
-            yield self.after_batch(feed.get(ahead))
+            yield after_batch(feed.get(ahead))
 
     def _worker_pool(self, filler, workers: int):
         """The loader's worker pool, started at its first multi-process iteration and kept; started again when it

@@ -544,8 +544,7 @@ class ShardDL(ExactPass, AudioDL):
             return
         self.randomize()
         self.before_iter()
-        int16 = self.device is not None and self.device.type != "cpu"
-        yield from self._deliver(filler, self._tasks(max(workers, 1)), workers, int16)
+        yield from self._deliver(filler, self._tasks(max(workers, 1)), workers)
         self.after_iter()
 
     def _filler(self) -> ShardFiller | None:
