@@ -365,6 +365,8 @@ def _number(meta: dict, key: str, kind, optional: bool = False):
         value = float(text)
     except ValueError:
         raise ParameterError(f"{key} must be a number, got {text[:50]!r}") from None
+    if not math.isfinite(value):
+        raise ParameterError(f"{key} must be a finite number, got {text[:50]!r}")
     if kind is int and value != int(value):
         raise ParameterError(f"{key} must be an integer, got {text[:50]!r}")
-    return kind(value) if math.isfinite(value) else value
+    return kind(value)

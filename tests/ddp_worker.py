@@ -123,6 +123,8 @@ def main(argv=None):
                 import os
                 import signal
 
+                Path(args.out).mkdir(parents=True, exist_ok=True)
+                (Path(args.out) / "hung.pid").write_text(str(os.getpid()))  # for the test to kill it afterwards
                 os.kill(os.getpid(), signal.SIGSTOP)
 
     with learn.distrib_ctx(timeout=args.timeout):

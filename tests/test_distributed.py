@@ -3,6 +3,7 @@ the sharding arithmetic in one process."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -293,6 +294,10 @@ def test_a_rank_that_stops_answering_is_named_within_the_timeout(ddp_data, tmp_p
                 break
             assert time.perf_counter() - start < 120, "".join(lines[-30:])
     finally:
+        hung = tmp_path / "out" / "hung.pid"
+        if hung.is_file():  # a stopped process does not die with its launcher: kill it by its pid
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(hung.read_text()), signal.SIGKILL)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     message = next((ln for ln in lines if "DistributedTimeoutError" in ln), "".join(lines[-30:]))

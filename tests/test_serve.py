@@ -113,7 +113,7 @@ print(label)
 
 # ---- everything that takes bytes from outside: random, truncated and corrupted input ---------------------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from fastai_audio.io import load_audio  # noqa: E402
@@ -291,6 +291,7 @@ def test_headers_that_lie_give_a_clip_or_a_typed_error_and_bounded_reads(data):
                                  '{"sample_rate": 16000, "duration": 1.0, "mono": true, "pad_mode": "zeros"}',
                                  '{"sample_rate": 0}', "true", "false", "0.5"]))),
        width=st.one_of(st.none(), st.integers(0, 4)))  # fmt: skip
+@example(meta={"labels": '["a"]', "sample_rate": "NAN"}, width=None)  # (found by this test: a raw ValueError)
 def test_any_metadata_is_read_whole_or_refused_naming_a_field(meta, width):
     from fastai_audio.serve import _read_metadata
 
