@@ -341,6 +341,11 @@ def dataset_pipelines(dataset) -> list | None:
     return [(L(tl.items, use_list=None), list(tl.tfms.fs), tl.tfms.split_idx) for tl in tls]
 
 
+def target_item(dataset, i: int):
+    """Item ``i`` of ``dataset``'s last pipeline (its label as the loaders encode it): ``tls[-1][i]``."""
+    return dataset.tls[-1][i]
+
+
 def input_item(dataset, i: int):
     """Item ``i`` of ``dataset``'s first pipeline before any transform (a path, a row...): ``tls[0].items[i]``."""
     items = dataset.tls[0].items

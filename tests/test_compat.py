@@ -108,13 +108,14 @@ def test_predict_direct_gives_learner_predicts_result(aug_dls, toy_folder):
 
 def _private_uses(path: Path) -> list[str]:
     """Framework-private names used in a module: imported underscore names, ``torch._C``, fastai's ``fake_l``,
-    fasttransform's ``_call``/``_do_call`` overridden, ``TfmdLists._after_item`` read."""
+    fasttransform's ``_call``/``_do_call`` overridden, ``TfmdLists._after_item`` read, a ``Datasets``' ``tls``
+    (its lists' layout) read."""
     tree = ast.parse(path.read_text())
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PRIVATE_OWNERS:
             found += [f"from {node.module} import {a.name}" for a in node.names if a.name.startswith("_")]
-        elif isinstance(node, ast.Attribute) and node.attr in ("_C", "fake_l", "_after_item", "_opt"):
+        elif isinstance(node, ast.Attribute) and node.attr in ("_C", "fake_l", "_after_item", "_opt", "tls"):
             found.append(f".{node.attr} (line {node.lineno})")
         elif isinstance(node, ast.FunctionDef) and node.name in ("_call", "_do_call", "_resolve_method_with_cache"):
             found.append(f"def {node.name} (line {node.lineno})")
@@ -126,6 +127,51 @@ def test_no_framework_private_name_outside_the_seam():
     assert uses.pop("_compat.py"), "the seam itself uses them (the scan must find something to be trusted)"
     outside = {name: found for name, found in uses.items() if found}
     assert not outside, f"framework-private names outside fastai_audio/_compat.py: {outside}"
+
+
+def _inherited_private_uses(source: str, classes: dict) -> list[str]:
+    """In each class of ``source`` (``classes``: its name -> the class object) that derives from a framework class:
+    ``self._x``, ``super()._x`` and ``Base._x`` where ``_x`` is defined by a framework base (a private method or
+    property inherited from fastai, torch...) and by none of the package's own classes."""
+    import inspect
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        cls = classes.get(node.name) if isinstance(node, ast.ClassDef) else None
+        if not inspect.isclass(cls):
+            continue
+        framework = {n for b in cls.__mro__[1:] if b.__module__.split(".")[0] in PRIVATE_OWNERS for n in vars(b)
+                     if n.startswith("_") and not n.startswith("__")}  # fmt: skip
+        own = {n for b in cls.__mro__ if b.__module__.startswith("fastai_audio") for n in vars(b)}
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Attribute) and sub.attr in framework - own:
+                base = sub.value
+                is_self = isinstance(base, ast.Name) and base.id in ("self", "cls")
+                is_super = isinstance(base, ast.Call) and getattr(base.func, "id", None) == "super"
+                is_class = isinstance(base, ast.Name) and base.id[:1].isupper()
+                if is_self or is_super or is_class:
+                    found.append(f"{node.name}: {ast.unparse(sub)} (line {sub.lineno})")
+    return found
+
+
+def test_no_private_method_inherited_from_a_framework_is_used_outside_the_seam():
+    import importlib
+
+    uses = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = ".".join(("fastai_audio", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+        if path.name == "__main__.py" or path.name == "_compat.py":
+            continue
+        module = importlib.import_module(name)
+        uses[name] = _inherited_private_uses(path.read_text(), vars(module))
+    outside = {name: found for name, found in uses.items() if found}
+    assert not outside, f"private framework methods used outside fastai_audio/_compat.py: {outside}"
+    # the scan sees what it looks for: a subclass of fastai's SaveModelCallback calling its private _save
+    from fastai.callback.tracker import SaveModelCallback
+
+    source = "class Keep(SaveModelCallback):\n    def after_epoch(self):\n        self._save('best')\n"
+    probe = type("Keep", (SaveModelCallback,), {"__module__": "fastai_audio.probe"})
+    assert _inherited_private_uses(source, {"Keep": probe}) == ["Keep: self._save (line 3)"]
 
 
 SNAPSHOT = """

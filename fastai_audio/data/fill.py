@@ -105,7 +105,7 @@ class BatchFiller:
 
     def targets_of(self, i: int) -> tuple:
         """Item ``i``'s other parts (labels...), through their own pipelines."""
-        return tuple(_compose(items[i], fs, split_idx) for items, fs, split_idx in self.targets)
+        return tuple(compose(items[i], fs, split_idx) for items, fs, split_idx in self.targets)
 
     # -- a batch -----------------------------------------------------------------------------------------------
 
@@ -388,7 +388,8 @@ def _describe(x) -> str:
     return str(path) if path is not None else f"a clip of shape {tuple(x.shape)}"
 
 
-def _compose(o, fs, split_idx):
+def compose(o, fs, split_idx):
+    """``o`` through the transforms ``fs`` in order, as a fastai ``Pipeline`` of them applies them."""
     for t in fs:
         o = t(o, split_idx=split_idx)
     return o

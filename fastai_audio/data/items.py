@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .._compat import input_item, input_pipeline
+from .._compat import input_item, input_pipeline, target_item
 from ..errors import ParameterError
 from ..transforms.item import find_opener
 
@@ -37,7 +37,7 @@ def label_of(ds, i: int):
         >>> label_of(dls.train_ds, 0) in dls.vocab
         True
     """
-    y = ds.tls[-1][i]
+    y = target_item(ds, i)
     vocab = ds.vocab
     if y.ndim:  # multi-label: a one-hot row
         return [vocab[j] for j in torch.nonzero(y).flatten().tolist()]
@@ -51,5 +51,5 @@ def is_multi_label(dls) -> bool:
         >>> is_multi_label(dls)
         False
     """
-    y = dls.train_ds.tls[-1][0] if len(dls.train_ds) else None
+    y = target_item(dls.train_ds, 0) if len(dls.train_ds) else None
     return y is not None and y.ndim > 0

@@ -122,8 +122,7 @@ class AudioDataLoaders(DataLoaders):
                     f"the {name} set is empty: the split put all {len(dls.train_ds) + len(dls.valid_ds)} items in "
                     f"the other one; check the split (valid_pct, valid_col, the valid folder) so both get items"
                 )
-        dls.__class__ = cls
-        return dls
+        return cls(*dls.loaders, path=dls.path, device=dls.device)
 
     @classmethod
     def from_files(cls, path, files, label_func, *, valid_pct: float = 0.2, seed: int | None = None,

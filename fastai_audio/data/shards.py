@@ -33,6 +33,7 @@ import re
 import time
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ from fastai.data.load import fa_collate
 from fastai.torch_core import num_distrib, rank_distrib, to_device
 from torch.utils.data import get_worker_info
 
+from .._compat import dataset_pipelines
 from .._validate import check_choice, check_positive
 from ..atomic import atomic_file, temporary_name
 from ..core import TensorAudio
@@ -49,7 +51,7 @@ from ..errors import AudioFileError, ParameterError
 from ..files import audio_info
 from ..io import pcm_to_float
 from ..transforms.item import OpenAudio
-from .fill import BatchFiller, ClipPlan, FilledBatch, RowError, has_steps
+from .fill import BatchFiller, ClipPlan, FilledBatch, RowError, compose, has_steps
 from .items import is_multi_label, label_of, source_path
 from .loader import AudioDL, ExactPass
 from .tarstream import BrokenShardError, tar_samples
@@ -553,13 +555,15 @@ class ShardDL(ExactPass, AudioDL):
         stream = self.dataset
         if not isinstance(stream, ShardStream) or not self.bs or has_steps(self.after_item):
             return None
-        x_tfms, y_tfms = stream.template.tls[0].tfms, stream.template.tls[-1].tfms
-        if len(stream.template.tls) != 2 or len(x_tfms.fs) != 1 or not isinstance(x_tfms.fs[0], OpenAudio):
+        pipes = dataset_pipelines(stream.template)
+        if pipes is None or len(pipes) != 2 or len(pipes[0][1]) != 1 or not isinstance(pipes[0][1][0], OpenAudio):
             return None
         if has_steps(self.before_batch):
             return None
-        return ShardFiller(stream, x_tfms.fs[0], y_tfms, variable_length=self.variable_length,
-                           pad_mode=self.pad_mode, rank=self.rank, world=self.world_size)  # fmt: skip
+        _, y_fs, split_idx = pipes[1]
+        return ShardFiller(stream, pipes[0][1][0], partial(compose, fs=y_fs, split_idx=split_idx),
+                           variable_length=self.variable_length, pad_mode=self.pad_mode, rank=self.rank,
+                           world=self.world_size)  # fmt: skip
 
     def _tasks(self, workers: int):
         """``(ShardTask, None, worker)`` for each batch of the epoch, dealt to the workers in turn (as PyTorch
@@ -621,8 +625,7 @@ class ShardDL(ExactPass, AudioDL):
 
     def _items(self, worker: int, workers: int):
         stream = self.dataset
-        template = stream.template
-        x_tfms, y_tfms = template.tls[0].tfms, template.tls[-1].tfms
+        (_, x_fs, x_split), *_, (_, y_fs, y_split) = dataset_pipelines(stream.template)
         bad = 0
         for sample in stream.samples(epoch=max(self.epoch, 0), rank=self.rank, world=self.world_size,
                                      worker=worker, workers=workers):  # fmt: skip
@@ -635,7 +638,7 @@ class ShardDL(ExactPass, AudioDL):
                 continue
             x, label = decoded
             try:
-                item = self.after_item((x_tfms(x), y_tfms(label)))
+                item = self.after_item((compose(x, x_fs, x_split), compose(label, y_fs, y_split)))
                 bad = 0
                 yield item
             except Exception as err:  # noqa: BLE001
