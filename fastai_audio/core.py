@@ -149,7 +149,7 @@ class TensorSpectrogram(_AudioTensorBase):
 
     def frequencies(self) -> np.ndarray:
         """Centre frequency in Hz of every row (None for MFCCs, whose rows are coefficients)."""
-        return _row_frequencies(self.__dict__, self.shape[-2])
+        return row_frequencies(self.__dict__, self.shape[-2])
 
     def show(self, ctx=None, figsize=(6, 3), title=None, channel: int = 0, cmap: str = "magma",
              colorbar: bool | None = None, **kwargs):  # fmt: skip
@@ -180,7 +180,7 @@ class TensorSpectrogram(_AudioTensorBase):
         kwargs = {"origin": "lower", "aspect": "auto", "cmap": cmap, "interpolation": "nearest", **kwargs}
         im = ctx.imshow(img.numpy(), extent=(start, start + img.shape[-1] * frame, -0.5, img.shape[0] - 0.5), **kwargs)
         ctx.set_xlabel("time (s)" if sr and hop else "frame")
-        freqs = _row_frequencies(meta, img.shape[0])
+        freqs = row_frequencies(meta, img.shape[0])
         if freqs is None:
             ctx.set_ylabel("coefficient" if meta.get("scale") == "mfcc" else "bin")
         else:
@@ -197,7 +197,7 @@ class TensorSpectrogram(_AudioTensorBase):
         return ctx
 
 
-def _row_frequencies(meta: dict, n_rows: int):
+def row_frequencies(meta: dict, n_rows: int):
     scale, sr = meta.get("scale"), meta.get("sample_rate")
     if scale == "linear" and sr and meta.get("n_fft"):
         return np.arange(n_rows) * sr / meta["n_fft"]

@@ -7,11 +7,10 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
-import torch
 from fastai.data.block import DataBlock, MultiCategoryBlock, TransformBlock
 from fastai.data.core import DataLoaders, test_set
-from fastai.data.transforms import Categorize, FuncSplitter, RandomSplitter, ToTensor, parent_label
-from fastai.torch_core import TensorCategory, rank_distrib
+from fastai.data.transforms import FuncSplitter, RandomSplitter, ToTensor, parent_label
+from fastai.torch_core import rank_distrib
 from fastcore.foundation import L
 from fasttransform import DisplayedTransform
 
@@ -24,6 +23,7 @@ from ..files import absolute, in_folder
 from ..transforms.item import audio_config_of, find_opener
 from .block import AudioBlock, RegexLabeller, get_audio_files
 from .check import drop_bad_files
+from .items import FastCategorize
 
 __all__ = ["AudioDataLoaders"]
 
@@ -106,7 +106,7 @@ class AudioDataLoaders(DataLoaders):
                     label_delim=None, sample_rate=16000, duration=4.0, mono=True, pad_mode="zeros",
                     item_tfms=None, batch_tfms=None, **kwargs):  # fmt: skip
         y_block = (MultiCategoryBlock(vocab=vocab) if label_delim is not None
-                   else TransformBlock(type_tfms=_Categorize(vocab=vocab)))  # fmt: skip
+                   else TransformBlock(type_tfms=FastCategorize(vocab=vocab)))  # fmt: skip
         dblock = DataBlock(
             blocks=(AudioBlock(**_block_kwargs(sample_rate, duration, mono, pad_mode)), y_block),
             get_items=get_items, get_x=get_x, get_y=get_y, splitter=splitter,
@@ -499,16 +499,8 @@ class _Field(DirectEncodes, DisplayedTransform):
         return o[self.i]
 
 
-class _Categorize(DirectEncodes, Categorize):
-    """fastai's ``Categorize``, making its ``TensorCategory`` without fastai's generic tensor conversion (~3 us an
-    item); labels it does not know get fastai's own error."""
-
-    def encodes(self, o):
-        try:
-            code = self.vocab.o2i[o]
-        except (KeyError, TypeError):
-            return Categorize.encodes(self, o)
-        return torch.scalar_tensor(code, dtype=torch.long).as_subclass(TensorCategory)
+# the label transform of loaders made before it moved to data/items.py (pickled learners name it here)
+_Categorize = FastCategorize
 
 
 class _FixedSplit:

@@ -52,7 +52,7 @@ from ..files import audio_info
 from ..io import pcm_to_float
 from ..transforms.item import OpenAudio
 from .fill import BatchFiller, ClipPlan, FilledBatch, RowError, compose, has_steps
-from .items import is_multi_label, label_of, source_path
+from .items import FastCategorize, is_multi_label, label_of, source_path
 from .loader import AudioDL, ExactPass
 from .tarstream import BrokenShardError, tar_samples
 from .workers import fork_available
@@ -687,11 +687,10 @@ def shard_template(classes: list, *, multi_label: bool, sample_rate, duration, m
     from fastai.data.transforms import MultiCategorize, OneHotEncode
 
     from .block import AudioBlock
-    from .loaders import _Categorize
 
     block = AudioBlock(sample_rate=sample_rate, duration=duration, mono=mono, pad_mode=pad_mode)
     y_tfms = ([MultiCategorize(vocab=classes), OneHotEncode(len(classes))] if multi_label
-              else [_Categorize(vocab=classes)])  # fmt: skip
+              else [FastCategorize(vocab=classes)])  # fmt: skip
     y_tfms[0].c = len(classes)  # what Categorize's setup sets, which an empty Datasets skips
     template = Datasets([], tfms=[list(block.type_tfms), y_tfms], splits=([], []), dl_type=AudioDL, n_inp=1,
                         do_setup=False)  # fmt: skip

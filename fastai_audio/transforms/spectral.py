@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 
-def _as_batch(x: torch.Tensor) -> torch.Tensor:
+def as_audio_batch(x: torch.Tensor) -> torch.Tensor:
     """``(samples,)`` -> ``(1, 1, samples)``; ``(B, samples)`` -> ``(B, 1, samples)``; ``(B, C, samples)`` as is."""
     if x.ndim == 1:
         return x[None, None]
@@ -49,7 +49,7 @@ def _as_batch(x: torch.Tensor) -> torch.Tensor:
                          f"got {tuple(x.shape)}")  # fmt: skip
 
 
-def _as_spec_batch(x: torch.Tensor) -> torch.Tensor:
+def as_spec_batch(x: torch.Tensor) -> torch.Tensor:
     """``(freq, frames)`` -> ``(1, 1, freq, frames)``; ``(B, freq, frames)`` -> ``(B, 1, ...)``; 4-D as is."""
     if x.ndim == 2:
         return x[None, None]
@@ -206,7 +206,7 @@ class Spectrogram(_LayerTransform):
 
     def _encode(self, x) -> TensorSpectrogram:
         meta = _meta(x)
-        out = TensorSpectrogram(self._run(_as_batch(x)))
+        out = TensorSpectrogram(self._run(as_audio_batch(x)))
         out.__dict__.update({k: v for k, v in meta.items() if k not in ("path", "lengths")})
         out.__dict__.update(self._axes(x), hop_length=self.hop_length, center=self.center, power=self.power, db=False,
                             normalized=False)  # fmt: skip
@@ -338,7 +338,7 @@ class CQT(_LayerTransform):
     def _encode(self, x) -> TensorSpectrogram:
         _check_rate(x, self.sample_rate, "CQT")
         meta = _meta(x)
-        out = TensorSpectrogram(self._run(_as_batch(x)))
+        out = TensorSpectrogram(self._run(as_audio_batch(x)))
         out.__dict__.update({k: v for k, v in meta.items() if k not in ("path", "lengths")})
         out.__dict__.update(scale="cqt", sample_rate=self.sample_rate, hop_length=self.hop_length, f_min=self.f_min,
                             bins_per_octave=self.bins_per_octave, center=self.center,
@@ -393,7 +393,7 @@ class AmplitudeToDB(_SpecTransform):
         return amplitude_to_db(spec, stype=self.stype, ref=self.ref, amin=self.amin, top_db=self.top_db)
 
     def _encode(self, x) -> TensorSpectrogram:
-        return self._wrap(x, self._plain(_as_spec_batch(x.as_subclass(torch.Tensor))), db=True)
+        return self._wrap(x, self._plain(as_spec_batch(x.as_subclass(torch.Tensor))), db=True)
 
 
 class MFCC(_SpecTransform):
@@ -420,7 +420,7 @@ class MFCC(_SpecTransform):
         return mfcc(spec, self.n_mfcc, dct_norm=self.dct_norm)
 
     def _encode(self, x) -> TensorSpectrogram:
-        return self._wrap(x, self._plain(_as_spec_batch(x.as_subclass(torch.Tensor))), scale="mfcc")
+        return self._wrap(x, self._plain(as_spec_batch(x.as_subclass(torch.Tensor))), scale="mfcc")
 
 
 class Delta(_SpecTransform):
@@ -452,7 +452,7 @@ class Delta(_SpecTransform):
         return torch.cat(stack, dim=1)
 
     def _encode(self, x) -> TensorSpectrogram:
-        return self._wrap(x, self._plain(_as_spec_batch(x.as_subclass(torch.Tensor))), deltas=self.n_deltas)
+        return self._wrap(x, self._plain(as_spec_batch(x.as_subclass(torch.Tensor))), deltas=self.n_deltas)
 
 
 class SpecNormalize(_SpecTransform):
@@ -510,7 +510,7 @@ class SpecNormalize(_SpecTransform):
         frames = []
         for x in batches:
             lengths = x.__dict__.get("lengths") if isinstance(x, TensorSpectrogram) else None
-            spec = _as_spec_batch(x.as_subclass(torch.Tensor)).detach().float().cpu()
+            spec = as_spec_batch(x.as_subclass(torch.Tensor)).detach().float().cpu()
             frames += [item[..., : int(lengths[i])] for i, item in enumerate(spec)] if lengths is not None else [
                 spec.permute(1, 2, 0, 3).flatten(2)]  # fmt: skip
         xs = torch.cat(frames, dim=-1)  # (C, F, every frame)
@@ -535,7 +535,7 @@ class SpecNormalize(_SpecTransform):
         return (spec - mean) / (std + self.eps)
 
     def _encode(self, x) -> TensorSpectrogram:
-        return self._wrap(x, self._plain(_as_spec_batch(x.as_subclass(torch.Tensor))), normalized=True)
+        return self._wrap(x, self._plain(as_spec_batch(x.as_subclass(torch.Tensor))), normalized=True)
 
     def decodes(self, x: TensorSpectrogram):
         if self.mode == "item" or self.mean is None:

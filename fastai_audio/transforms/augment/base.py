@@ -10,7 +10,7 @@ import torch
 from ...core import TensorAudio, TensorSpectrogram
 from ...errors import ParameterError
 from ..base import TypedTransform
-from ..spectral import _as_batch
+from ..spectral import as_audio_batch
 
 __all__ = ["AudioAugment"]
 
@@ -115,12 +115,12 @@ class AudioAugment(TypedTransform):
         """Apply the given parameters (one value per item) to a batch; deterministic."""
         raise NotImplementedError
 
-    def _as_batch(self, x: torch.Tensor, meta: dict) -> torch.Tensor:
-        return _as_batch(x)  # (B, C, samples)
+    def as_audio_batch(self, x: torch.Tensor, meta: dict) -> torch.Tensor:
+        return as_audio_batch(x)  # (B, C, samples)
 
     def _encode(self, x):
         plain, meta = x.as_subclass(torch.Tensor), batch_meta(x)
-        batch = self._as_batch(plain, meta)
+        batch = self.as_audio_batch(plain, meta)
         # a waveform on a CPU: process the chosen clips only (a spectrogram's masks and gains per row cost less
         # than picking the chosen clips out and putting them back)
         if batch.device.type == "cpu" and batch.ndim == 3 and self.p < 1 and self.subset_on_cpu:

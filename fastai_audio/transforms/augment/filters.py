@@ -8,11 +8,11 @@ import math
 import torch
 
 from ..._validate import check_choice, check_positive, check_sample_rate
-from ...core import TensorAudio, TensorSpectrogram, _row_frequencies
+from ...core import TensorAudio, TensorSpectrogram, row_frequencies
 from ...errors import ParameterError
 from ...functional.filters import butterworth_gain, fft_filter
 from ...functional.room import eq_gain_db
-from ..spectral import _as_batch, _as_spec_batch
+from ..spectral import as_audio_batch, as_spec_batch
 from .base import AudioAugment, check_range
 
 __all__ = ["RandomEQ", "RandomHighpass", "RandomLowpass"]
@@ -43,8 +43,8 @@ class _FrequencyResponse(AudioAugment):
         state["_freqs"] = {}
         return state
 
-    def _as_batch(self, x, meta):
-        return _as_spec_batch(x) if "scale" in meta else _as_batch(x)
+    def as_audio_batch(self, x, meta):
+        return as_spec_batch(x) if "scale" in meta else as_audio_batch(x)
 
     def _draw_response(self, n: int, device) -> dict:
         raise NotImplementedError
@@ -81,7 +81,7 @@ class _FrequencyResponse(AudioAugment):
             )  # fmt: skip
         key = (x.device, x.shape[-2], *(meta.get(k) for k in _AXIS_KEYS))
         if key not in self._freqs:
-            freqs = _row_frequencies(meta, x.shape[-2])
+            freqs = row_frequencies(meta, x.shape[-2])
             if freqs is None:
                 raise ParameterError(f"{name} cannot tell the frequency of the rows of a {meta.get('scale')!r} "
                                      "spectrogram; filter the waveform (domain='waveform')")  # fmt: skip

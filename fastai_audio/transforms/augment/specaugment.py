@@ -8,7 +8,7 @@ from ..._validate import check_positive
 from ...core import TensorSpectrogram
 from ...errors import ParameterError
 from ...functional.specaugment import band_mask, frame_counts, time_warp
-from ..spectral import _as_spec_batch
+from ..spectral import as_spec_batch
 from .base import AudioAugment
 
 __all__ = ["FrequencyMask", "TimeMask", "TimeWarp"]
@@ -18,8 +18,8 @@ class _SpecAugment(AudioAugment):
     order = 70  # after SpecNormalize (60): 0 is then the mean
     accepts = (TensorSpectrogram,)
 
-    def _as_batch(self, x, meta):
-        return _as_spec_batch(x)  # (B, C, freq, frames)
+    def as_audio_batch(self, x, meta):
+        return as_spec_batch(x)  # (B, C, freq, frames)
 
 
 class _Mask(_SpecAugment):
