@@ -66,22 +66,17 @@ def long_recording(root: Path, files: list, minutes: float = 10.0, sample_rate: 
     return path
 
 
-def onnx_graph_ms(learn, clip, runs: int):
-    """p50 timings of the exported ONNX graph (spectrogram and network) on the clip as the loaders decode it, or
-    ``None`` without the serve extra."""
+def onnx_predict_ms(learn, clip, runs: int):
+    """Timings of ``OnnxClassifier.predict(path)``: the exported graph (spectrogram and network) from the file,
+    decoding included, as ``predict(path)`` is timed; ``None`` without the serve extra."""
     try:
-        import onnxruntime as ort
-
         from fastai_audio.export import export_onnx
+        from fastai_audio.serve import OnnxClassifier
     except ImportError:
         print("(onnxruntime not installed: no ONNX row; pip install 'fastai_audio[serve]')")
         return None
-    from fastai_audio.transforms.item import find_opener
-
-    path = export_onnx(learn, CACHE / "inference_bench.onnx")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    wav = {"waveform": find_opener(learn.dls.valid_ds)[1](clip, split_idx=1).numpy()}
-    return timings_ms(lambda: session.run(None, wav), runs)
+    clf = OnnxClassifier(export_onnx(learn, CACHE / "inference_bench.onnx"))
+    return timings_ms(lambda: clf.predict(clip), runs)
 
 
 def main():
@@ -114,9 +109,9 @@ def main():
         fastai = timings_ms(lambda: Learner.predict(learn, clip), max(10, args.runs // 4), sync=sync)
     rows = [("learn.predict (fastai_audio)", ours), ("fastai's Learner.predict", fastai),
             ("network alone on a ready spectrogram (floor)", floor)]  # fmt: skip
-    onnx_ms = onnx_graph_ms(learn, clip, args.runs) if device.type == "cpu" else None
+    onnx_ms = onnx_predict_ms(learn, clip, args.runs) if device.type == "cpu" else None
     if onnx_ms is not None:
-        rows.append(("ONNX Runtime, whole graph on the decoded clip (export_onnx)", onnx_ms))
+        rows.append(("OnnxClassifier.predict(path) (export_onnx; decoding included)", onnx_ms))
     print("## predict(path), one 4 s file\n")
     print("| | p50 (ms) | p95 (ms) | p50 × ours |")
     print("|---|---|---|---|")
