@@ -137,18 +137,33 @@ def cost(runs: int, device: torch.device):
     # the front-end and the recipe timed alternately: the goal's ratio compares runs a moment apart
     front_ms, recipe_ms, share = paired_ms(_synced(run_front, device), _synced(run_recipe, device), runs)
     rows = {}
-    single = [RandomGain(p=1.0), PolarityInversion(p=1.0), RandomShift(p=1.0), AddNoise(color="white", p=1.0),
-              AddNoise(color="random", p=1.0), RandomLowpass(p=1.0), RandomHighpass(p=1.0),
-              RandomLowpass(p=1.0, domain="spectrogram"), RandomHighpass(p=1.0, domain="spectrogram"),
-              PitchShift(p=1.0), TimeStretch(p=1.0), FrequencyMask(p=1.0), TimeMask(p=1.0),
-              TimeWarp(p=1.0), RandomReverb(p=1.0), RandomReverb(p=0.5), RandomEQ(p=1.0),
-              RandomEQ(p=1.0, domain="waveform")]  # fmt: skip
+    single = [
+        RandomGain(p=1.0),
+        PolarityInversion(p=1.0),
+        RandomShift(p=1.0),
+        AddNoise(color="white", p=1.0),
+        AddNoise(color="random", p=1.0),
+        RandomLowpass(p=1.0),
+        RandomHighpass(p=1.0),
+        RandomLowpass(p=1.0, domain="spectrogram"),
+        RandomHighpass(p=1.0, domain="spectrogram"),
+        PitchShift(p=1.0),
+        TimeStretch(p=1.0),
+        FrequencyMask(p=1.0),
+        TimeMask(p=1.0),
+        TimeWarp(p=1.0),
+        RandomReverb(p=1.0),
+        RandomReverb(p=0.5),
+        RandomEQ(p=1.0),
+        RandomEQ(p=1.0, domain="waveform"),
+    ]
     for t in single:
         detail = t.color if isinstance(t, AddNoise) else f"domain={t.domain!r}" if hasattr(t, "domain") else None
         name = type(t).__name__ + (f"({detail})" if detail else "") + f" p={t.p:g}"
         slow = isinstance(t, (PitchShift, TimeStretch))
-        rows[name] = median_ms(_synced(lambda t=t: t(by_order(t), split_idx=0), device),
-                               max(3, runs // 3) if slow else runs)  # fmt: skip
+        rows[name] = median_ms(
+            _synced(lambda t=t: t(by_order(t), split_idx=0), device), max(3, runs // 3) if slow else runs
+        )
     rows["audio_aug_tfms() (the default recipe, p=0.5)"] = recipe_ms
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"## Cost per batch: 64 clips x 4 s at 16 kHz, {where}, median of {runs}\n")
@@ -157,8 +172,10 @@ def cost(runs: int, device: torch.device):
     print(f"| log-mel front-end (MelSpectrogram, AmplitudeToDB, SpecNormalize) | {front_ms:.1f} | 1.00 |")
     for name, ms in rows.items():
         print(f"| {name} | {ms:.1f} | {ms / front_ms:.2f} |")
-    print(f"\ngoal: the recipe adds <= 15 % of the front-end's time: {'met' if share <= 0.15 else 'NOT met'} "
-          f"({100 * share:.0f} %, the median ratio of {runs} alternate runs of the two)\n")  # fmt: skip
+    print(
+        f"\ngoal: the recipe adds <= 15 % of the front-end's time: {'met' if share <= 0.15 else 'NOT met'} "
+        f"({100 * share:.0f} %, the median ratio of {runs} alternate runs of the two)\n"
+    )
 
 
 def instrument_folds(df, folds: int, seed: int = 0) -> list[list[str]]:
@@ -182,8 +199,16 @@ def train_once(df, held_out, recipe: str, seed: int, epochs: int, bs: int, lr: f
     tfms = [*mel_transforms("nsynth"), *(t for t in recipe if not isinstance(t, Callback))]
     cbs = [t for t in recipe if isinstance(t, Callback)]
     df = df.assign(is_valid=df["instrument_str"].isin(held_out))
-    dls = AudioDataLoaders.from_df(df, fn_col="fname", label_col="instrument_family_str", valid_col="is_valid",
-                                   duration=4.0, bs=bs, num_workers=0, batch_tfms=tfms)  # fmt: skip
+    dls = AudioDataLoaders.from_df(
+        df,
+        fn_col="fname",
+        label_col="instrument_family_str",
+        valid_col="is_valid",
+        duration=4.0,
+        bs=bs,
+        num_workers=0,
+        batch_tfms=tfms,
+    )
     learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy, cbs=cbs)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
@@ -194,20 +219,28 @@ def study(args, size):
     root = synth_nsynth(CACHE / f"nsynth_{size}", size=size, progress=False)
     df = read_nsynth(root)  # train, valid and test together: the folds re-split them by instrument
     folds = instrument_folds(df, args.folds)
-    print(f"## Validation accuracy on unseen instruments (synth_nsynth size={size}: {len(df)} notes of "
-          f"{df['instrument_str'].nunique()} instruments; {args.folds}-fold cross-validation over instruments; "
-          f"resnet18 from scratch, {args.epochs} epochs, bs={args.bs}, lr={args.lr})\n")  # fmt: skip
-    print("Each fold holds out about 1/folds of the instruments of every family and trains on the rest; fold k "
-          f"uses seed {args.seed} + k for every recipe, so the recipes are compared fold by fold "
-          "(paired).\n")  # fmt: skip
-    print("| recipe | accuracy per fold | mean ± std | vs none, per fold (points) | vs none: mean ± s.e. "
-          "| folds better | minutes per run |")  # fmt: skip
+    print(
+        f"## Validation accuracy on unseen instruments (synth_nsynth size={size}: {len(df)} notes of "
+        f"{df['instrument_str'].nunique()} instruments; {args.folds}-fold cross-validation over instruments; "
+        f"resnet18 from scratch, {args.epochs} epochs, bs={args.bs}, lr={args.lr})\n"
+    )
+    print(
+        "Each fold holds out about 1/folds of the instruments of every family and trains on the rest; fold k "
+        f"uses seed {args.seed} + k for every recipe, so the recipes are compared fold by fold "
+        "(paired).\n"
+    )
+    print(
+        "| recipe | accuracy per fold | mean ± std | vs none, per fold (points) | vs none: mean ± s.e. "
+        "| folds better | minutes per run |"
+    )
     print("|---|---|---|---|---|---|---|")
     base = None
     for recipe in args.recipes:
         start = time.perf_counter()
-        accs = [train_once(df, held_out, recipe, args.seed + k, args.epochs, args.bs, args.lr) for k, held_out in
-                enumerate(folds)]  # fmt: skip
+        accs = [
+            train_once(df, held_out, recipe, args.seed + k, args.epochs, args.bs, args.lr)
+            for k, held_out in enumerate(folds)
+        ]
         minutes = (time.perf_counter() - start) / 60 / len(accs)
         if recipe == "none":
             base = accs
@@ -216,11 +249,16 @@ def study(args, size):
         else:
             diffs = [100 * (a - b) for a, b in zip(accs, base)]
             sem = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
-            diff_cells = (f"{', '.join(f'{d:+.1f}' for d in diffs)} | {statistics.mean(diffs):+.1f} ± {sem:.1f} | "
-                          f"{sum(d > 0 for d in diffs)} of {len(diffs)}")  # fmt: skip
+            diff_cells = (
+                f"{', '.join(f'{d:+.1f}' for d in diffs)} | {statistics.mean(diffs):+.1f} ± {sem:.1f} | "
+                f"{sum(d > 0 for d in diffs)} of {len(diffs)}"
+            )
         std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        print(f"| {recipe} | {', '.join(f'{a:.3f}' for a in accs)} | {statistics.mean(accs):.3f} ± {std:.3f} | "
-              f"{diff_cells} | {minutes:.1f} |", flush=True)  # fmt: skip
+        print(
+            f"| {recipe} | {', '.join(f'{a:.3f}' for a in accs)} | {statistics.mean(accs):.3f} ± {std:.3f} | "
+            f"{diff_cells} | {minutes:.1f} |",
+            flush=True,
+        )
 
 
 def main():
@@ -243,8 +281,10 @@ def main():
         args.size, args.epochs, args.folds, args.runs = "small", 1, 2, 3
     size = int(args.size) if args.size.isdigit() else args.size
 
-    print(f"# bench/augment_study.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}\n")  # fmt: skip
+    print(
+        f"# bench/augment_study.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}\n"
+    )
     if not args.skip_cost:
         cost(args.runs, torch.device(args.device))
     if args.skip_study:

@@ -74,9 +74,17 @@ def logmel_contenders(x: torch.Tensor, device: torch.device) -> dict:
     mel(audio)  # moves the layer to the device once, as the first batch does in a DataLoader
     layer = mel.layer
 
-    ta_mel = torchaudio.transforms.MelSpectrogram(sample_rate=SR, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS,
-                                                  f_min=F_MIN, f_max=F_MAX, power=2.0, norm="slaney",
-                                                  mel_scale="slaney").to(device)  # fmt: skip
+    ta_mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate=SR,
+        n_fft=N_FFT,
+        hop_length=HOP,
+        n_mels=N_MELS,
+        f_min=F_MIN,
+        f_max=F_MAX,
+        power=2.0,
+        norm="slaney",
+        mel_scale="slaney",
+    ).to(device)
     ta_spec = torchaudio.transforms.Spectrogram(n_fft=N_FFT, hop_length=HOP, power=2.0).to(device)
     ta_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=TOP_DB).to(device)
 
@@ -94,8 +102,9 @@ def logmel_contenders(x: torch.Tensor, device: torch.device) -> dict:
         "  torchaudio MelSpectrogram": lambda: ta_mel(x3),
     }
     if nnaudio_features is not None:
-        nna_mel = nnaudio_features.MelSpectrogram(sr=SR, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, fmin=F_MIN,
-                                                  fmax=F_MAX, power=2.0, verbose=False).to(device)  # fmt: skip
+        nna_mel = nnaudio_features.MelSpectrogram(
+            sr=SR, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, fmin=F_MIN, fmax=F_MAX, power=2.0, verbose=False
+        ).to(device)
         # nnAudio has no dB step: torchaudio's AmplitudeToDB follows it, on (B, 1, mels, frames) for a per-item clamp
         rows[NNA] = lambda: ta_db(nna_mel(x2)[:, None])
         rows["  nnAudio MelSpectrogram"] = lambda: nna_mel(x2)
@@ -109,9 +118,15 @@ def cqt_contenders(x: torch.Tensor, device: torch.device) -> dict:
     ours_mag, ours_pow = CQT(**kw, output="magnitude"), CQT(**kw)
     rows = {CQT_OURS: lambda: ours_mag(audio), CQT_OURS_POWER: lambda: ours_pow(audio)}
     if nnaudio_features is not None:
-        nna = nnaudio_features.CQT1992v2(sr=SR, hop_length=CQT_HOP, fmin=CQT_FMIN, n_bins=CQT_BINS,
-                                         bins_per_octave=CQT_BPO, output_format="Magnitude",
-                                         verbose=False).to(device)  # fmt: skip
+        nna = nnaudio_features.CQT1992v2(
+            sr=SR,
+            hop_length=CQT_HOP,
+            fmin=CQT_FMIN,
+            n_bins=CQT_BINS,
+            bins_per_octave=CQT_BPO,
+            output_format="Magnitude",
+            verbose=False,
+        ).to(device)
         rows[CQT_NNA] = lambda: nna(x2)
     return rows
 
@@ -119,15 +134,22 @@ def cqt_contenders(x: torch.Tensor, device: torch.device) -> dict:
 def librosa_logmel(y: np.ndarray):
     out = []
     for clip in y:
-        S = librosa.feature.melspectrogram(y=clip, sr=SR, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, fmin=F_MIN,
-                                           fmax=F_MAX, power=2.0)  # fmt: skip
+        S = librosa.feature.melspectrogram(
+            y=clip, sr=SR, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, fmin=F_MIN, fmax=F_MAX, power=2.0
+        )
         out.append(librosa.power_to_db(S, ref=np.max, top_db=TOP_DB))
     return np.stack(out)
 
 
 def librosa_cqt(y: np.ndarray):
-    return np.stack([np.abs(librosa.cqt(clip, sr=SR, hop_length=CQT_HOP, fmin=CQT_FMIN, n_bins=CQT_BINS,
-                                        bins_per_octave=CQT_BPO)) for clip in y])  # fmt: skip
+    return np.stack(
+        [
+            np.abs(
+                librosa.cqt(clip, sr=SR, hop_length=CQT_HOP, fmin=CQT_FMIN, n_bins=CQT_BINS, bins_per_octave=CQT_BPO)
+            )
+            for clip in y
+        ]
+    )
 
 
 # -------------------------------------------------------------------------------------------------------- timing
@@ -177,8 +199,10 @@ def print_table(title: str, times: dict, ours: str, names: list, notes: dict | N
             continue
         med = statistics.median(times[name])
         label = name + notes.get(name, "")
-        print(f"| {label:<52} | {med * 1e3:10.2f} | {min(times[name]) * 1e3:9.2f} | {len(times[name]):4d} | "
-              f"{base / med:9.3f} | {med / base:9.2f} |")  # fmt: skip
+        print(
+            f"| {label:<52} | {med * 1e3:10.2f} | {min(times[name]) * 1e3:9.2f} | {len(times[name]):4d} | "
+            f"{base / med:9.3f} | {med / base:9.2f} |"
+        )
 
 
 def goal(text: str, met: bool, value: str):
@@ -241,9 +265,11 @@ def main():
     warmup = 1 if args.quick else 3
 
     thread_note = "" if args.threads is not None else " (torch's default)"
-    print(f"# bench/frontend.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}, torchaudio {torchaudio.__version__}, librosa {librosa.__version__}, "
-          f"torch threads {torch.get_num_threads()}{thread_note}")  # fmt: skip
+    print(
+        f"# bench/frontend.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, torchaudio {torchaudio.__version__}, librosa {librosa.__version__}, "
+        f"torch threads {torch.get_num_threads()}{thread_note}"
+    )
     if nnaudio_features is None:
         print("nnAudio: not installed, its rows are skipped (install it with `pip install nnAudio`, the `bench` extra)")
     else:
@@ -252,10 +278,12 @@ def main():
         print(f"nnAudio {getattr(nnAudio, '__version__', '?')}")
     cuda = torch.cuda.is_available()
     print(f"GPU: {torch.cuda.get_device_name(0)}" if cuda else "GPU: none available on this machine (not measured)")
-    print(f"Batch: {BATCH} clips x {SECONDS:g} s at {SR} Hz, float32 (fixed-seed tones + noise). Timed under "
-          f"torch.no_grad, round-robin, {warmup} warm-up call(s) each; median of {runs} runs per torch contender, "
-          f"{lib_runs} for librosa log-mel and {lib_cqt_runs} for librosa CQT (slow, one clip at a time on the CPU)."
-          + (" QUICK MODE: a smoke check, not a measurement." if args.quick else ""))  # fmt: skip
+    print(
+        f"Batch: {BATCH} clips x {SECONDS:g} s at {SR} Hz, float32 (fixed-seed tones + noise). Timed under "
+        f"torch.no_grad, round-robin, {warmup} warm-up call(s) each; median of {runs} runs per torch contender, "
+        f"{lib_runs} for librosa log-mel and {lib_cqt_runs} for librosa CQT (slow, one clip at a time on the CPU)."
+        + (" QUICK MODE: a smoke check, not a measurement." if args.quick else "")
+    )
 
     y = make_batch()
     x = torch.from_numpy(y)
@@ -279,12 +307,21 @@ def main():
         if device.type != "cpu":
             times[LIBROSA] = results["cpu"][LIBROSA]
             notes[LIBROSA] = " (CPU)"
-        print_table(f"## Log-mel on {device.type.upper()}: n_fft {N_FFT}, hop {HOP}, {N_MELS} mels {F_MIN:g}-{F_MAX:g} "
-                    f"Hz, power 2, dB top_db {TOP_DB:g} ('ours / it' < 1: fastai_audio faster)",
-                    times, OURS, main_rows, notes)  # fmt: skip
+        print_table(
+            f"## Log-mel on {device.type.upper()}: n_fft {N_FFT}, hop {HOP}, {N_MELS} mels {F_MIN:g}-{F_MAX:g} "
+            f"Hz, power 2, dB top_db {TOP_DB:g} ('ours / it' < 1: fastai_audio faster)",
+            times,
+            OURS,
+            main_rows,
+            notes,
+        )
         print_logmel_goals(times, librosa_s)
-        print_table(f"Where the time goes on {device.type.upper()} (same run, same batch)", times, OURS,
-                    [FLOOR] + [n for n in times if n.startswith("  ")] + [TA, OURS])  # fmt: skip
+        print_table(
+            f"Where the time goes on {device.type.upper()} (same run, same batch)",
+            times,
+            OURS,
+            [FLOOR] + [n for n in times if n.startswith("  ")] + [TA, OURS],
+        )
 
     # -------------------------------------------------------------------------------------------------- CQT
     results = {}
@@ -301,12 +338,19 @@ def main():
         if device.type != "cpu":
             times[CQT_LIBROSA] = results["cpu"][CQT_LIBROSA]
             notes[CQT_LIBROSA] = " (CPU)"
-        print_table(f"## CQT on {device.type.upper()}: {CQT_BINS} bins from {CQT_FMIN} Hz, {CQT_BPO}/octave, hop "
-                    f"{CQT_HOP}, magnitude (ratios against the magnitude row)",
-                    times, CQT_OURS, [CQT_OURS, CQT_OURS_POWER, CQT_NNA, CQT_LIBROSA], notes)  # fmt: skip
-    print("\nCQT: no stated speed goal beyond doing the same job; the ratios above are ours vs nnAudio and vs librosa. "
-          "Not numerically identical: nnAudio uses librosa's old Q (filters ~3 % shorter) and one 2^k-wide kernel "
-          "bank for every bin; librosa computes lower octaves on a downsampled signal.")  # fmt: skip
+        print_table(
+            f"## CQT on {device.type.upper()}: {CQT_BINS} bins from {CQT_FMIN} Hz, {CQT_BPO}/octave, hop "
+            f"{CQT_HOP}, magnitude (ratios against the magnitude row)",
+            times,
+            CQT_OURS,
+            [CQT_OURS, CQT_OURS_POWER, CQT_NNA, CQT_LIBROSA],
+            notes,
+        )
+    print(
+        "\nCQT: no stated speed goal beyond doing the same job; the ratios above are ours vs nnAudio and vs librosa. "
+        "Not numerically identical: nnAudio uses librosa's old Q (filters ~3 % shorter) and one 2^k-wide kernel "
+        "bank for every bin; librosa computes lower octaves on a downsampled signal."
+    )
 
 
 if __name__ == "__main__":

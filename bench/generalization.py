@@ -58,9 +58,12 @@ SF2 = Path("/usr/share/sounds/sf2")
 HELD_OUT = {"csound": SF2 / "sf_GMbank.sf2", "opl3": SF2 / "OPL-3_FM_128M.sf2"}
 SELECT = SF2 / "FluidR3_GM.sf2"
 EXTRA_TRAIN = Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
-PACKAGES = {"sf_GMbank.sf2": "csound-soundfont", "OPL-3_FM_128M.sf2": "opl3-soundfont",
-            "FluidR3_GM.sf2": "fluid-soundfont-gm",
-            "MuseScore_General_Lite.sf3": "musescore-general-soundfont-small"}  # fmt: skip
+PACKAGES = {
+    "sf_GMbank.sf2": "csound-soundfont",
+    "OPL-3_FM_128M.sf2": "opl3-soundfont",
+    "FluidR3_GM.sf2": "fluid-soundfont-gm",
+    "MuseScore_General_Lite.sf3": "musescore-general-soundfont-small",
+}
 
 
 def _before():  # the recipe of issues 1-15: noise and the spectrogram low-pass
@@ -95,8 +98,10 @@ def ensure_soundfonts():
         subprocess.run(["apt-get", "install", "-y", "-q", *packages], check=False, stdout=subprocess.DEVNULL)
     still = [p for p in missing if not p.is_file()]
     if still:
-        sys.exit(f"the study needs {', '.join(map(str, still))}: run `sudo apt-get install {' '.join(packages)}` "
-                 "(Debian/Ubuntu), then run this again")  # fmt: skip
+        sys.exit(
+            f"the study needs {', '.join(map(str, still))}: run `sudo apt-get install {' '.join(packages)}` "
+            "(Debian/Ubuntu), then run this again"
+        )
 
 
 def render(size, eval_size, seed=0):
@@ -105,8 +110,11 @@ def render(size, eval_size, seed=0):
     base = read_nsynth(synth_nsynth(CACHE / f"gen_default_{size}", size, **kw))
     data = {"default": base}
     data["select"] = read_nsynth(synth_nsynth(CACHE / f"gen_fluid_{eval_size}", eval_size, soundfont=SELECT, **kw))
-    diverse = read_nsynth(synth_nsynth(CACHE / f"gen_diverse_{size}", size, soundfont=[None, EXTRA_TRAIN],
-                                       timbre_randomization=True, **kw))  # fmt: skip
+    diverse = read_nsynth(
+        synth_nsynth(
+            CACHE / f"gen_diverse_{size}", size, soundfont=[None, EXTRA_TRAIN], timbre_randomization=True, **kw
+        )
+    )
     data["diverse"] = diverse
     timbre = read_nsynth(synth_nsynth(CACHE / f"gen_timbre_{size}", size, timbre_randomization=True, **kw))
     data["timbre"] = timbre
@@ -121,8 +129,16 @@ def fit(train_df, select_df, label, recipe, keep_best, seed, epochs, lr, bs, pre
     tfms = recipe()
     df = pd.concat([train_df.assign(is_valid=False), select_df.assign(is_valid=True)], ignore_index=True)
     batch_tfms = [*mel_transforms(preset), *(t for t in tfms if not isinstance(t, Callback))]
-    dls = AudioDataLoaders.from_df(df, fn_col="fname", label_col=label, valid_col="is_valid", duration=duration,
-                                   bs=bs, num_workers=0, batch_tfms=batch_tfms)  # fmt: skip
+    dls = AudioDataLoaders.from_df(
+        df,
+        fn_col="fname",
+        label_col=label,
+        valid_col="is_valid",
+        duration=duration,
+        bs=bs,
+        num_workers=0,
+        batch_tfms=batch_tfms,
+    )
     cbs = [t for t in tfms if isinstance(t, Callback)]
     if keep_best:
         cbs.append(KeepBest(fname=f"best_{os.getpid()}", verbose=False))
@@ -149,19 +165,33 @@ def mean_sd(xs):
 
 
 def cross_soundfont(args, data):
-    print(f"## Cross-soundfont: train on {len(data['default'])} notes (default soundfont, every program), keep the "
-          f"epoch chosen on {len(data['select'])} notes of FluidR3, score on every note of "
-          + ", ".join(f"{k} ({len(data[k])} notes)" for k in HELD_OUT)
-          + f"; resnet18 from scratch, fit_one_cycle({args.epochs}, {args.lr}), bs {args.bs}, "
-          f"seeds {args.seeds}\n")  # fmt: skip
+    print(
+        f"## Cross-soundfont: train on {len(data['default'])} notes (default soundfont, every program), keep the "
+        f"epoch chosen on {len(data['select'])} notes of FluidR3, score on every note of "
+        + ", ".join(f"{k} ({len(data[k])} notes)" for k in HELD_OUT)
+        + f"; resnet18 from scratch, fit_one_cycle({args.epochs}, {args.lr}), bs {args.bs}, "
+        f"seeds {args.seeds}\n"
+    )
     results, confusions = {}, {}
     with tempfile.TemporaryDirectory() as work:
         for arm in args.arms:
             source, recipe, keep_best = ARMS[arm]
             for seed in args.seeds:
                 start = time.perf_counter()
-                learn, accs = fit(data[source], data["select"], "instrument_family_str", recipe, keep_best, seed,
-                                  args.epochs, args.lr, args.bs, "nsynth", 4.0, work)  # fmt: skip
+                learn, accs = fit(
+                    data[source],
+                    data["select"],
+                    "instrument_family_str",
+                    recipe,
+                    keep_best,
+                    seed,
+                    args.epochs,
+                    args.lr,
+                    args.bs,
+                    "nsynth",
+                    4.0,
+                    work,
+                )
                 row = {"valid": accs, "kept": max(accs) if keep_best else accs[-1]}
                 for name in HELD_OUT:
                     row[name], pairs = score(learn, data[name], "instrument_family_str")
@@ -215,8 +245,13 @@ def fsdd(args):
         print(f"## FSDD: skipped, {FSDD} is absent (it is in the team's ../shared/data, not in a clone)")
         return
     files = sorted(FSDD.glob("*.wav"))
-    df = pd.DataFrame({"fname": files, "digit": [f.name.split("_")[0] for f in files],
-                       "speaker": [f.name.split("_")[1] for f in files]})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "fname": files,
+            "digit": [f.name.split("_")[0] for f in files],
+            "speaker": [f.name.split("_")[1] for f in files],
+        }
+    )
     speakers = sorted(df.speaker.unique())
     print(
         f"\n## FSDD leave-one-speaker-out: {len(df)} recordings, {len(speakers)} speakers; `speech` preset, "
@@ -229,8 +264,20 @@ def fsdd(args):
             start = time.perf_counter()
             rest = df[df.speaker != speaker]
             select = rest.sample(frac=0.15, random_state=k)
-            learn, valid = fit(rest.drop(select.index), select, "digit", recipe, keep_best, args.seeds[0] + k,
-                               args.fsdd_epochs, args.lr, args.bs, "speech", 1.0, work)  # fmt: skip
+            learn, valid = fit(
+                rest.drop(select.index),
+                select,
+                "digit",
+                recipe,
+                keep_best,
+                args.seeds[0] + k,
+                args.fsdd_epochs,
+                args.lr,
+                args.bs,
+                "speech",
+                1.0,
+                work,
+            )
             acc, _ = score(learn, df[df.speaker == speaker], "digit")
             accs.append(acc)
             print(
@@ -262,8 +309,10 @@ def main():
     if args.quick:
         args.size, args.eval_size, args.epochs, args.seeds, args.fsdd_epochs = "2", "1", 1, [0], 1
     size = int(args.size) if args.size.isdigit() else args.size
-    print(f"# bench/generalization.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}\n")  # fmt: skip
+    print(
+        f"# bench/generalization.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}\n"
+    )
     if not args.fsdd_only:
         ensure_soundfonts()
         cross_soundfont(args, render(size, int(args.eval_size)))

@@ -96,8 +96,10 @@ def main():
     learn.model.to(device).eval()
     test_files = list(read_nsynth(root, splits=["test"]).fname)
     clip = test_files[0]
-    print(f"# bench/inference.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {device}")  # fmt: skip
+    print(
+        f"# bench/inference.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {device}"
+    )
     print(f"resnet18, 1 channel, {dls.c} classes; input {tuple(dls.one_batch()[0].shape[1:])} per 4 s clip\n")
 
     # 1. predict(path) latency
@@ -107,8 +109,11 @@ def main():
             floor = timings_ms(lambda: learn.model(spec), args.runs, sync=sync)
         ours = timings_ms(lambda: learn.predict(clip), args.runs, sync=sync)
         fastai = timings_ms(lambda: Learner.predict(learn, clip), max(10, args.runs // 4), sync=sync)
-    rows = [("learn.predict (fastai_audio)", ours), ("fastai's Learner.predict", fastai),
-            ("network alone on a ready spectrogram (floor)", floor)]  # fmt: skip
+    rows = [
+        ("learn.predict (fastai_audio)", ours),
+        ("fastai's Learner.predict", fastai),
+        ("network alone on a ready spectrogram (floor)", floor),
+    ]
     onnx_ms = onnx_predict_ms(learn, clip, args.runs) if device.type == "cpu" else None
     if onnx_ms is not None:
         rows.append(("OnnxClassifier.predict(path) (export_onnx; decoding included)", onnx_ms))
@@ -118,8 +123,10 @@ def main():
     for name, t in rows:
         print(f"| {name} | {np.median(t):.1f} | {np.percentile(t, 95):.1f} | {np.median(t) / np.median(ours):.2f} |")
     p50 = float(np.median(ours))
-    print(f"\ngoal p50 <= 15 ms: {'met' if p50 <= 15 else 'NOT met'} ({p50:.1f} ms; the network alone takes "
-          f"{np.median(floor):.1f} ms, the rest of predict {p50 - np.median(floor):.1f} ms)\n")  # fmt: skip
+    print(
+        f"\ngoal p50 <= 15 ms: {'met' if p50 <= 15 else 'NOT met'} ({p50:.1f} ms; the network alone takes "
+        f"{np.median(floor):.1f} ms, the rest of predict {p50 - np.median(floor):.1f} ms)\n"
+    )
 
     # 2. batch prediction over many files
     files = test_files * max(1, 256 // len(test_files))
@@ -151,8 +158,9 @@ def main():
             took = time.perf_counter() - start
         speeds[hop] = seconds / took
         print(f"| {hop:g} | {len(res.starts)} | {took:.2f} | {speeds[hop]:.0f} |")
-    print(f"\ngoal >= 200x real time (default hop 2 s): {'met' if speeds[2.0] >= 200 else 'NOT met'} "
-          f"({speeds[2.0]:.0f}x)")  # fmt: skip
+    print(
+        f"\ngoal >= 200x real time (default hop 2 s): {'met' if speeds[2.0] >= 200 else 'NOT met'} ({speeds[2.0]:.0f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -97,8 +97,12 @@ def make_long_files(root: Path, n: int = 100, seconds: float = 30.0, sample_rate
         path = root / "train" / "noise" / f"long_{i:03d}.wav"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(str(path), (0.1 * rng.standard_normal(int(seconds * sample_rate))).astype(np.float32),
-                     sample_rate, subtype="PCM_16")  # fmt: skip
+            sf.write(
+                str(path),
+                (0.1 * rng.standard_normal(int(seconds * sample_rate))).astype(np.float32),
+                sample_rate,
+                subtype="PCM_16",
+            )
         files.append(path)
     valid = root / "valid" / "noise" / "long_valid.wav"
     if not valid.exists():
@@ -162,32 +166,47 @@ def main():
         Path(f).read_bytes()
 
     base_name = "soundfile.read loop (baseline)"
-    rows = round_robin({
-        base_name: lambda: bare_loop(files),
-        f"soundfile.read loop + torch.stack (bs={args.bs})": lambda: bare_loop_batched(files, args.bs),
-        "fastai_audio's decoder alone (io.read_span loop)": lambda: bare_loop(files, read_span),
-        **{f"torch DataLoader, bare Dataset, num_workers={w}": (lambda w=w: torch_loader(files, args.bs, w))
-           for w in (0, 2)},
-        **{f"dls.train, num_workers={w}": (lambda w=w: through_loader(root, w, args.bs)) for w in (0, 2)},
-    }, args.repeats)  # fmt: skip
-    print(f"# bench/loader.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}, median of {args.repeats}")  # fmt: skip
-    print_table(f"{len(files)} NSynth-format clips of 4 s at 16 kHz (synth_nsynth size={args.size}), bs={args.bs}",
-                rows, base_name)  # fmt: skip
+    rows = round_robin(
+        {
+            base_name: lambda: bare_loop(files),
+            f"soundfile.read loop + torch.stack (bs={args.bs})": lambda: bare_loop_batched(files, args.bs),
+            "fastai_audio's decoder alone (io.read_span loop)": lambda: bare_loop(files, read_span),
+            **{
+                f"torch DataLoader, bare Dataset, num_workers={w}": (lambda w=w: torch_loader(files, args.bs, w))
+                for w in (0, 2)
+            },
+            **{f"dls.train, num_workers={w}": (lambda w=w: through_loader(root, w, args.bs)) for w in (0, 2)},
+        },
+        args.repeats,
+    )
+    print(
+        f"# bench/loader.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, median of {args.repeats}"
+    )
+    print_table(
+        f"{len(files)} NSynth-format clips of 4 s at 16 kHz (synth_nsynth size={args.size}), bs={args.bs}",
+        rows,
+        base_name,
+    )
 
     long_files = make_long_files(CACHE / "long_30s")
     for f in long_files:
         Path(f).read_bytes()
     # num_workers=0 only: 100 clips are too few to amortise starting worker processes
     crop_base = "soundfile.read of a random 4 s span (baseline)"
-    rows = round_robin({
-        crop_base: lambda: bare_loop(long_files, crop_reader()),
-        "whole-file soundfile.read (for scale: 7.5x the samples)": lambda: bare_loop(long_files),
-        "4 s crops via dls.train, num_workers=0": lambda: epoch_rate(
-            AudioDataLoaders.from_folder(CACHE / "long_30s", bs=args.bs, num_workers=0, duration=4.0)),
-    }, args.repeats)  # fmt: skip
-    print_table(f"{len(long_files)} files of 30 s, random 4 s training crops (the same span read both ways)", rows,
-                crop_base)  # fmt: skip
+    rows = round_robin(
+        {
+            crop_base: lambda: bare_loop(long_files, crop_reader()),
+            "whole-file soundfile.read (for scale: 7.5x the samples)": lambda: bare_loop(long_files),
+            "4 s crops via dls.train, num_workers=0": lambda: epoch_rate(
+                AudioDataLoaders.from_folder(CACHE / "long_30s", bs=args.bs, num_workers=0, duration=4.0)
+            ),
+        },
+        args.repeats,
+    )
+    print_table(
+        f"{len(long_files)} files of 30 s, random 4 s training crops (the same span read both ways)", rows, crop_base
+    )
 
 
 if __name__ == "__main__":

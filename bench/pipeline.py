@@ -154,8 +154,14 @@ def render_pngs(df, out: Path, cfg, bs: int) -> dict:
             Image.fromarray(img, mode="L").save(path)
     mean = sums / n_cols  # per (channel, mel band), over every training image and frame
     std = ((sq_sums - n_cols * mean**2) / (n_cols - 1)).clamp_min(0).sqrt()
-    manifest = {"render_s": time.perf_counter() - start, "n_images": len(df), "shape": shape,
-                "mean": mean.tolist(), "std": std.tolist(), "complete": True}  # fmt: skip
+    manifest = {
+        "render_s": time.perf_counter() - start,
+        "n_images": len(df),
+        "shape": shape,
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+        "complete": True,
+    }
     (out / "render.json").write_text(json.dumps(manifest) + "\n", encoding="utf-8")
     return manifest
 
@@ -181,8 +187,14 @@ def png_path(out: Path, row) -> Path:
 
 
 def dls_on_the_fly(root: Path, args):
-    return AudioDataLoaders.from_nsynth(root, bs=args.bs, num_workers=args.workers, sample_rate=16000,
-                                        duration=DURATION, batch_tfms=mel_transforms(PRESET))  # fmt: skip
+    return AudioDataLoaders.from_nsynth(
+        root,
+        bs=args.bs,
+        num_workers=args.workers,
+        sample_rate=16000,
+        duration=DURATION,
+        batch_tfms=mel_transforms(PRESET),
+    )
 
 
 def dls_png(df, out: Path, manifest: dict, vocab: list, args):
@@ -193,8 +205,12 @@ def dls_png(df, out: Path, manifest: dict, vocab: list, args):
     mean = torch.tensor(manifest["mean"], dtype=torch.float32)[None, :, :, None]  # (1, 1, n_mels, 1)
     std = torch.tensor(manifest["std"], dtype=torch.float32)[None, :, :, None]
     norm = Normalize(mean=mean.to(default_device()), std=(std + 1e-6).to(default_device()))
-    dblock = DataBlock(blocks=(ImageBlock(cls=PILImageBW), CategoryBlock(vocab=vocab)), get_y=parent_label,
-                       splitter=splitter, batch_tfms=norm)  # fmt: skip
+    dblock = DataBlock(
+        blocks=(ImageBlock(cls=PILImageBW), CategoryBlock(vocab=vocab)),
+        get_y=parent_label,
+        splitter=splitter,
+        batch_tfms=norm,
+    )
     return dblock.dataloaders(items, path=out, bs=args.bs, num_workers=args.workers)
 
 
@@ -225,12 +241,22 @@ def set_up(name: str, seed: int, args, root: Path, df, pngs) -> dict:
         learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy, loss_func=loss, opt_func=Adam)
     else:
         model = create_audio_model(resnet18, dls.c, n_in=1, pretrained=False)
-        learn = Learner(dls, model, loss_func=loss, opt_func=Adam, metrics=accuracy,
-                        splitter=model_meta[resnet18]["split"])  # fmt: skip
+        learn = Learner(
+            dls, model, loss_func=loss, opt_func=Adam, metrics=accuracy, splitter=model_meta[resnet18]["split"]
+        )
     set_seed(seed, reproducible=True)  # the same initial weights in both pipelines
     learn.model.load_state_dict(create_audio_model(resnet18, dls.c, n_in=1, pretrained=False).state_dict())
-    return {"name": name, "seed": seed, "learn": learn, "timer": EpochTimer(), "setup_s": setup_s, "data": [],
-            "shape": tuple(xb.shape), "type": type(xb).__name__, "vocab": list(dls.vocab)}  # fmt: skip
+    return {
+        "name": name,
+        "seed": seed,
+        "learn": learn,
+        "timer": EpochTimer(),
+        "setup_s": setup_s,
+        "data": [],
+        "shape": tuple(xb.shape),
+        "type": type(xb).__name__,
+        "vocab": list(dls.vocab),
+    }
 
 
 def seed_run(run: dict):
@@ -265,9 +291,12 @@ def finish(run: dict) -> dict:
     run["acc"] = float(learn.recorder.values[-1][-1])
     run["epochs"], run["cpu"] = run["timer"].epoch_times, run.pop("timer").cpu_times
     run["data_s"] = statistics.median(run.pop("data"))
-    print(f"  seed {run['seed']} {run['name']}: {run['type']}{run['shape']}, set-up {run['setup_s']:.1f} s, data "
-          f"pass {run['data_s']:.1f} s, epochs {', '.join(f'{t:.1f}' for t in run['epochs'])} s, valid accuracy "
-          f"{run['acc']:.3f}", flush=True)  # fmt: skip
+    print(
+        f"  seed {run['seed']} {run['name']}: {run['type']}{run['shape']}, set-up {run['setup_s']:.1f} s, data "
+        f"pass {run['data_s']:.1f} s, epochs {', '.join(f'{t:.1f}' for t in run['epochs'])} s, valid accuracy "
+        f"{run['acc']:.3f}",
+        flush=True,
+    )
     return run
 
 
@@ -302,9 +331,11 @@ def print_table(results: dict, render_s: float, cached: bool) -> tuple[float, fl
     base = statistics.median(_later(results[PNG], "epochs"))
     base_cpu = statistics.median(_later(results[PNG], "cpu"))
     render_note = " (cached)" if cached else ""
-    print(f"\n| {'pipeline':<42} | {'render s':>9} | {'set-up s':>8} | {'1st epoch s':>11} | {'epoch s':>8} | "
-          f"{'epoch CPU s':>11} | {'data-only s':>11} | {'valid accuracy':>15} | {'epoch x PNG':>11} | "
-          f"{'CPU x PNG':>9} |")  # fmt: skip
+    print(
+        f"\n| {'pipeline':<42} | {'render s':>9} | {'set-up s':>8} | {'1st epoch s':>11} | {'epoch s':>8} | "
+        f"{'epoch CPU s':>11} | {'data-only s':>11} | {'valid accuracy':>15} | {'epoch x PNG':>11} | "
+        f"{'CPU x PNG':>9} |"
+    )
     print("|" + "|".join("-" * (n + 2) for n in (42, 9, 8, 11, 8, 11, 11, 15, 11, 9)) + "|")
     for name in (PNG, ON_THE_FLY):
         rs = results[name]
@@ -313,17 +344,25 @@ def print_table(results: dict, render_s: float, cached: bool) -> tuple[float, fl
         first = statistics.median(r["epochs"][0] for r in rs)
         epoch, cpu = statistics.median(_later(rs, "epochs")), statistics.median(_later(rs, "cpu"))
         data = statistics.median(r["data_s"] for r in rs)
-        print(f"| {name:<42} | {render:>9} | {setup:8.1f} | {first:11.1f} | {epoch:8.1f} | {cpu:11.1f} | "
-              f"{data:11.2f} | {fmt_mean_std([r['acc'] for r in rs]):>15} | {epoch / base:11.2f} | "
-              f"{cpu / base_cpu:9.2f} |")  # fmt: skip
-    return (statistics.median(_later(results[ON_THE_FLY], "epochs")) / base,
-            statistics.median(_later(results[ON_THE_FLY], "cpu")) / base_cpu)  # fmt: skip
+        print(
+            f"| {name:<42} | {render:>9} | {setup:8.1f} | {first:11.1f} | {epoch:8.1f} | {cpu:11.1f} | "
+            f"{data:11.2f} | {fmt_mean_std([r['acc'] for r in rs]):>15} | {epoch / base:11.2f} | "
+            f"{cpu / base_cpu:9.2f} |"
+        )
+    return (
+        statistics.median(_later(results[ON_THE_FLY], "epochs")) / base,
+        statistics.median(_later(results[ON_THE_FLY], "cpu")) / base_cpu,
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default=6, type=lambda s: int(s) if s.isdigit() else s,
-                        help="synth_nsynth size: small, medium, full or notes per program (default 6)")  # fmt: skip
+    parser.add_argument(
+        "--size",
+        default=6,
+        type=lambda s: int(s) if s.isdigit() else s,
+        help="synth_nsynth size: small, medium, full or notes per program (default 6)",
+    )
     parser.add_argument("--epochs", type=int, default=4, help="epochs of fit_one_cycle per run (default 4)")
     parser.add_argument("--seeds", type=int, default=2, help="runs per pipeline, seeds 0..N-1 (default 2)")
     parser.add_argument("--bs", type=int, default=32)
@@ -340,9 +379,11 @@ def main():
     total_start = time.perf_counter()
 
     thread_note = "" if args.threads is not None else " (torch's default)"
-    print(f"# bench/pipeline.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}, torch threads {torch.get_num_threads()}{thread_note}, device "
-          f"{default_device()}")  # fmt: skip
+    print(
+        f"# bench/pipeline.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, torch threads {torch.get_num_threads()}{thread_note}, device "
+        f"{default_device()}"
+    )
     root = synth_nsynth(CACHE / f"nsynth_{args.size}", size=args.size, progress=False)
     df = read_nsynth(root, splits=["train", "valid"])
     frames = {sf.info(str(f)).frames for f in df.fname}
@@ -353,21 +394,35 @@ def main():
 
     out, manifest, cached = get_pngs(root, df, cfg, max(args.bs, 64), args.reuse_png)
     vocab = sorted(df[df.split == "train"].instrument_family_str.unique())
-    print(f"Data: synth_nsynth size={args.size}, {int((df.split == 'train').sum())} train / "
-          f"{int((df.split == 'valid').sum())} valid notes (instrument-disjoint), {len(vocab)} families; "
-          f"{args.epochs} epochs of fit_one_cycle(lr_max={args.lr:g}), bs={args.bs}, num_workers={args.workers}, "
-          f"seeds {list(range(args.seeds))}." + (" QUICK MODE: a smoke check only." if args.quick else ""))  # fmt: skip
-    print(f"PNG render: {manifest['n_images']} images {tuple(manifest['shape'])} in {out} "
-          + (f"(reused; it took {manifest['render_s']:.1f} s when rendered)" if cached
-             else f"in {manifest['render_s']:.1f} s"))  # fmt: skip
+    print(
+        f"Data: synth_nsynth size={args.size}, {int((df.split == 'train').sum())} train / "
+        f"{int((df.split == 'valid').sum())} valid notes (instrument-disjoint), {len(vocab)} families; "
+        f"{args.epochs} epochs of fit_one_cycle(lr_max={args.lr:g}), bs={args.bs}, num_workers={args.workers}, "
+        f"seeds {list(range(args.seeds))}." + (" QUICK MODE: a smoke check only." if args.quick else "")
+    )
+    print(
+        f"PNG render: {manifest['n_images']} images {tuple(manifest['shape'])} in {out} "
+        + (
+            f"(reused; it took {manifest['render_s']:.1f} s when rendered)"
+            if cached
+            else f"in {manifest['render_s']:.1f} s"
+        )
+    )
     if slack:
-        print(f"NOTE: clip lengths {sorted(frames)[:5]} samples are not all {int(DURATION * cfg.sample_rate)}: "
-              "(a) trains on random crops, (b) on the centre crop only; accuracies not like for like.")  # fmt: skip
+        print(
+            f"NOTE: clip lengths {sorted(frames)[:5]} samples are not all {int(DURATION * cfg.sample_rate)}: "
+            "(a) trains on random crops, (b) on the centre crop only; accuracies not like for like."
+        )
     else:
-        print(f"Every clip is exactly {DURATION:g} s: (a)'s random training crop has no slack, so both pipelines "
-              "train on the same single crop per clip.")  # fmt: skip
-    print(f"Parity: largest |dB| difference, (a)'s un-normalised validation batch vs the PNGs of the same clips: "
-          f"{parity(root, df, out, cfg, args):.3f} dB (8-bit step {cfg.top_db / 255:.3f} dB)", flush=True)  # fmt: skip
+        print(
+            f"Every clip is exactly {DURATION:g} s: (a)'s random training crop has no slack, so both pipelines "
+            "train on the same single crop per clip."
+        )
+    print(
+        f"Parity: largest |dB| difference, (a)'s un-normalised validation batch vs the PNGs of the same clips: "
+        f"{parity(root, df, out, cfg, args):.3f} dB (8-bit step {cfg.top_db / 255:.3f} dB)",
+        flush=True,
+    )
 
     results = {ON_THE_FLY: [], PNG: []}
     for seed in range(args.seeds):
@@ -389,23 +444,29 @@ def main():
         print(f"WARNING: the pipelines differ: {a['shape']} {a['vocab']} vs {b['shape']} {b['vocab']}")
 
     n_later = max(args.epochs - 1, 1)
-    print(f"\nMedian over seeds; 'epoch s' is the median of epochs 2..{args.epochs} of every seed "
-          f"({n_later * args.seeds} epoch(s) per pipeline), training + validation; 'data-only s' is one epoch of "
-          f"batches without the model (median of {DATA_ROUNDS} per seed); accuracy is the last epoch's, mean +- std "
-          "over seeds.")  # fmt: skip
+    print(
+        f"\nMedian over seeds; 'epoch s' is the median of epochs 2..{args.epochs} of every seed "
+        f"({n_later * args.seeds} epoch(s) per pipeline), training + validation; 'data-only s' is one epoch of "
+        f"batches without the model (median of {DATA_ROUNDS} per seed); accuracy is the last epoch's, mean +- std "
+        "over seeds."
+    )
     ratio, cpu_ratio = print_table(results, manifest["render_s"], cached)
     acc_a = statistics.mean(r["acc"] for r in results[ON_THE_FLY])
     acc_b = statistics.mean(r["acc"] for r in results[PNG])
-    print(f"Goals: on-the-fly epoch <= 1.0x PNG: {ratio:.2f}x {'MET' if ratio <= 1.0 else 'MISSED'}; accuracy at "
-          f"least equal: {acc_a:.3f} vs {acc_b:.3f} {'MET' if acc_a >= acc_b else 'MISSED'}; no render step: "
-          f"{manifest['render_s']:.1f} s saved")  # fmt: skip
+    print(
+        f"Goals: on-the-fly epoch <= 1.0x PNG: {ratio:.2f}x {'MET' if ratio <= 1.0 else 'MISSED'}; accuracy at "
+        f"least equal: {acc_a:.3f} vs {acc_b:.3f} {'MET' if acc_a >= acc_b else 'MISSED'}; no render step: "
+        f"{manifest['render_s']:.1f} s saved"
+    )
     paired = [
         a / b for ra, rb in zip(results[ON_THE_FLY], results[PNG]) for a, b in zip(ra["epochs"][1:], rb["epochs"][1:])
     ]
     if paired:
-        print(f"Epoch by epoch (the same seed and epoch, run back to back): on the fly / PNG median "
-              f"{statistics.median(paired):.2f}x, range {min(paired):.2f}-{max(paired):.2f}x; CPU time "
-              f"{cpu_ratio:.2f}x")  # fmt: skip
+        print(
+            f"Epoch by epoch (the same seed and epoch, run back to back): on the fly / PNG median "
+            f"{statistics.median(paired):.2f}x, range {min(paired):.2f}-{max(paired):.2f}x; CPU time "
+            f"{cpu_ratio:.2f}x"
+        )
     print(f"Total run time {time.perf_counter() - total_start:.0f} s")
 
 

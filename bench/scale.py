@@ -45,8 +45,13 @@ def shards_of(root: Path, dest: Path, shard_size: str) -> Path:
     for folder, fmt in ((dest, "flac"), (dest.with_name(dest.name + "_original"), "original")):
         if not (folder / "index.json").is_file():
             shutil.rmtree(folder, ignore_errors=True)
-            write_shards(AudioDataLoaders.from_nsynth(root, bs=1, duration=None), folder, shard_size=shard_size,
-                         format=fmt, progress=False)  # fmt: skip
+            write_shards(
+                AudioDataLoaders.from_nsynth(root, bs=1, duration=None),
+                folder,
+                shard_size=shard_size,
+                format=fmt,
+                progress=False,
+            )
     return dest
 
 
@@ -57,8 +62,15 @@ def urls(dest: Path, split: str, base: str | None = None) -> list[str]:
 
 def shard_dls(dest: Path, bs: int, workers: int, base: str | None = None, **kwargs):
     index = f"{base}/index.json" if base else dest / "index.json"
-    return AudioDataLoaders.from_shards(urls(dest, "train", base), urls(dest, "valid", base), index=index, bs=bs,
-                                        num_workers=workers, duration=4.0, **kwargs)  # fmt: skip
+    return AudioDataLoaders.from_shards(
+        urls(dest, "train", base),
+        urls(dest, "valid", base),
+        index=index,
+        bs=bs,
+        num_workers=workers,
+        duration=4.0,
+        **kwargs,
+    )
 
 
 def serve(folder: Path):
@@ -91,8 +103,12 @@ def throughput(root: Path, dest: Path, bs: int, workers: int, repeats: int):
         f"shards (WAV bytes), local disk, num_workers={workers}": lambda: loader_rate(original.train),
     }
     rows = round_robin(contenders, repeats)
-    print_table(f"{n} NSynth-format clips of 4 s at 16 kHz, bs={bs}, one epoch each (median of {repeats})", rows,
-                next(iter(contenders)), ratio="x files")  # fmt: skip
+    print_table(
+        f"{n} NSynth-format clips of 4 s at 16 kHz, bs={bs}, one epoch each (median of {repeats})",
+        rows,
+        next(iter(contenders)),
+        ratio="x files",
+    )
     server.shutdown()
     files_rate = statistics.median(rows[next(iter(contenders))])
     best = max(statistics.median(rows[name]) for name in list(contenders)[1:] if "HTTP" not in name)
@@ -107,17 +123,25 @@ def _epoch_memory(args):
     """Child: build the loaders, run ``--batches`` training batches, print peak RSS (self + largest child)."""
     kind, dest, copies, batches, bs, workers = args.kind, Path(args.data), args.copies, args.batches, args.bs, 2
     if kind == "shards":
-        dls = AudioDataLoaders.from_shards(urls(dest, "train") * copies, urls(dest, "valid"), index=dest / "index.json",
-                                           bs=bs, num_workers=workers, duration=4.0, epoch_size=batches * bs,
-                                           shuffle_buffer=256)  # fmt: skip
+        dls = AudioDataLoaders.from_shards(
+            urls(dest, "train") * copies,
+            urls(dest, "valid"),
+            index=dest / "index.json",
+            bs=bs,
+            num_workers=workers,
+            duration=4.0,
+            epoch_size=batches * bs,
+            shuffle_buffer=256,
+        )
     else:
         from fastai_audio.datasets import read_nsynth
 
         df = read_nsynth(dest, splits=["train", "valid"])
         df = df.loc[df.index.repeat(copies)].reset_index(drop=True)
         df = df.assign(is_valid=df["split"] == "valid")
-        dls = AudioDataLoaders.from_df(df, dest, "fname", "instrument_family_str", valid_col="is_valid", bs=bs,
-                                       num_workers=workers, duration=4.0)  # fmt: skip
+        dls = AudioDataLoaders.from_df(
+            df, dest, "fname", "instrument_family_str", valid_col="is_valid", bs=bs, num_workers=workers, duration=4.0
+        )
     for i, _ in enumerate(dls.train):
         if i + 1 >= batches:
             break
@@ -132,8 +156,20 @@ def memory(root: Path, dest: Path, bs: int, batches: int):
     rows = {}
     for kind, data in (("files", root), ("shards", dest)):
         for copies in (1, 10):
-            cmd = [sys.executable, __file__, "--_memory", kind, "--data", str(data), "--copies", str(copies),
-                   "--batches", str(batches), "--bs", str(bs)]  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--_memory",
+                kind,
+                "--data",
+                str(data),
+                "--copies",
+                str(copies),
+                "--batches",
+                str(batches),
+                "--bs",
+                str(bs),
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=_env())
             if out.returncode:
                 raise RuntimeError(out.stderr[-3000:])
@@ -144,8 +180,10 @@ def memory(root: Path, dest: Path, bs: int, batches: int):
     for kind in ("files", "shards"):
         a, b = rows[(kind, 1)], rows[(kind, 10)]
         ratio = (b["self_mb"] + b["child_mb"]) / (a["self_mb"] + a["child_mb"])
-        print(f"| {kind} | {a['items']} | {a['self_mb']:.0f} | {a['child_mb']:.0f} | {b['self_mb']:.0f} | "
-              f"{b['child_mb']:.0f} | {ratio:.3f} |")  # fmt: skip
+        print(
+            f"| {kind} | {a['items']} | {a['self_mb']:.0f} | {a['child_mb']:.0f} | {b['self_mb']:.0f} | "
+            f"{b['child_mb']:.0f} | {ratio:.3f} |"
+        )
         if kind == "shards":
             verdict = "MET" if ratio <= 1.1 else "MISSED"
             print(f"\ngoal: streamed shards' peak RSS 10x / 1x <= 1.1: {ratio:.3f} -> {verdict}")
@@ -167,10 +205,18 @@ def _train_steps(args):
     device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if args.gpus else "cpu"
     if args.gpus:
         torch.cuda.set_device(device)
-    dls = AudioDataLoaders.from_shards(urls(dest, "train"), urls(dest, "valid"), index=dest / "index.json",
-                                       bs=args.bs, num_workers=args.workers, duration=4.0, device=device,
-                                       epoch_size=args.steps * args.bs * int(os.environ.get("WORLD_SIZE", 1)),
-                                       batch_tfms=mel_transforms("nsynth"), shuffle_buffer=256)  # fmt: skip
+    dls = AudioDataLoaders.from_shards(
+        urls(dest, "train"),
+        urls(dest, "valid"),
+        index=dest / "index.json",
+        bs=args.bs,
+        num_workers=args.workers,
+        duration=4.0,
+        device=device,
+        epoch_size=args.steps * args.bs * int(os.environ.get("WORLD_SIZE", 1)),
+        batch_tfms=mel_transforms("nsynth"),
+        shuffle_buffer=256,
+    )
     learn = audio_learner(dls, resnet18, pretrained=False)
     times = []
 
@@ -192,8 +238,21 @@ def scaling(dest: Path, procs: int, bs: int, steps: int, workers: int, gpus: int
     rows = {}
     for n in sorted({1, procs}):
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}"]
-        cmd = [*launcher, __file__, "--_train", "--data", str(dest), "--bs", str(bs), "--steps", str(steps),
-               "--workers", str(workers), "--gpus", str(gpus)]  # fmt: skip
+        cmd = [
+            *launcher,
+            __file__,
+            "--_train",
+            "--data",
+            str(dest),
+            "--bs",
+            str(bs),
+            "--steps",
+            str(steps),
+            "--workers",
+            str(workers),
+            "--gpus",
+            str(gpus),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=_env(threads=not gpus and n))
         if out.returncode:
             raise RuntimeError(out.stderr[-3000:])
@@ -239,8 +298,10 @@ def main():
 
     root = synth_nsynth(CACHE / f"nsynth_{args.size}", size=args.size, progress=False)
     dest = shards_of(root, CACHE / f"shards_{args.size}", args.shard_size)
-    print(f"# bench/scale.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}{', ' + torch.cuda.get_device_name() if args.gpus else ''}")  # fmt: skip
+    print(
+        f"# bench/scale.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}{', ' + torch.cuda.get_device_name() if args.gpus else ''}"
+    )
     info = read_shard_index(dest / "index.json")["splits"]["train"]
     print(f"shards: {len(info['shards'])} training shards of <= {args.shard_size} ({info['n']} clips)")
     if "throughput" not in args.skip:

@@ -56,42 +56,61 @@ def main():
     root = synth_nsynth(CACHE / f"nsynth_{args.size}", size=args.size, progress=False)
     for f in read_nsynth(root, splits=["train"]).fname:  # warm the page cache
         Path(f).read_bytes()
-    print(f"# bench/seam.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}; medians of {args.repeats} epochs, {args.runs} predict calls x 3")  # fmt: skip
+    print(
+        f"# bench/seam.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}; medians of {args.repeats} epochs, {args.runs} predict calls x 3"
+    )
 
     def epochs(item_tfms):
-        dls = AudioDataLoaders.from_nsynth(root, bs=args.bs, num_workers=0, sample_rate=16000, duration=4.0,
-                                           item_tfms=item_tfms)  # fmt: skip
+        dls = AudioDataLoaders.from_nsynth(
+            root, bs=args.bs, num_workers=0, sample_rate=16000, duration=4.0, item_tfms=item_tfms
+        )
         return lambda: epoch_rate(dls)
 
     # the default loader fills whole batches (its labels still go through the transforms); a loader with an item
     # transform makes its items the fastai way, which is where item_maker steps in
     for title, item_tfms, cases in (
-            ("dls.train (batch-level decoding)", None, {"direct_encodes off": ["direct_encodes"]}),
-            ("dls.train with an item transform (per-item path)", [DownmixMono()],
-             {"direct_encodes off": ["direct_encodes"], "item_maker off": ["item_maker"]})):  # fmt: skip
+        ("dls.train (batch-level decoding)", None, {"direct_encodes off": ["direct_encodes"]}),
+        (
+            "dls.train with an item transform (per-item path)",
+            [DownmixMono()],
+            {"direct_encodes off": ["direct_encodes"], "item_maker off": ["item_maker"]},
+        ),
+    ):
         run = epochs(item_tfms)
         contenders = {"all shims on": with_shims_off((), run)}
         contenders |= {name: with_shims_off(off, run) for name, off in cases.items()}
         contenders["all shims off (public paths only)"] = with_shims_off(list(SHIMS), run)
         rows = round_robin(contenders, args.repeats)
-        print_table(f"## Loader: {title}, num_workers=0, bs={args.bs}", rows, "all shims on", label="shims",
-                    ratio="x all shims")  # fmt: skip
+        print_table(
+            f"## Loader: {title}, num_workers=0, bs={args.bs}", rows, "all shims on", label="shims", ratio="x all shims"
+        )
 
     dls = AudioDataLoaders.from_nsynth(root, bs=args.bs, num_workers=0, batch_tfms=mel_transforms("nsynth"))
     learn = audio_learner(dls, resnet18, pretrained=False)
     learn.model.eval()
     path = Path(read_nsynth(root, splits=["valid"]).fname.iloc[0])
-    predict = {"all shims on": (), "predict_direct off": ["predict_direct"], "all shims off (public paths only)":
-               list(SHIMS)}  # fmt: skip
+    predict = {
+        "all shims on": (),
+        "predict_direct off": ["predict_direct"],
+        "all shims off (public paths only)": list(SHIMS),
+    }
     rows = {name: [] for name in predict}
     with learn.no_bar():
         for _ in range(3):  # rounds, alternating
             for name, off in predict.items():
                 times = timings_ms(with_shims_off(off, lambda: learn.predict(path)), args.runs)
                 rows[name].append(float(statistics.median(times)))
-    print_table("## learn.predict(path), one 4 s file (p50 per round, ms)", rows, "all shims on", label="shims",
-                unit="ms", ratio="x all shims", digits=1, higher_is_better=False)  # fmt: skip
+    print_table(
+        "## learn.predict(path), one 4 s file (p50 per round, ms)",
+        rows,
+        "all shims on",
+        label="shims",
+        unit="ms",
+        ratio="x all shims",
+        digits=1,
+        higher_is_better=False,
+    )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,17 @@ class Server:
 
     def __init__(self, model: Path, max_batch: int):
         self.port = free_port()
-        cmd = [sys.executable, "-m", "fastai_audio.cli", "serve", str(model), "--port", str(self.port),
-               "--max-batch", str(max_batch)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "fastai_audio.cli",
+            "serve",
+            str(model),
+            "--port",
+            str(self.port),
+            "--max-batch",
+            str(max_batch),
+        ]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         for _ in range(200):
             try:
@@ -225,8 +234,9 @@ def abuse(model: Path, body: bytes, clients: int, seconds: float):
         statuses = sorted({str(st) for st, _ in got})
         print(f"| {name} | {len(got)} | {', '.join(statuses)} | {max((dt for _, dt in got), default=0):.2f} |")
     valid = "(valid: 200)"  # a costly but well-formed request: answered, with its cost bounded
-    four = all(isinstance(st, int) and (st == 200 if valid in n else 400 <= st < 500) and dt <= 1.0
-               for n, st, dt in hostile)  # fmt: skip
+    four = all(
+        isinstance(st, int) and (st == 200 if valid in n else 400 <= st < 500) and dt <= 1.0 for n, st, dt in hostile
+    )
     ratio, peak = under["p99"] / calm["p99"], max(rss) / steady
     print(f"\nconnections opened by the stallers: {stalled[0]} (the server closes each after 10 s of silence)")
     print(
@@ -259,9 +269,11 @@ def main():
     model = learn.export_onnx(CACHE / "serve_bench.onnx")
     test_files = list(read_nsynth(root, splits=["test"]).fname)
     clip = Path(test_files[0])
-    print(f"# bench/serve.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime "
-          f"{__import__('onnxruntime').__version__}")  # fmt: skip
+    print(
+        f"# bench/serve.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime "
+        f"{__import__('onnxruntime').__version__}"
+    )
     print(f"resnet18 from scratch, {dls.c} classes, 4 s clips at 16 kHz; loopback only\n")
 
     clf = OnnxClassifier(model)
@@ -291,9 +303,11 @@ def main():
         p50, p95, p99 = percentiles(ms)
         print(f"| {name} | {p50:.1f} | {p95:.1f} | {p99:.1f} | {p50 / statistics.median(eager_ms):.2f} |")
     ratio = statistics.median(onnx_ms) / statistics.median(eager_ms)
-    print(f"\ngoal p50 <= 10 ms: {'met' if statistics.median(onnx_ms) <= 10 else 'MISSED'} "
-          f"({statistics.median(onnx_ms):.1f} ms); goal <= 0.6x eager: {'met' if ratio <= 0.6 else 'MISSED'} "
-          f"({ratio:.2f}x)\n")  # fmt: skip
+    print(
+        f"\ngoal p50 <= 10 ms: {'met' if statistics.median(onnx_ms) <= 10 else 'MISSED'} "
+        f"({statistics.median(onnx_ms):.1f} ms); goal <= 0.6x eager: {'met' if ratio <= 0.6 else 'MISSED'} "
+        f"({ratio:.2f}x)\n"
+    )
 
     # 2. throughput
     rows = {}
@@ -310,9 +324,11 @@ def main():
     for name, r in rows.items():
         print(f"| {name} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['n']} | {r['errors']} |")
     on, off = rows["micro-batching (max 16, 5 ms)"], rows["no batching"]
-    print(f"\ngoal >= 100 requests/s: {'met' if on['rps'] >= 100 else 'MISSED'} ({on['rps']:.1f}); goal >= 2x "
-          f"without batching: {'met' if on['rps'] >= 2 * off['rps'] else 'MISSED'} ({on['rps'] / off['rps']:.2f}x); "
-          f"errors: {on['errors'] + off['errors']}\n")  # fmt: skip
+    print(
+        f"\ngoal >= 100 requests/s: {'met' if on['rps'] >= 100 else 'MISSED'} ({on['rps']:.1f}); goal >= 2x "
+        f"without batching: {'met' if on['rps'] >= 2 * off['rps'] else 'MISSED'} ({on['rps'] / off['rps']:.2f}x); "
+        f"errors: {on['errors'] + off['errors']}\n"
+    )
 
     # 3. long files
     long = long_recording(root, test_files, args.minutes)
@@ -322,8 +338,10 @@ def main():
     took = time.perf_counter() - t
     print(f"## predict_windows through the runtime, a {res['duration'] / 60:.0f}-minute file, 4 s windows, hop 2 s\n")
     speed = res["duration"] / took
-    print(f"{len(res['starts'])} windows in {took:.2f} s: {len(res['starts']) / took:.0f} windows/s, {speed:.0f}x "
-          f"real time (goal >= 300x: {'met' if speed >= 300 else 'MISSED'})\n")  # fmt: skip
+    print(
+        f"{len(res['starts'])} windows in {took:.2f} s: {len(res['starts']) / took:.0f} windows/s, {speed:.0f}x "
+        f"real time (goal >= 300x: {'met' if speed >= 300 else 'MISSED'})\n"
+    )
 
     # 4. memory
     server = Server(model, 16)
@@ -334,8 +352,10 @@ def main():
         after = server.rss_mb()
     finally:
         server.close()
-    print(f"## Server memory\n\nRSS after 100 requests {first:.0f} MB, after {args.requests} more {after:.0f} MB: "
-          f"{after / first:.3f}x (goal <= 1.1x: {'met' if after / first <= 1.1 else 'MISSED'})")  # fmt: skip
+    print(
+        f"## Server memory\n\nRSS after 100 requests {first:.0f} MB, after {args.requests} more {after:.0f} MB: "
+        f"{after / first:.3f}x (goal <= 1.1x: {'met' if after / first <= 1.1 else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

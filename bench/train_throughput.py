@@ -84,8 +84,14 @@ def warm(root: Path):
 
 def tiny_cnn(n_out: int = CLASSES) -> nn.Module:
     """The CPU stand-in for resnet18: small enough that the loop, not the convolutions, is what is timed."""
-    return nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, n_out))  # fmt: skip
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, stride=2, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, n_out),
+    )
 
 
 def make_network(kind: str) -> nn.Module:
@@ -137,9 +143,16 @@ def front_end(device):
     cfg = MEL_PRESETS["nsynth"]
     import torchaudio
 
-    mel = torchaudio.transforms.MelSpectrogram(cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
-                                               n_mels=cfg.n_mels, f_min=cfg.f_min, f_max=cfg.f_max, norm="slaney",
-                                               mel_scale="slaney").to(device)  # fmt: skip
+    mel = torchaudio.transforms.MelSpectrogram(
+        cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        n_mels=cfg.n_mels,
+        f_min=cfg.f_min,
+        f_max=cfg.f_max,
+        norm="slaney",
+        mel_scale="slaney",
+    ).to(device)
     db = torchaudio.transforms.AmplitudeToDB(top_db=80).to(device)
     return lambda x: db(mel(x))
 
@@ -181,9 +194,15 @@ class _Clips(torch.utils.data.Dataset):
 def torch_loader(root, bs, workers, device):
     files = sorted((root / "train").rglob("*.wav"))
     classes = sorted(p.name for p in (root / "train").iterdir())
-    return torch.utils.data.DataLoader(_Clips(files, classes), batch_size=bs, shuffle=True, drop_last=True,
-                                       num_workers=workers, pin_memory=device.type == "cuda",
-                                       persistent_workers=workers > 0)  # fmt: skip
+    return torch.utils.data.DataLoader(
+        _Clips(files, classes),
+        batch_size=bs,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
 
 
 def plain_pipeline(args, root, device, bs, precision, kind) -> tuple[float, float]:
@@ -247,10 +266,10 @@ def recipe_dls(root, bs, workers, device, augment: bool, packed: bool | None = N
 
     tfms = [*audio_aug_tfms(), *mel_transforms("nsynth")] if augment else mel_transforms("nsynth")
     if PACKED if packed is None else packed:
-        return AudioDataLoaders.from_packed(packed_cache(root), bs=bs, num_workers=workers, batch_tfms=tfms,
-                                            device=device, seed=0)  # fmt: skip
-    return AudioDataLoaders.from_folder(root, bs=bs, num_workers=workers, batch_tfms=tfms, device=device,
-                                        seed=0)  # fmt: skip
+        return AudioDataLoaders.from_packed(
+            packed_cache(root), bs=bs, num_workers=workers, batch_tfms=tfms, device=device, seed=0
+        )
+    return AudioDataLoaders.from_folder(root, bs=bs, num_workers=workers, batch_tfms=tfms, device=device, seed=0)
 
 
 class _Timer:
@@ -308,8 +327,9 @@ def recipe_learner(dls, kind: str, precision: str, channels_last: bool, opt: str
     learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ == "ProgressCallback"])
     if opt == "adamw":
         fused = {"fused": True} if dls.device is not None and dls.device.type == "cuda" else {"foreach": True}
-        learn.opt_func = partial(OptimWrapper, opt=partial(torch.optim.AdamW, betas=(0.9, 0.99), eps=1e-5,
-                                                           weight_decay=0.01, **fused))  # fmt: skip
+        learn.opt_func = partial(
+            OptimWrapper, opt=partial(torch.optim.AdamW, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01, **fused)
+        )
     if precision == "bf16":
         learn.to_bf16()
     if channels_last:
@@ -502,8 +522,11 @@ def main():
     args = parser.parse_args()
     global PACKED
     PACKED = args.packed
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          (args.device if args.device != "auto" else "cpu"))  # fmt: skip
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else (args.device if args.device != "auto" else "cpu")
+    )
     kind = "resnet18" if device.type == "cuda" else "tiny"
     args.clips = args.clips or (8192 if device.type == "cuda" else 1024)
     if args.workers is None:  # the issue's settings: 15 workers on the 16-core GPU machine, 2 on the 2-core VM
@@ -512,23 +535,39 @@ def main():
     root = make_dataset(args.clips)
     warm(root)
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"# bench/train_throughput.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{card}, torch {torch.__version__}; {args.clips} clips of 4 s, {args.workers} workers, network "
-          f"{kind}{', channels_last' if args.channels_last else ''}, optimiser {args.opt}"
-          f"{', from a packed cache' if args.packed else ''}")  # fmt: skip
+    print(
+        f"# bench/train_throughput.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{card}, torch {torch.__version__}; {args.clips} clips of 4 s, {args.workers} workers, network "
+        f"{kind}{', channels_last' if args.channels_last else ''}, optimiser {args.opt}"
+        f"{', from a packed cache' if args.packed else ''}"
+    )
     rows, first_batches, details = [], [], []
     for bs in args.bs:
         for precision in precisions:
             alone = model_alone(args, device, bs, precision, kind)
-            plain, plain_loader = plain_pipeline(args, root, device, bs, precision, kind) if "plain" not in args.skip \
-                else (float("nan"), float("nan"))  # fmt: skip
+            plain, plain_loader = (
+                plain_pipeline(args, root, device, bs, precision, kind)
+                if "plain" not in args.skip
+                else (float("nan"), float("nan"))
+            )
             ours, firsts = recipe(args, root, device, bs, precision, kind, augment=False)
-            augmented = recipe(args, root, device, bs, precision, kind, augment=True)[0] \
-                if "augment" not in args.skip else float("nan")  # fmt: skip
+            augmented = (
+                recipe(args, root, device, bs, precision, kind, augment=True)[0]
+                if "augment" not in args.skip
+                else float("nan")
+            )
             loader = loader_alone(args, root, device, bs)
-            rows.append([f"{bs}, {precision}", _rate(alone), _rate(plain), f"{_rate(ours)} ({ours / alone:.2f}x, "
-                         f"{_ratio(ours, plain)} plain)", f"{_rate(augmented)} ({_ratio(augmented, ours)})",
-                         _rate(loader), f"{_rate(plain_loader)} ({_ratio(loader, plain_loader)})"])  # fmt: skip
+            rows.append(
+                [
+                    f"{bs}, {precision}",
+                    _rate(alone),
+                    _rate(plain),
+                    f"{_rate(ours)} ({ours / alone:.2f}x, {_ratio(ours, plain)} plain)",
+                    f"{_rate(augmented)} ({_ratio(augmented, ours)})",
+                    _rate(loader),
+                    f"{_rate(plain_loader)} ({_ratio(loader, plain_loader)})",
+                ]
+            )
             first_batches.append([f"{bs}, {precision}", ", ".join(f"{f:.3f}" for f in firsts)])
             if "breakdown" not in args.skip:
                 details.append((bs, precision, *breakdown(args, root, device, bs, precision, kind)))
@@ -550,10 +589,12 @@ def main():
     )
     for bs, precision, per_batch, syncs in details:
         total = sum(per_batch.values())
-        table(f"Where a training batch's time goes (bs {bs}, {precision}; ms, the device synchronised after each "
-              f"step)", ["step", "ms", "share"],
-              [[name, f"{ms:.2f}", f"{ms / total:.0%}"] for name, ms in per_batch.items()] + [["total", f"{total:.2f}",
-                                                                                               "100%"]])  # fmt: skip
+        table(
+            f"Where a training batch's time goes (bs {bs}, {precision}; ms, the device synchronised after each step)",
+            ["step", "ms", "share"],
+            [[name, f"{ms:.2f}", f"{ms / total:.0%}"] for name, ms in per_batch.items()]
+            + [["total", f"{total:.2f}", "100%"]],
+        )
         if syncs:
             table(
                 f"Host-device synchronisations per training batch (bs {bs}, {precision})",
@@ -591,17 +632,23 @@ def cpu_loop(args, root, device):
             rows[name].append(run())
     results = {name: statistics.median(v) for name, v in rows.items()}
     base = results["plain loop (torch AdamW)"]
-    table(f"CPU: the training loop alone on {len(batches)} in-memory log-mel batches of {bs} (tiny network; median ms "
-          "per batch of 5 rounds)", ["loop", "ms per batch", "x plain"],
-          [[k, f"{v:.2f}", f"{v / base:.2f}"] for k, v in results.items()])  # fmt: skip
+    table(
+        f"CPU: the training loop alone on {len(batches)} in-memory log-mel batches of {bs} (tiny network; median ms "
+        "per batch of 5 rounds)",
+        ["loop", "ms per batch", "x plain"],
+        [[k, f"{v:.2f}", f"{v / base:.2f}"] for k, v in results.items()],
+    )
 
     from fastai_audio.data import AudioDataLoaders
 
     raw = AudioDataLoaders.from_folder(root, bs=bs, num_workers=args.workers, seed=0).train
     plain = torch_loader(root, bs, args.workers, device)
     packed = AudioDataLoaders.from_packed(packed_cache(root), bs=bs, num_workers=args.workers, seed=0).train
-    loaders = {"fastai_audio dls.train (raw audio)": raw, "fastai_audio from_packed (raw audio)": packed,
-               "plain DataLoader (soundfile per item)": plain}  # fmt: skip
+    loaders = {
+        "fastai_audio dls.train (raw audio)": raw,
+        "fastai_audio from_packed (raw audio)": packed,
+        "plain DataLoader (soundfile per item)": plain,
+    }
     rates = {name: [] for name in loaders}
     for _ in range(4):
         for name, dl in loaders.items():

@@ -37,8 +37,12 @@ def main(argv=None):
     parser.add_argument("--data", type=Path, default=ROOT / ".cache" / "nsynth_small", help="data set folder")
     parser.add_argument("--size", default="small", choices=("small", "medium", "full"))
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
-                        help="use resnet18's ImageNet weights when they are in the torch hub cache")  # fmt: skip
+    parser.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="use resnet18's ImageNet weights when they are in the torch hub cache",
+    )
     args = parser.parse_args(argv)
     args.out = args.out.resolve()  # the learner exports relative to its own path: give it an absolute one
     args.out.mkdir(parents=True, exist_ok=True)
@@ -49,8 +53,17 @@ def main(argv=None):
 
     df = read_nsynth(root)
     print("notes per family and split:")
-    print(df.pivot_table(index="instrument_family_str", columns="split", values="note_str", aggfunc="count",
-                         fill_value=0, margins=True, margins_name="total").to_string())  # fmt: skip
+    print(
+        df.pivot_table(
+            index="instrument_family_str",
+            columns="split",
+            values="note_str",
+            aggfunc="count",
+            fill_value=0,
+            margins=True,
+            margins_name="total",
+        ).to_string()
+    )
     print("\ninstruments per split:", df.groupby("split").instrument_str.nunique().to_dict())
     print("instrument sources:", df.instrument_source_str.value_counts().to_dict())
 
@@ -69,8 +82,9 @@ def main(argv=None):
     # The same clips as log-mel spectrograms, computed per batch by the front-end's batch transforms.
     set_seed(0, reproducible=True)  # crops, shuffling and initial weights: the same run every time
     start = time.perf_counter()
-    dls = AudioDataLoaders.from_nsynth(root, bs=16, num_workers=0,
-                                       batch_tfms=[*mel_transforms("nsynth"), *audio_aug_tfms()])  # fmt: skip
+    dls = AudioDataLoaders.from_nsynth(
+        root, bs=16, num_workers=0, batch_tfms=[*mel_transforms("nsynth"), *audio_aug_tfms()]
+    )
     x, _ = dls.one_batch()
     setup_s = time.perf_counter() - start
     print(
@@ -85,8 +99,10 @@ def main(argv=None):
 
     # Train a 1-channel resnet18 on the fly, look at the results, export, and predict a held-out note.
     pretrained = args.pretrained and hub_weights_cached(resnet18)
-    print(f"\ntraining resnet18 ({'ImageNet weights, stem summed to 1 channel' if pretrained else 'from scratch'}) "
-          f"for {args.epochs} epochs on {'the GPU' if torch.cuda.is_available() else 'the CPU'}")  # fmt: skip
+    print(
+        f"\ntraining resnet18 ({'ImageNet weights, stem summed to 1 channel' if pretrained else 'from scratch'}) "
+        f"for {args.epochs} epochs on {'the GPU' if torch.cuda.is_available() else 'the CPU'}"
+    )
     if args.pretrained and not pretrained:
         print("  (resnet18's ImageNet weights are not in the torch hub cache and this demo does not download them)")
     # KeepBest: the epoch with the best validation accuracy is the one kept (and exported), not the last one
@@ -99,8 +115,10 @@ def main(argv=None):
         learn.fit_one_cycle(args.epochs, 2e-3)
     train_s = time.perf_counter() - start
     loss, acc = learn.validate()
-    print(f"\nvalidation accuracy {acc:.3f} (loss {loss:.3f}, epoch {keep.best_epoch}, the best) on "
-          f"{len(dls.valid_ds)} notes of instruments never seen in training; {train_s:.0f} s of training")  # fmt: skip
+    print(
+        f"\nvalidation accuracy {acc:.3f} (loss {loss:.3f}, epoch {keep.best_epoch}, the best) on "
+        f"{len(dls.valid_ds)} notes of instruments never seen in training; {train_s:.0f} s of training"
+    )
 
     with learn.no_bar():
         interp = AudioInterpretation.from_learner(learn)
@@ -114,8 +132,10 @@ def main(argv=None):
         learn.export(model)
         test = read_nsynth(root, splits=["test"]).iloc[0]
         label, _, probs = learn.predict(test.fname)
-    print(f"exported {model}; held-out test note {Path(test.fname).name}: predicted {label} "
-          f"(p={float(probs.max()):.2f}), true {test.instrument_family_str}")  # fmt: skip
+    print(
+        f"exported {model}; held-out test note {Path(test.fname).name}: predicted {label} "
+        f"(p={float(probs.max()):.2f}), true {test.instrument_family_str}"
+    )
 
 
 def _save(path: Path):

@@ -119,8 +119,10 @@ def _signature_names(f) -> list[str]:
     fallback="fasttransform's own call path: the same `encodes` method, found by plum",
 )
 def DIRECT_ENCODES() -> str | None:
-    for name, expected in (("_call", ["self", "nm", "args", "split_idx", "kwargs"]),
-                           ("_do_call", ["self", "nm", "args", "kwargs"])):  # fmt: skip
+    for name, expected in (
+        ("_call", ["self", "nm", "args", "split_idx", "kwargs"]),
+        ("_do_call", ["self", "nm", "args", "kwargs"]),
+    ):
         f = getattr(Transform, name, None)
         if f is None:
             return f"fasttransform.Transform.{name} is gone"
@@ -203,8 +205,12 @@ _ITEM_METHODS = ("create_item", "do_item")  # the DataLoader steps that item_mak
     fallback="fastai's DataLoader.do_item",
 )
 def ITEM_MAKER() -> str | None:
-    for owner, name in ((DataLoader, "create_item"), (DataLoader, "do_item"), (DataLoader, "after_item"),
-                        (TfmdLists, "_after_item")):  # fmt: skip
+    for owner, name in (
+        (DataLoader, "create_item"),
+        (DataLoader, "do_item"),
+        (DataLoader, "after_item"),
+        (TfmdLists, "_after_item"),
+    ):
         if not hasattr(owner, name):
             return f"{owner.__module__}.{owner.__name__}.{name} is gone"
     ds = Datasets([0, 1], tfms=[[_plus_one]])
@@ -335,8 +341,7 @@ def dataset_pipelines(dataset) -> list | None:
     tls = getattr(dataset, "tls", None)
     if type(dataset) is not Datasets or not tls:
         return None
-    if not all(type(tl) is TfmdLists and "_after_item" not in tl.__dict__ and type(tl.tfms) is Pipeline
-               for tl in tls):  # fmt: skip
+    if not all(type(tl) is TfmdLists and "_after_item" not in tl.__dict__ and type(tl.tfms) is Pipeline for tl in tls):
         return None
     return [(L(tl.items, use_list=None), list(tl.tfms.fs), tl.tfms.split_idx) for tl in tls]
 
@@ -419,18 +424,25 @@ def _contract_problems() -> list[str]:
     from . import interpret  # noqa: F401  (registers the audio methods probed below)
     from .core import TensorAudio
 
-    for module, name in ((fastai.data.core, "show_batch"), (fastai.data.core, "show_results"),
-                         (fastai.interpret, "plot_top_losses")):  # fmt: skip
+    for module, name in (
+        (fastai.data.core, "show_batch"),
+        (fastai.data.core, "show_results"),
+        (fastai.interpret, "plot_top_losses"),
+    ):
         f = getattr(module, name, None)
         methods = getattr(f, "methods", None)
         if methods is None:
-            problems.append(f"contract 'type_dispatch': {module.__name__}.{name} is no longer a plum Function: the "
-                            "audio types cannot extend it")  # fmt: skip
+            problems.append(
+                f"contract 'type_dispatch': {module.__name__}.{name} is no longer a plum Function: the "
+                "audio types cannot extend it"
+            )
             continue
         firsts = {m.signature.types[0] for m in methods if m.signature.types}
         if not any(_mentions(t, TensorAudio) for t in firsts):
-            problems.append(f"contract 'type_dispatch': the audio method of {module.__name__}.{name} is not "
-                            "registered: fastai no longer dispatches it with plum's global `dispatch`")  # fmt: skip
+            problems.append(
+                f"contract 'type_dispatch': the audio method of {module.__name__}.{name} is not "
+                "registered: fastai no longer dispatches it with plum's global `dispatch`"
+            )
 
     ds = Datasets([0, 1], tfms=[[_plus_one]])
     if input_pipeline(ds) is None or input_pipeline(ds)[-1](1) != 2:
@@ -457,6 +469,9 @@ def check_framework() -> list[str]:
         >>> check_framework()
         []
     """
-    problems = [f"shim {s.name!r}: {s.broken} (it replaced {s.replaces}; the fallback is {s.fallback})"
-                for s in SHIMS.values() if s.broken is not None]  # fmt: skip
+    problems = [
+        f"shim {s.name!r}: {s.broken} (it replaced {s.replaces}; the fallback is {s.fallback})"
+        for s in SHIMS.values()
+        if s.broken is not None
+    ]
     return problems + _contract_problems()

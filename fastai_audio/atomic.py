@@ -74,8 +74,10 @@ def atomic_file(dest, what: str = "file"):
     except OSError as err:
         _remove(tmp)
         before = "it was left as it was" if dest.exists() else "nothing was written"
-        raise AudioFileError(dest, f"the {what} could not be written ({err.strerror or err}); {before}: free some "
-                             "space or write elsewhere") from None  # fmt: skip
+        raise AudioFileError(
+            dest,
+            f"the {what} could not be written ({err.strerror or err}); {before}: free some space or write elsewhere",
+        ) from None
     except BaseException:
         _remove(tmp)
         raise

@@ -65,8 +65,10 @@ class AudioConfig:
             raise ParameterError(f"sample_rate must be at most {MAX_SAMPLE_RATE} Hz, got {self.sample_rate!r}")
         duration = check_positive("duration", self.duration, allow_none=True)
         if duration is not None and duration > MAX_CLIP_SECONDS:
-            raise ParameterError(f"duration must be at most {MAX_CLIP_SECONDS:g} s (one hour), got {self.duration!r}; "
-                                 "use duration=None for whole clips")  # fmt: skip
+            raise ParameterError(
+                f"duration must be at most {MAX_CLIP_SECONDS:g} s (one hour), got {self.duration!r}; "
+                "use duration=None for whole clips"
+            )
         if not isinstance(self.mono, bool):
             raise ParameterError(f"mono must be True or False, got {self.mono!r}")
         check_choice("pad_mode", self.pad_mode, PAD_MODES)
@@ -122,6 +124,7 @@ class AudioConfig:
         except (TypeError, ValueError) as err:
             raise ParameterError(f"an audio config must be a JSON object, got {str(text)[:80]!r} ({err})") from None
         if not isinstance(fields, dict) or set(fields) != {"sample_rate", "duration", "mono", "pad_mode"}:
-            raise ParameterError(f"an audio config needs exactly sample_rate, duration, mono and pad_mode, got "
-                                 f"{str(text)[:200]!r}")  # fmt: skip
+            raise ParameterError(
+                f"an audio config needs exactly sample_rate, duration, mono and pad_mode, got {str(text)[:200]!r}"
+            )
         return cls(**fields)

@@ -60,8 +60,15 @@ def _synth_nsynth(args) -> int:
     from .datasets import synth_nsynth
 
     fonts = args.soundfont[0] if args.soundfont and len(args.soundfont) == 1 else args.soundfont
-    root = synth_nsynth(args.dest, size=args.size, soundfont=fonts, sample_rate=args.sample_rate, seed=args.seed,
-                        timbre_randomization=args.timbre_randomization, progress=not args.no_progress)  # fmt: skip
+    root = synth_nsynth(
+        args.dest,
+        size=args.size,
+        soundfont=fonts,
+        sample_rate=args.sample_rate,
+        seed=args.seed,
+        timbre_randomization=args.timbre_randomization,
+        progress=not args.no_progress,
+    )
     print(root)
     return 0
 
@@ -85,17 +92,24 @@ def _source_dls(args, **common):
         info = read_shard_index(index)
         base = index.parent
         common.pop("seed", None)
-        return AudioDataLoaders.from_shards([str(base / s["name"]) for s in info["splits"]["train"]["shards"]],
-                                            [str(base / s["name"]) for s in info["splits"]["valid"]["shards"]],
-                                            index=str(index), seed=args.seed, **common)  # fmt: skip
+        return AudioDataLoaders.from_shards(
+            [str(base / s["name"]) for s in info["splits"]["train"]["shards"]],
+            [str(base / s["name"]) for s in info["splits"]["valid"]["shards"]],
+            index=str(index),
+            seed=args.seed,
+            **common,
+        )
     if data.is_file() and data.suffix.lower() == ".csv":
         import pandas as pd
 
         common.pop("seed", None)
-        return AudioDataLoaders.from_df(pd.read_csv(data), data.parent, args.fn_col, args.label_col,
-                                        valid_pct=args.valid_pct or 0.2, **common)  # fmt: skip
-    if any((data / split / "examples.json").is_file() or (data / f"nsynth-{split}" / "examples.json").is_file()
-           for split in ("train", "valid")):  # fmt: skip
+        return AudioDataLoaders.from_df(
+            pd.read_csv(data), data.parent, args.fn_col, args.label_col, valid_pct=args.valid_pct or 0.2, **common
+        )
+    if any(
+        (data / split / "examples.json").is_file() or (data / f"nsynth-{split}" / "examples.json").is_file()
+        for split in ("train", "valid")
+    ):
         common.pop("seed", None)
         return AudioDataLoaders.from_nsynth(data, **common)
     return AudioDataLoaders.from_folder(data, valid_pct=args.valid_pct, **common)
@@ -109,27 +123,37 @@ def _train_dls(args):
         tfms = mel_transforms("panns")
         args.sample_rate = tfms[0].sample_rate
     else:
-        tfms = mel_transforms("nsynth", sample_rate=args.sample_rate, n_mels=args.n_mels,
-                              f_max=args.sample_rate / 2)  # fmt: skip
+        tfms = mel_transforms("nsynth", sample_rate=args.sample_rate, n_mels=args.n_mels, f_max=args.sample_rate / 2)
     if args.augment:
         tfms += audio_aug_tfms()
     extra = {"on_error": args.on_error} if args.on_error != "raise" else {}
-    return _source_dls(args, bs=args.bs, num_workers=args.num_workers, sample_rate=args.sample_rate,
-                       duration=args.duration, batch_tfms=tfms, seed=args.seed, **extra)  # fmt: skip
+    return _source_dls(
+        args,
+        bs=args.bs,
+        num_workers=args.num_workers,
+        sample_rate=args.sample_rate,
+        duration=args.duration,
+        batch_tfms=tfms,
+        seed=args.seed,
+        **extra,
+    )
 
 
 def _shard(args) -> int:
     from .data.shards import write_shards
 
     dls = _source_dls(args, bs=1, sample_rate=None, duration=None, mono=False, seed=args.seed)
-    index = write_shards(dls, args.dest, shard_size=args.shard_size, format=args.format, seed=args.seed,
-                         progress=not args.no_progress)  # fmt: skip
+    index = write_shards(
+        dls, args.dest, shard_size=args.shard_size, format=args.format, seed=args.seed, progress=not args.no_progress
+    )
     from .data.shards import read_shard_index
 
     info = read_shard_index(index)
     for split, entry in info["splits"].items():
-        print(f"{split}: {entry['n']} samples in {len(entry['shards'])} shard(s), {entry['duration']:.1f} s of audio",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{split}: {entry['n']} samples in {len(entry['shards'])} shard(s), {entry['duration']:.1f} s of audio",
+            file=sys.stderr,
+        )
     print(index)
     return 0
 
@@ -163,8 +187,10 @@ def _resume(learn, folder: Path, say) -> int:
         try:
             learn.load(f"epoch_{epoch}", with_opt=True)
         except Exception as err:  # noqa: BLE001 - torch and pickle raise many types for a broken file
-            say(f"cannot resume from {path} ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
-                "); trying the checkpoint before it")  # fmt: skip
+            say(
+                f"cannot resume from {path} ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+                "); trying the checkpoint before it"
+            )
             continue
         say(f"resuming after epoch {epoch} from {path}")
         return epoch + 1
@@ -190,8 +216,10 @@ def _train(args) -> int:
 
     arch = args.arch.lower() if args.arch.lower() in PANNS_ARCHS else getattr(models, args.arch, None)
     if arch is None or not (callable(arch) or isinstance(arch, str)):
-        say(f"fastai-audio train: error: unknown --arch {args.arch!r}; use a torchvision model name such as "
-            f"resnet18, resnet34 or resnet50, or a PANNs network ({', '.join(sorted(PANNS_ARCHS))})")  # fmt: skip
+        say(
+            f"fastai-audio train: error: unknown --arch {args.arch!r}; use a torchvision model name such as "
+            f"resnet18, resnet34 or resnet50, or a PANNs network ({', '.join(sorted(PANNS_ARCHS))})"
+        )
         return 2
     out = Path(args.out)
     checkpoints = (
@@ -200,12 +228,15 @@ def _train(args) -> int:
     checkpoints.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)  # the same loaders and initial weights in every process
     dls = _train_dls(args)
-    learn = audio_learner(dls, arch, pretrained=args.pretrained, weights=args.weights, metrics=accuracy,
-                          path=checkpoints, model_dir=".")  # fmt: skip
+    learn = audio_learner(
+        dls, arch, pretrained=args.pretrained, weights=args.weights, metrics=accuracy, path=checkpoints, model_dir="."
+    )
     if world > 1:
         set_seed(args.seed + rank)  # but each rank its own augmentations
-        say(f"training on {world} processes (rank 0 prints, checkpoints and exports); batch size {args.bs} per "
-            f"process, {args.bs * world} per step")  # fmt: skip
+        say(
+            f"training on {world} processes (rank 0 prints, checkpoints and exports); batch size {args.bs} per "
+            f"process, {args.bs * world} per step"
+        )
     start = 0
     if args.resume:
         start = _resume(learn, checkpoints, say)
@@ -229,8 +260,10 @@ def _train(args) -> int:
         else:
             say(f"all {args.epochs} epochs are done already (checkpoints in {checkpoints})")
         loss, *metrics = learn.validate()  # under DDP: each rank a share, the result gathered exactly
-    say(f"validation loss {loss:.4f}, accuracy {metrics[0]:.4f}" if metrics else f"validation loss {loss:.4f}",
-        file=sys.stdout)  # fmt: skip
+    say(
+        f"validation loss {loss:.4f}, accuracy {metrics[0]:.4f}" if metrics else f"validation loss {loss:.4f}",
+        file=sys.stdout,
+    )
     learn.export(out.absolute())  # fastai's export writes on rank 0 only
     say(f"exported {out}", file=sys.stdout)
     if world > 1 and torch.distributed.is_initialized():
@@ -249,8 +282,11 @@ def _load_model(model: Path):
             model, "no such model file; pass the .pkl written by `fastai-audio train` or learn.export()"
         )
     if model.suffix.lower() == ".onnx":
-        raise AudioFileError(model, "is an ONNX model: `fastai-audio predict` and `serve` take it; this command "
-                             "needs the .pkl it was exported from")  # fmt: skip
+        raise AudioFileError(
+            model,
+            "is an ONNX model: `fastai-audio predict` and `serve` take it; this command "
+            "needs the .pkl it was exported from",
+        )
     try:
         return load_learner(model)
     except Exception as err:  # pickle raises many types for a file that is not a model
@@ -270,8 +306,15 @@ def _predict_onnx(model: Path, files: list, window, hop):
     tables = []
     for f in files:
         res = clf.predict_windows(f, window=window, hop=hop)
-        windows = WindowPredictions(res["starts"], res["window"], res["duration"], res["probs"], res["clip_probs"],
-                                    list(clf.labels), res["label"])  # fmt: skip
+        windows = WindowPredictions(
+            res["starts"],
+            res["window"],
+            res["duration"],
+            res["probs"],
+            res["clip_probs"],
+            list(clf.labels),
+            res["label"],
+        )
         tables.append(windows.to_df().assign(path=str(f), clip_prediction=res["label"]))
     return pd.concat(tables, ignore_index=True)
 
@@ -319,9 +362,19 @@ def _export(args) -> int:
 def _serve(args) -> int:
     from .server import serve
 
-    serve(args.model, host=args.host, port=args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-          max_bytes=int(args.max_mb * 2**20), max_seconds=args.max_seconds, max_connections=args.max_connections,
-          header_timeout=args.header_timeout, read_timeout=args.read_timeout, docs=args.docs)  # fmt: skip
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_bytes=int(args.max_mb * 2**20),
+        max_seconds=args.max_seconds,
+        max_connections=args.max_connections,
+        header_timeout=args.header_timeout,
+        read_timeout=args.read_timeout,
+        docs=args.docs,
+    )
     return 0
 
 
@@ -331,9 +384,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a spectrogram CNN on a folder, an NSynth set or a CSV")
-    train.add_argument("data", help="folder (train/ and valid/ sub-folders, labels from parent folders; or "
-                       "--valid-pct), NSynth root, a CSV of file,label, shards (their index.json or folder), or "
-                       "a packed cache (its folder)")  # fmt: skip
+    train.add_argument(
+        "data",
+        help="folder (train/ and valid/ sub-folders, labels from parent folders; or "
+        "--valid-pct), NSynth root, a CSV of file,label, shards (their index.json or folder), or "
+        "a packed cache (its folder)",
+    )
     train.add_argument(
         "--arch",
         default="resnet18",
@@ -358,14 +414,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--epochs", type=int, default=5)
     train.add_argument("--out", default="model.pkl", help="exported model")
-    train.add_argument("--resume", action="store_true", help="continue after the last finished epoch's checkpoint "
-                       "(the newest that loads)")  # fmt: skip
-    train.add_argument("--dist-timeout", type=float, default=300.0,
-                       help="under torchrun: seconds a rank waits for the others before training stops, naming the "
-                       "rank that stopped answering")  # fmt: skip
-    train.add_argument("--on-error", choices=("raise", "skip"), default="raise",
-                       help="a file that cannot be decoded, before or during training: stop naming it, or skip it "
-                       "(named once) and go on")  # fmt: skip
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue after the last finished epoch's checkpoint (the newest that loads)",
+    )
+    train.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=300.0,
+        help="under torchrun: seconds a rank waits for the others before training stops, naming the "
+        "rank that stopped answering",
+    )
+    train.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="raise",
+        help="a file that cannot be decoded, before or during training: stop naming it, or skip it "
+        "(named once) and go on",
+    )
     train.add_argument("--checkpoints", default=None, help="checkpoint folder (default: <out>_checkpoints)")
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--bs", type=int, default=32)
@@ -375,17 +442,24 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--valid-pct", type=float, default=None, help="random validation split instead of folders")
     train.add_argument("--fn-col", default="fname", help="CSV column holding file names (relative to the CSV)")
     train.add_argument("--label-col", default="label", help="CSV column holding labels")
-    train.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
-                       help="start from ImageNet weights in the torch hub cache")  # fmt: skip
+    train.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start from ImageNet weights in the torch hub cache",
+    )
     train.add_argument("--unfreeze", action="store_true", help="train the whole pretrained network from the start")
     train.add_argument("--num-workers", type=int, default=0)
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=_train)
 
     predict = sub.add_parser("predict", help="predict audio files with an exported model")
-    predict.add_argument("model", help="an .onnx from `fastai-audio export` (nothing in it executes), or the .pkl "
-                         "written by `fastai-audio train` or learn.export(): a .pkl is Python code that runs when it "
-                         "is loaded, so load only your own")  # fmt: skip
+    predict.add_argument(
+        "model",
+        help="an .onnx from `fastai-audio export` (nothing in it executes), or the .pkl "
+        "written by `fastai-audio train` or learn.export(): a .pkl is Python code that runs when it "
+        "is loaded, so load only your own",
+    )
     predict.add_argument("files", nargs="+", help="audio files")
     predict.add_argument("--window", type=float, default=None, help="slide windows of this many seconds")
     predict.add_argument("--hop", type=float, default=None, help="seconds between windows (default: window / 2)")
@@ -393,8 +467,11 @@ def _parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=_predict)
 
     export = sub.add_parser("export", help="write an exported model as one ONNX graph (raw audio in, labels out)")
-    export.add_argument("model", help="the .pkl written by `fastai-audio train` or learn.export() (a .pkl is Python "
-                        "code that runs when it is loaded: load only your own)")  # fmt: skip
+    export.add_argument(
+        "model",
+        help="the .pkl written by `fastai-audio train` or learn.export() (a .pkl is Python "
+        "code that runs when it is loaded: load only your own)",
+    )
     export.add_argument("--onnx", required=True, help="the .onnx file to write")
     export.add_argument("--opset", type=int, default=18)
     export.set_defaults(func=_export)
@@ -425,16 +502,29 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--progress", action="store_true", help="show a progress bar")
     check.set_defaults(func=_check)
 
-    shard = _writer(sub, "shard", "write a data set as WebDataset tar shards (and an index.json)",
-                    "train-*.tar, valid-*.tar and index.json",
-                    "the split and of the training samples' order")  # fmt: skip
+    shard = _writer(
+        sub,
+        "shard",
+        "write a data set as WebDataset tar shards (and an index.json)",
+        "train-*.tar, valid-*.tar and index.json",
+        "the split and of the training samples' order",
+    )
     shard.add_argument("--shard-size", default="500MB", help="bytes per shard, e.g. 500MB, 2GB")
-    shard.add_argument("--format", choices=("flac", "original"), default="flac",
-                       help="flac: lossless re-encoding of integer PCM; original: the files' own bytes")  # fmt: skip
+    shard.add_argument(
+        "--format",
+        choices=("flac", "original"),
+        default="flac",
+        help="flac: lossless re-encoding of integer PCM; original: the files' own bytes",
+    )
     shard.set_defaults(func=_shard)
 
-    pack = _writer(sub, "pack", "decode a data set once into a packed cache (one memory-mapped file per split)",
-                   "train.bin, valid.bin and packed.json", "the split")  # fmt: skip
+    pack = _writer(
+        sub,
+        "pack",
+        "decode a data set once into a packed cache (one memory-mapped file per split)",
+        "train.bin, valid.bin and packed.json",
+        "the split",
+    )
     pack.add_argument("--sample-rate", type=int, default=16000, help="the rate the clips are stored at")
     pack.add_argument("--mono", action=argparse.BooleanOptionalAction, default=True, help="downmix to one channel")
     pack.set_defaults(func=_pack)

@@ -151,8 +151,16 @@ class TensorSpectrogram(_AudioTensorBase):
         """Centre frequency in Hz of every row (None for MFCCs, whose rows are coefficients)."""
         return row_frequencies(self.__dict__, self.shape[-2])
 
-    def show(self, ctx=None, figsize=(6, 3), title=None, channel: int = 0, cmap: str = "magma",
-             colorbar: bool | None = None, **kwargs):  # fmt: skip
+    def show(
+        self,
+        ctx=None,
+        figsize=(6, 3),
+        title=None,
+        channel: int = 0,
+        cmap: str = "magma",
+        colorbar: bool | None = None,
+        **kwargs,
+    ):
         """Draw one channel as an image: time in seconds across, frequency in Hz up, with a colour bar.
 
         Args:
@@ -204,8 +212,9 @@ def row_frequencies(meta: dict, n_rows: int):
     if scale == "mel" and sr:
         f_min, f_max = meta.get("f_min", 0.0), meta.get("f_max") or sr / 2
         scale = meta.get("mel_scale", "slaney")
-        mels = torch.linspace(float(hz_to_mel(f_min, scale)), float(hz_to_mel(f_max, scale)), n_rows + 2,
-                              dtype=torch.float64)[1:-1]  # fmt: skip
+        mels = torch.linspace(
+            float(hz_to_mel(f_min, scale)), float(hz_to_mel(f_max, scale)), n_rows + 2, dtype=torch.float64
+        )[1:-1]
         return mel_to_hz(mels, scale).numpy()
     if scale == "cqt" and meta.get("f_min") and meta.get("bins_per_octave"):
         return meta["f_min"] * 2.0 ** (np.arange(n_rows) / meta["bins_per_octave"])

@@ -171,8 +171,9 @@ class _Bytes(io.BytesIO):
         return super().seek(max(offset, 0) if whence == io.SEEK_SET else offset, whence)
 
 
-def open_audio(source, *, name=None, max_seconds: float | None = None,
-               max_samples: int | None = None) -> tuple[sf.SoundFile, AudioInfo]:  # fmt: skip
+def open_audio(
+    source, *, name=None, max_seconds: float | None = None, max_samples: int | None = None
+) -> tuple[sf.SoundFile, AudioInfo]:
     """Open a file (a path) or a file's bytes and check its header; the caller closes the ``SoundFile``.
 
     Args:
@@ -209,8 +210,9 @@ def open_audio(source, *, name=None, max_seconds: float | None = None,
             raise (type(precise)(label, precise.reason) if name is not None else precise) from None
         impossible = _IMPOSSIBLE_FORMAT_CODES.get(getattr(err, "code", None))
         if impossible is not None:
-            raise ImpossibleFormatError(label, f"has an impossible format ({impossible}): its header is corrupt; "
-                                        "export it again, or delete it") from None  # fmt: skip
+            raise ImpossibleFormatError(
+                label, f"has an impossible format ({impossible}): its header is corrupt; export it again, or delete it"
+            ) from None
         raise _undecodable(label, err) from None
     try:
         info = AudioInfo(label, int(f.samplerate), int(f.frames), int(f.channels), f.format, f.subtype)
@@ -241,15 +243,18 @@ def _check_header(f: sf.SoundFile, info: AudioInfo, name: str, max_seconds, max_
                 "are (an interrupted copy, download or recording); copy or export it again, or delete it",
             )
     if max_seconds is not None and info.frames > max_seconds * info.sample_rate:
-        raise AudioTooLongError(name, f"is {info.frames / info.sample_rate:.1f} s long, more than the limit of "
-                                      f"{max_seconds:g} s")  # fmt: skip
+        raise AudioTooLongError(
+            name, f"is {info.frames / info.sample_rate:.1f} s long, more than the limit of {max_seconds:g} s"
+        )
     if max_samples is not None and info.frames * info.channels > max_samples:
-        raise AudioTooLongError(name, f"holds {info.frames} frames x {info.channels} channels, more than the limit "
-                                      f"of {max_samples} samples")  # fmt: skip
+        raise AudioTooLongError(
+            name, f"holds {info.frames} frames x {info.channels} channels, more than the limit of {max_samples} samples"
+        )
 
 
-def read_frames(f: sf.SoundFile, info: AudioInfo, frames: int = -1, dtype: str = "float32", *,
-                out: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def read_frames(
+    f: sf.SoundFile, info: AudioInfo, frames: int = -1, dtype: str = "float32", *, out: np.ndarray | None = None
+) -> np.ndarray:
     """``frames`` frames from the current position (``-1``: to the end) as ``(frames, channels)`` of ``dtype``.
 
     Block by block past ``READ_BLOCK`` frames, so memory follows what the file holds. A read that the header
@@ -274,8 +279,10 @@ def read_frames(f: sf.SoundFile, info: AudioInfo, frames: int = -1, dtype: str =
             data = _read_blocks(f, wanted, dtype, info.channels, out)
     except _SOUNDFILE_ERRORS as err:
         raise TruncatedAudioError(
-            info.path, f"breaks off after frame {position}: the decoder failed ({getattr(err, 'error_string', err)}); "
-            "the file is truncated or corrupt: copy or export it again, or delete it") from None  # fmt: skip
+            info.path,
+            f"breaks off after frame {position}: the decoder failed ({getattr(err, 'error_string', err)}); "
+            "the file is truncated or corrupt: copy or export it again, or delete it",
+        ) from None
     if declared is not None:
         expected = min(wanted, declared) if wanted >= 0 else declared
         slack = _ESTIMATED_LENGTH_SLACK.get(info.format, 0.0) * info.frames
@@ -309,8 +316,9 @@ def count_non_finite(x: np.ndarray) -> int:
 
 def check_samples(x: np.ndarray, info: AudioInfo) -> np.ndarray:
     """``x`` (samples just read from ``info``'s file) if it holds some and all are finite; else the typed error."""
-    _check_counts(info.path, x.shape[0] if x.size else 0,
-                  count_non_finite(x) if info.subtype not in INTEGER_SUBTYPES else 0)  # fmt: skip
+    _check_counts(
+        info.path, x.shape[0] if x.size else 0, count_non_finite(x) if info.subtype not in INTEGER_SUBTYPES else 0
+    )
     return x
 
 
@@ -319,12 +327,20 @@ def _check_counts(path: str, frames: int, non_finite: int):
     if not frames:
         raise EmptyAudioError(path, "holds no samples; delete it or regenerate it")
     if non_finite:
-        raise NonFiniteAudioError(path, f"holds {non_finite} NaN/Inf samples; the file is corrupt, re-export or "
-                                        "delete it")  # fmt: skip
+        raise NonFiniteAudioError(
+            path, f"holds {non_finite} NaN/Inf samples; the file is corrupt, re-export or delete it"
+        )
 
 
-def decode_audio(source, *, window=None, integer: bool = False, name=None, max_seconds: float | None = None,
-                 max_samples: int | None = None) -> tuple[np.ndarray, int]:  # fmt: skip
+def decode_audio(
+    source,
+    *,
+    window=None,
+    integer: bool = False,
+    name=None,
+    max_seconds: float | None = None,
+    max_samples: int | None = None,
+) -> tuple[np.ndarray, int]:
     """Decode a file, or a file's bytes, at its own rate: ``(samples (channels, frames), sample_rate)``.
 
     Args:

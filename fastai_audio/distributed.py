@@ -91,8 +91,9 @@ def rank_positions(n: int, rank: int, world_size: int, bs: int, *, exact: bool =
         ([3, 4, 5], [2, 3, 4])
     """
     if world_size < 1 or not 0 <= rank < world_size or bs < 1:
-        raise ParameterError(f"rank {rank} of world_size {world_size} with bs {bs}: need 0 <= rank < world_size and "
-                             "bs >= 1")  # fmt: skip
+        raise ParameterError(
+            f"rank {rank} of world_size {world_size} with bs {bs}: need 0 <= rank < world_size and bs >= 1"
+        )
     total = n if exact else math.ceil(n / world_size) * world_size
     group = world_size * bs
     full = total // group
@@ -202,8 +203,11 @@ class AudioDistributedTrainer(DistributedTrainer):
     def __init__(self, sync_bn: bool | None = None, **kwargs):
         cuda = torch.cuda.is_available()
         if sync_bn and not cuda:
-            warnings.warn("sync_bn=True needs CUDA (SyncBatchNorm runs on GPUs only): batch norm statistics stay "
-                          "per process; pass sync_bn=False to silence this", stacklevel=3)  # fmt: skip
+            warnings.warn(
+                "sync_bn=True needs CUDA (SyncBatchNorm runs on GPUs only): batch norm statistics stay "
+                "per process; pass sync_bn=False to silence this",
+                stacklevel=3,
+            )
         if not cuda:
             kwargs.setdefault("cpu", True)  # accelerate starts no process group on CPUs without it: each rank
             # would train a model of its own
@@ -230,8 +234,9 @@ class AudioDistributedTrainer(DistributedTrainer):
                 "would train separate models; on CPUs pass cpu=True to distrib_ctx, and launch with torchrun"
             )
         model = self.learn.model
-        self.learn.model = self.accelerator.prepare(nn.SyncBatchNorm.convert_sync_batchnorm(model) if self.sync_bn
-                                                    else model)  # fmt: skip
+        self.learn.model = self.accelerator.prepare(
+            nn.SyncBatchNorm.convert_sync_batchnorm(model) if self.sync_bn else model
+        )
         self.old_dls = list(self.dls)
         self.learn.dls.loaders = [self._wrapped(dl, exact=i > 0) for i, dl in enumerate(self.old_dls)]
         if rank_distrib():
@@ -266,9 +271,12 @@ class AudioDistributedTrainer(DistributedTrainer):
                     m.preds, m.targs = [dl.gather(torch.cat(m.preds))], [dl.gather(torch.cat(m.targs))]
             elif not getattr(self, "_warned", False):
                 self._warned = True
-                warnings.warn(f"metric {getattr(m, 'name', m)!r} ({type(m).__name__}) is computed on each rank's share "
-                              "of the validation set only: use an AvgMetric or AccumMetric (fastai's metrics are) to "
-                              "get the whole set's value", stacklevel=2)  # fmt: skip
+                warnings.warn(
+                    f"metric {getattr(m, 'name', m)!r} ({type(m).__name__}) is computed on each rank's share "
+                    "of the validation set only: use an AvgMetric or AccumMetric (fastai's metrics are) to "
+                    "get the whole set's value",
+                    stacklevel=2,
+                )
         for cb in self.learn.cbs:
             if isinstance(cb, GatherPredsCallback) and hasattr(cb, "preds"):
                 for name in ("preds", "targets", "inputs", "losses"):
@@ -323,8 +331,9 @@ def diagnose_timeout(err: BaseException, timeout: float) -> DistributedTimeoutEr
         from datetime import timedelta
 
         try:
-            dist.monitored_barrier(group=_HEARTBEAT[0], timeout=timedelta(seconds=min(30.0, timeout)),
-                                   wait_all_ranks=True)  # fmt: skip
+            dist.monitored_barrier(
+                group=_HEARTBEAT[0], timeout=timedelta(seconds=min(30.0, timeout)), wait_all_ranks=True
+            )
             why = "every rank answers the heartbeat now: the operation was slow, not stuck; raise the timeout"
         except RuntimeError as barrier:
             import re
@@ -382,8 +391,15 @@ def batch_state(dls) -> list[dict]:
         (['mean', 'std'], torch.Size([1, 1, 64, 1]))
         >>> load_batch_state(dls, state)             # e.g. into loaders built the same way in another process
     """
-    return [{(i, k): v.detach().cpu() for i, t in enumerate(dl.after_batch.fs) for k, v in vars(t).items()
-             if isinstance(v, torch.Tensor)} for dl in _loaders(dls)]  # fmt: skip
+    return [
+        {
+            (i, k): v.detach().cpu()
+            for i, t in enumerate(dl.after_batch.fs)
+            for k, v in vars(t).items()
+            if isinstance(v, torch.Tensor)
+        }
+        for dl in _loaders(dls)
+    ]
 
 
 def load_batch_state(dls, state: list[dict]):

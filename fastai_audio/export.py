@@ -80,8 +80,10 @@ class InferenceGraph(nn.Module):
             if isinstance(t, _LayerTransform):
                 t.layer.cpu()
         if not steps:
-            raise ParameterError("the learner computes no spectrogram (no spectral batch_tfms, no front_end=): the "
-                                 "exported graph must take raw audio")  # fmt: skip
+            raise ParameterError(
+                "the learner computes no spectrogram (no spectral batch_tfms, no front_end=): the "
+                "exported graph must take raw audio"
+            )
         return cls(steps, model, multi_label=_is_multi_label(learn))
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
@@ -101,11 +103,14 @@ def _is_multi_label(learn) -> bool:
 def _audio_config(learn) -> AudioConfig:
     config = audio_config_of(getattr(learn.dls.valid_ds, "template", None) or learn.dls.valid_ds)
     if config is None or config.sample_rate is None:
-        raise ParameterError("the learner's loaders fix no sample rate (AudioBlock(sample_rate=None)): the exported "
-                             "graph needs one rate; retrain with sample_rate=<Hz>")  # fmt: skip
+        raise ParameterError(
+            "the learner's loaders fix no sample rate (AudioBlock(sample_rate=None)): the exported "
+            "graph needs one rate; retrain with sample_rate=<Hz>"
+        )
     if not config.mono:
-        raise ParameterError("export_onnx supports mono models (the graph takes (batch, samples)); this one was "
-                             "trained with mono=False")  # fmt: skip
+        raise ParameterError(
+            "export_onnx supports mono models (the graph takes (batch, samples)); this one was trained with mono=False"
+        )
     return config
 
 
@@ -155,19 +160,29 @@ def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
     hop = next((t.hop_length for t in graph.steps if getattr(t, "hop_length", None)), 1)
     shortest = max(shortest, (getattr(graph.model, "min_frames", 1) - 1) * hop)
     example = torch.randn(2, int(rate * (duration or 1.0)), generator=torch.Generator().manual_seed(0)) * 0.1
-    dims = {"waveform": {0: torch.export.Dim("batch", min=1, max=4096),
-                         1: torch.export.Dim("samples", min=max(shortest, 2), max=10**8)}}  # fmt: skip
+    dims = {
+        "waveform": {
+            0: torch.export.Dim("batch", min=1, max=4096),
+            1: torch.export.Dim("samples", min=max(shortest, 2), max=10**8),
+        }
+    }
     with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # (the exporter prints its progress)
-        program = torch.onnx.export(graph, (example,), dynamo=True, dynamic_shapes=dims, opset_version=opset,
-                                    input_names=["waveform"], output_names=["probabilities"],
-                                    verbose=False)  # fmt: skip
+        program = torch.onnx.export(
+            graph,
+            (example,),
+            dynamo=True,
+            dynamic_shapes=dims,
+            opset_version=opset,
+            input_names=["waveform"],
+            output_names=["probabilities"],
+            verbose=False,
+        )
     with atomic_file(path, "ONNX model") as tmp:  # a failure leaves the model that was there before untouched
         _write(program, tmp, learn, graph, config, example, check)
     return path
 
 
-def _write(program, path: Path, learn, graph: InferenceGraph, config: AudioConfig, example: torch.Tensor,
-           check: bool):  # fmt: skip
+def _write(program, path: Path, learn, graph: InferenceGraph, config: AudioConfig, example: torch.Tensor, check: bool):
     """The exported program with fastai_audio's metadata as the ONNX file ``path`` (checked against the model)."""
     import onnx
 
@@ -175,10 +190,16 @@ def _write(program, path: Path, learn, graph: InferenceGraph, config: AudioConfi
     program.save(str(path))
     proto = onnx.load(str(path))
     loss = learn.loss_func
-    meta = {"labels": json.dumps([str(v) for v in learn.dls.vocab]), "sample_rate": str(rate),
-            "duration": "" if duration is None else str(duration), "multi_label": str(graph.multi_label).lower(),
-            "threshold": str(getattr(loss, "thresh", 0.5)) if graph.multi_label else "", "pad_mode": config.pad_mode,
-            "audio_config": config.to_json(), "fastai_audio_version": __version__}  # fmt: skip
+    meta = {
+        "labels": json.dumps([str(v) for v in learn.dls.vocab]),
+        "sample_rate": str(rate),
+        "duration": "" if duration is None else str(duration),
+        "multi_label": str(graph.multi_label).lower(),
+        "threshold": str(getattr(loss, "thresh", 0.5)) if graph.multi_label else "",
+        "pad_mode": config.pad_mode,
+        "audio_config": config.to_json(),
+        "fastai_audio_version": __version__,
+    }
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -199,6 +220,8 @@ def _check(graph: InferenceGraph, path: Path, example: torch.Tensor):
         diff = float(np.abs(got - want).max())
         if not diff <= TOLERANCE:
             path.unlink(missing_ok=True)
-            raise ParameterError(f"the exported graph's probabilities differ from the model's by {diff:.2e} (more "
-                                 f"than {TOLERANCE}) for input {tuple(x.shape)}: not written; please report it with "
-                                 "the model's transforms")  # fmt: skip
+            raise ParameterError(
+                f"the exported graph's probabilities differ from the model's by {diff:.2e} (more "
+                f"than {TOLERANCE}) for input {tuple(x.shape)}: not written; please report it with "
+                "the model's transforms"
+            )

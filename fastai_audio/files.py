@@ -23,10 +23,34 @@ __all__ = ["AUDIO_EXTENSIONS", "AudioInfo", "audio_info", "check_audio_files", "
 AUDIO_EXTENSIONS = frozenset(
     "." + ext.lower()
     for ext in (
-        "wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "aifc", "au", "snd", "caf",
-        "w64", "rf64", "sd2", "voc", "htk", "mat", "paf", "pvf", "sds", "sf", "xi", "nist", "wve",
+        "wav",
+        "wave",
+        "flac",
+        "ogg",
+        "oga",
+        "opus",
+        "mp3",
+        "aif",
+        "aiff",
+        "aifc",
+        "au",
+        "snd",
+        "caf",
+        "w64",
+        "rf64",
+        "sd2",
+        "voc",
+        "htk",
+        "mat",
+        "paf",
+        "pvf",
+        "sds",
+        "sf",
+        "xi",
+        "nist",
+        "wve",
     )
-)  # fmt: skip
+)
 
 
 def audio_info(path) -> AudioInfo:
@@ -87,8 +111,11 @@ def get_audio_files(path, recurse: bool = True, folders=None, extensions=None) -
         next(root.iterdir(), None)
     except PermissionError:
         raise AudioFileError(root, "permission denied while listing the folder; make it readable") from None
-    exts = AUDIO_EXTENSIONS if extensions is None else {e.lower() if e.startswith(".") else "." + e.lower()
-                                                        for e in extensions}  # fmt: skip
+    exts = (
+        AUDIO_EXTENSIONS
+        if extensions is None
+        else {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    )
     wanted = set(folders or ())
 
     def audio(folder: str, names) -> list:
@@ -118,9 +145,12 @@ def get_audio_files(path, recurse: bool = True, folders=None, extensions=None) -
         found += audio(folder, names)
     if refused:
         shown = "; ".join(f"{link} -> {target}" for link, target in refused[:5])
-        warnings.warn(f"did not follow {len(refused)} folder link(s) under {root} that lead back to a folder above "
-                      f"them or out of their split folder (a loop, or files of one split listed in another): "
-                      f"{shown}", stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"did not follow {len(refused)} folder link(s) under {root} that lead back to a folder above "
+            f"them or out of their split folder (a loop, or files of one split listed in another): "
+            f"{shown}",
+            stacklevel=2,
+        )
     return L(sorted(found))
 
 
@@ -158,10 +188,22 @@ def _check_one(path) -> dict:
     try:
         info = scan_audio(path)
     except AudioError as err:
-        return {"path": str(path), "ok": False, "reason": getattr(err, "reason", str(err)),
-                "sample_rate": None, "channels": None, "duration": None}  # fmt: skip
-    return {"path": str(path), "ok": True, "reason": "", "sample_rate": info.sample_rate, "channels": info.channels,
-            "duration": info.duration}  # fmt: skip
+        return {
+            "path": str(path),
+            "ok": False,
+            "reason": getattr(err, "reason", str(err)),
+            "sample_rate": None,
+            "channels": None,
+            "duration": None,
+        }
+    return {
+        "path": str(path),
+        "ok": True,
+        "reason": "",
+        "sample_rate": info.sample_rate,
+        "channels": info.channels,
+        "duration": info.duration,
+    }
 
 
 def check_audio_files(files, *, num_workers: int | None = None, progress: bool = False):

@@ -51,8 +51,13 @@ def predict_files(learn, files, *, bs: int | None = None, num_workers: int = 0) 
     probs, _ = learn.get_preds(dl=dl)
     classes = list(learn.dls.vocab)
     best = probs.argmax(dim=1)
-    df = pd.DataFrame({"path": [str(f) for f in files], "prediction": [classes[i] for i in best.tolist()],
-                       "probability": probs.max(dim=1).values.numpy()})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "path": [str(f) for f in files],
+            "prediction": [classes[i] for i in best.tolist()],
+            "probability": probs.max(dim=1).values.numpy(),
+        }
+    )
     for i, c in enumerate(classes):
         df[str(c)] = probs[:, i].numpy()
     return df
@@ -87,16 +92,29 @@ class WindowPredictions:
 
     def to_df(self) -> pd.DataFrame:
         """One row per window: ``start``, ``end``, ``prediction`` and a probability column per class."""
-        df = pd.DataFrame({"start": self.starts, "end": self.starts + self.window,
-                           "prediction": [self.classes[i] for i in self.probs.argmax(1)]})  # fmt: skip
+        df = pd.DataFrame(
+            {
+                "start": self.starts,
+                "end": self.starts + self.window,
+                "prediction": [self.classes[i] for i in self.probs.argmax(1)],
+            }
+        )
         for i, c in enumerate(self.classes):
             df[str(c)] = self.probs[:, i]
         return df
 
 
-def predict_windows(learn, source, *, window: float | None = None, hop: float | None = None,
-                    sample_rate: int | None = None, aggregate: str = "mean", bs: int | None = None,
-                    max_windows: int = MAX_WINDOWS) -> WindowPredictions:  # fmt: skip
+def predict_windows(
+    learn,
+    source,
+    *,
+    window: float | None = None,
+    hop: float | None = None,
+    sample_rate: int | None = None,
+    aggregate: str = "mean",
+    bs: int | None = None,
+    max_windows: int = MAX_WINDOWS,
+) -> WindowPredictions:
     """Slide a window over a long recording, predict each window, and aggregate into one clip prediction.
 
     Windows start every ``hop`` seconds from 0 and cover the whole recording: the last one ends at or after the end
@@ -154,8 +172,9 @@ def predict_windows(learn, source, *, window: float | None = None, hop: float | 
     probs = probs.numpy()
     clip_probs = probs.mean(0) if aggregate == "mean" else probs.max(0)
     classes = list(learn.dls.vocab)
-    return WindowPredictions(starts / sr, n_win / sr, duration, probs, clip_probs, classes,
-                             str(classes[int(clip_probs.argmax())]))  # fmt: skip
+    return WindowPredictions(
+        starts / sr, n_win / sr, duration, probs, clip_probs, classes, str(classes[int(clip_probs.argmax())])
+    )
 
 
 def plot_taggram(result: WindowPredictions, ax=None, figsize=(10, 3), cmap: str = "viridis"):
@@ -173,8 +192,9 @@ def plot_taggram(result: WindowPredictions, ax=None, figsize=(10, 3), cmap: str 
     hop = result.starts[1] - result.starts[0] if len(result.starts) > 1 else result.window
     centres = result.starts + result.window / 2
     extent = (centres[0] - hop / 2, centres[-1] + hop / 2, -0.5, len(result.classes) - 0.5)
-    im = ax.imshow(result.probs.T, aspect="auto", origin="lower", cmap=cmap, vmin=0, vmax=1, interpolation="nearest",
-                   extent=extent)  # fmt: skip
+    im = ax.imshow(
+        result.probs.T, aspect="auto", origin="lower", cmap=cmap, vmin=0, vmax=1, interpolation="nearest", extent=extent
+    )
     ax.set_yticks(range(len(result.classes)))
     ax.set_yticklabels([str(c) for c in result.classes])
     ax.set_xlabel("time (s, window centres)")

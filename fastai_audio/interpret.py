@@ -32,8 +32,9 @@ def _grid(n, nrows, ncols, figsize, title=None):
 
 
 @dispatch
-def show_results(x: _AudioTypes, y: TensorCategory, samples, outs, ctxs=None, max_n=9, nrows=None, ncols=None,
-                 figsize=None, **kwargs):  # fmt: skip
+def show_results(
+    x: _AudioTypes, y: TensorCategory, samples, outs, ctxs=None, max_n=9, nrows=None, ncols=None, figsize=None, **kwargs
+):
     """Each clip titled ``target/prediction``, the prediction green when right and red when wrong."""
     n = min(len(samples), max_n)
     if ctxs is None:
@@ -46,8 +47,9 @@ def show_results(x: _AudioTypes, y: TensorCategory, samples, outs, ctxs=None, ma
 
 
 @dispatch
-def plot_top_losses(x: _AudioTypes, y: TensorCategory, samples, outs, raws, losses, nrows=None, ncols=None,
-                    figsize=None, **kwargs):  # fmt: skip
+def plot_top_losses(
+    x: _AudioTypes, y: TensorCategory, samples, outs, raws, losses, nrows=None, ncols=None, figsize=None, **kwargs
+):
     """Each clip titled ``prediction/actual / loss / probability of the prediction``."""
     axs = _grid(len(samples), nrows, ncols, figsize, title="Prediction/Actual/Loss/Probability")
     for ax, s, o, r, l in zip(axs, samples, outs, raws, losses):
@@ -58,8 +60,18 @@ def plot_top_losses(x: _AudioTypes, y: TensorCategory, samples, outs, raws, loss
 
 
 @dispatch
-def plot_top_losses(x: _AudioTypes, y: TensorMultiCategory, samples, outs, raws, losses, nrows=None, ncols=None,  # noqa: F811
-                    figsize=None, **kwargs):  # fmt: skip
+def plot_top_losses(  # noqa: F811  (a second method of the dispatched function)
+    x: _AudioTypes,
+    y: TensorMultiCategory,
+    samples,
+    outs,
+    raws,
+    losses,
+    nrows=None,
+    ncols=None,  # noqa: F811
+    figsize=None,
+    **kwargs,
+):
     """Multi-label: each clip titled ``actual -> predicted`` labels and its loss."""
     axs = _grid(len(samples), nrows, ncols, figsize)
     for ax, s, o, l in zip(axs, samples, outs, losses):

@@ -112,8 +112,9 @@ class AudioLearner(Learner):
         return export_onnx(self, path, **kwargs)
 
     @contextmanager
-    def distrib_ctx(self, sync_bn: bool | None = None, in_notebook: bool = False, timeout: float | None = None,
-                    **kwargs):  # fmt: skip
+    def distrib_ctx(
+        self, sync_bn: bool | None = None, in_notebook: bool = False, timeout: float | None = None, **kwargs
+    ):
         """fastai's ``distrib_ctx``: train in data-parallel processes (DDP through accelerate) when launched by
         ``torchrun`` or ``accelerate launch``; one process (no launcher) trains as usual.
 
@@ -167,8 +168,12 @@ class AudioLearner(Learner):
         return self
 
     def _can_predict_direct(self) -> bool:
-        return (PREDICT_DIRECT.on and getattr(self.dls, "n_inp", 1) == 1 and hasattr(self.dls, "valid_ds")
-                and all(isinstance(cb, _PREDICT_SAFE_CBS) for cb in self.cbs))  # fmt: skip
+        return (
+            PREDICT_DIRECT.on
+            and getattr(self.dls, "n_inp", 1) == 1
+            and hasattr(self.dls, "valid_ds")
+            and all(isinstance(cb, _PREDICT_SAFE_CBS) for cb in self.cbs)
+        )
 
 
 class EpochCheckpoint(SaveModelCallback):
@@ -238,8 +243,7 @@ class KeepBest(SaveModelCallback):
         ('accuracy', True)
     """
 
-    def __init__(self, monitor: str | None = None, fname: str = "best", min_delta: float = 0.0,
-                 verbose: bool = True):  # fmt: skip
+    def __init__(self, monitor: str | None = None, fname: str = "best", min_delta: float = 0.0, verbose: bool = True):
         super().__init__(monitor=monitor or "valid_loss", fname=fname, min_delta=min_delta)
         self.auto, self.delta, self.verbose = monitor is None, abs(min_delta), verbose
         self.best_epoch, self._started, self._trained = None, False, False
@@ -284,8 +288,17 @@ class KeepBest(SaveModelCallback):
 
 
 # Callbacks that only act while fitting (or only log): predict takes the fast path when these are all a learner has.
-_PREDICT_SAFE_CBS = (TrainEvalCallback, Recorder, CastToTensor, ProgressCallback, ShowGraphCallback, CSVLogger,
-                     SaveModelCallback, EarlyStoppingCallback, ReduceLROnPlateau)  # fmt: skip
+_PREDICT_SAFE_CBS = (
+    TrainEvalCallback,
+    Recorder,
+    CastToTensor,
+    ProgressCallback,
+    ShowGraphCallback,
+    CSVLogger,
+    SaveModelCallback,
+    EarlyStoppingCallback,
+    ReduceLROnPlateau,
+)
 
 
 # what fastai's vision learner assumes for an arch it has no metadata for: fastai's cut and its default split
@@ -371,8 +384,9 @@ def _load_state_dict(path) -> dict:
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
-def create_audio_model(arch, n_out: int, n_in: int = 1, *, pretrained: bool = True, weights=None, cut=None,
-                       **head_kwargs) -> torch.nn.Module:  # fmt: skip
+def create_audio_model(
+    arch, n_out: int, n_in: int = 1, *, pretrained: bool = True, weights=None, cut=None, **head_kwargs
+) -> torch.nn.Module:
     """An ImageNet CNN with its stem rebuilt for ``n_in`` spectrogram channels and a new head of ``n_out`` outputs.
 
     Args:
@@ -397,8 +411,9 @@ def create_audio_model(arch, n_out: int, n_in: int = 1, *, pretrained: bool = Tr
         model = arch(weights=None)
         missing, unexpected = model.load_state_dict(_load_state_dict(weights), strict=False)
         if missing:
-            raise AudioFileError(weights, f"is not a {arch.__name__} state dict: {len(missing)} tensors are missing, "
-                                 f"e.g. {missing[:3]}")  # fmt: skip
+            raise AudioFileError(
+                weights, f"is not a {arch.__name__} state dict: {len(missing)} tensors are missing, e.g. {missing[:3]}"
+            )
         pretrained = True
     elif pretrained:
         _check_weights_available(arch)
@@ -437,8 +452,15 @@ def _panns_front_end_issues(dls, front_tensors: dict | None = None) -> list[str]
         issues.append("SpecNormalize rescales the log-mel the network's bn0 statistics expect raw")
     melw = (front_tensors or {}).get("logmel_extractor.melW")
     if melw is not None:
-        fb = mel_filterbank(want.sample_rate, want.n_fft, want.n_mels, f_min=want.f_min, f_max=want.f_max,
-                            mel_scale=want.mel_scale, norm=want.norm).T  # fmt: skip
+        fb = mel_filterbank(
+            want.sample_rate,
+            want.n_fft,
+            want.n_mels,
+            f_min=want.f_min,
+            f_max=want.f_max,
+            mel_scale=want.mel_scale,
+            norm=want.norm,
+        ).T
         if melw.shape != fb.shape or not torch.allclose(melw.float(), fb, atol=1e-6, rtol=1e-4):
             issues.append("the checkpoint's own mel filterbank (logmel_extractor.melW) is not the 'panns' preset's")
     return issues
@@ -470,9 +492,24 @@ def _panns_learner(dls, arch: str, n_out: int, *, pretrained: bool, weights, **k
     return model, weights
 
 
-def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_out: int | None = None,
-                  front_end=None, loss_func=None, metrics=None, opt_func=Adam, lr=defaults.lr, cbs=None,
-                  splitter=None, path=None, model_dir="models", **kwargs) -> AudioLearner:  # fmt: skip
+def audio_learner(
+    dls,
+    arch=None,
+    *,
+    pretrained: bool = True,
+    weights=None,
+    n_out: int | None = None,
+    front_end=None,
+    loss_func=None,
+    metrics=None,
+    opt_func=Adam,
+    lr=defaults.lr,
+    cbs=None,
+    splitter=None,
+    path=None,
+    model_dir="models",
+    **kwargs,
+) -> AudioLearner:
     """An ``AudioLearner`` (a fastai ``Learner``) for spectrogram batches: ``create_audio_model`` + fastai's loop.
 
     The spectrogram's channel count comes from one batch of ``dls``; the classes from ``dls.c``. With ``pretrained``
@@ -513,14 +550,27 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
         raise ParameterError("n_out is not set and dls.c is unknown; pass n_out=<number of classes>")
     if isinstance(arch, str):
         if arch.lower() not in PANNS_ARCHS:
-            raise ParameterError(f"unknown arch {arch!r}: pass a torchvision builder (resnet18, ...) or one of the "
-                                 f"PANNs names {sorted(PANNS_ARCHS)}")  # fmt: skip
+            raise ParameterError(
+                f"unknown arch {arch!r}: pass a torchvision builder (resnet18, ...) or one of the "
+                f"PANNs names {sorted(PANNS_ARCHS)}"
+            )
         if front_end is not None:
-            raise ParameterError("front_end= is for the ImageNet CNNs; a PANNs network takes the loaders' "
-                                 "mel_transforms('panns')")  # fmt: skip
+            raise ParameterError(
+                "front_end= is for the ImageNet CNNs; a PANNs network takes the loaders' mel_transforms('panns')"
+            )
         model, weights = _panns_learner(dls, arch, n_out, pretrained=pretrained, weights=weights, **kwargs)
-        learn = AudioLearner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, cbs=cbs, metrics=metrics,
-                             splitter=splitter or panns_splitter, path=path, model_dir=model_dir)  # fmt: skip
+        learn = AudioLearner(
+            dls,
+            model,
+            loss_func=loss_func,
+            opt_func=opt_func,
+            lr=lr,
+            cbs=cbs,
+            metrics=metrics,
+            splitter=splitter or panns_splitter,
+            path=path,
+            model_dir=model_dir,
+        )
         if weights is not None:
             learn.freeze()
         return learn
@@ -529,14 +579,25 @@ def audio_learner(dls, arch=None, *, pretrained: bool = True, weights=None, n_ou
     if front_end is not None:
         front = front_end if isinstance(front_end, AudioFrontEnd) else AudioFrontEnd(front_end)
         front.setup(dls.train)
-    model = create_audio_model(arch, n_out, _input_channels(dls, front), pretrained=pretrained, weights=weights,
-                               **kwargs)  # fmt: skip
+    model = create_audio_model(
+        arch, n_out, _input_channels(dls, front), pretrained=pretrained, weights=weights, **kwargs
+    )
     split = meta["split"]
     if front is not None:
         model, split = nn.Sequential(front, model), _FrontEndSplitter(split)
         model.register_forward_hook(_plain_output)
-    learn = AudioLearner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, cbs=cbs, metrics=metrics,
-                    splitter=splitter or split, path=path, model_dir=model_dir)  # fmt: skip
+    learn = AudioLearner(
+        dls,
+        model,
+        loss_func=loss_func,
+        opt_func=opt_func,
+        lr=lr,
+        cbs=cbs,
+        metrics=metrics,
+        splitter=splitter or split,
+        path=path,
+        model_dir=model_dir,
+    )
     if pretrained or weights is not None:
         learn.freeze()
     return learn

@@ -114,15 +114,26 @@ def read_packed_index(dest) -> dict:
         frames = int(entry.get("frames", -1))
         size = data.stat().st_size
         if size != frames * channels * itemsize:
-            raise AudioFileError(data, f"holds {size} bytes but the index says {frames} frames x {channels} channels "
-                                       f"of {index['dtype']} ({frames * channels * itemsize} bytes): the cache is "
-                                       f"truncated or mixed with another one; {fix}")  # fmt: skip
+            raise AudioFileError(
+                data,
+                f"holds {size} bytes but the index says {frames} frames x {channels} channels "
+                f"of {index['dtype']} ({frames * channels * itemsize} bytes): the cache is "
+                f"truncated or mixed with another one; {fix}",
+            )
         end = 0
         for k, clip in enumerate(clips):
-            if (not isinstance(clip, list) or len(clip) != 4 or clip[0] != end or not isinstance(clip[1], int)
-                    or clip[1] < 1):  # fmt: skip
-                raise AudioFileError(data, f"clip {k} of the {split} set does not follow the one before it in the "
-                                           f"index ({str(clip)[:80]}); {fix}")  # fmt: skip
+            if (
+                not isinstance(clip, list)
+                or len(clip) != 4
+                or clip[0] != end
+                or not isinstance(clip[1], int)
+                or clip[1] < 1
+            ):
+                raise AudioFileError(
+                    data,
+                    f"clip {k} of the {split} set does not follow the one before it in the "
+                    f"index ({str(clip)[:80]}); {fix}",
+                )
             end = clip[0] + clip[1]
         if end != frames:
             raise AudioFileError(data, f"the index's clips end at frame {end}, the file at {frames}; {fix}")

@@ -82,8 +82,9 @@ def resample_np(wav: np.ndarray, orig_sample_rate: int, sample_rate: int) -> np.
     return out.reshape(*lead, -1).astype(np.float32)
 
 
-def decode_bytes(data: bytes, name: str = "the audio", max_seconds: float | None = None,
-                 max_samples: int | None = None) -> tuple[np.ndarray, int]:  # fmt: skip
+def decode_bytes(
+    data: bytes, name: str = "the audio", max_seconds: float | None = None, max_samples: int | None = None
+) -> tuple[np.ndarray, int]:
     """The bytes of an audio file in any format soundfile reads -> float32 ``(channels, samples)`` and its rate.
 
     The decode core's ``decode_audio`` (``fastai_audio.decode``) on bytes: the loaders' reader and errors.
@@ -136,8 +137,9 @@ class OnnxClassifier:
         if threads:
             options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(self.path), options,
-                                                providers=providers or ["CPUExecutionProvider"])  # fmt: skip
+            self.session = ort.InferenceSession(
+                str(self.path), options, providers=providers or ["CPUExecutionProvider"]
+            )
         except Exception as err:  # noqa: BLE001 - ONNX Runtime reports a bad file through its own exception types
             raise AudioFileError(self.path, f"is not an ONNX model ONNX Runtime can load ({err})") from None
         outputs = self.session.get_outputs()[0].shape
@@ -146,8 +148,9 @@ class OnnxClassifier:
         try:
             self.labels, self.config, self.multi_label, self.threshold = _read_metadata(meta, width)
         except ParameterError as err:
-            raise AudioFileError(self.path, f"has unusable fastai_audio metadata: {err}; export it again with "
-                                 "learn.export_onnx()") from None  # fmt: skip
+            raise AudioFileError(
+                self.path, f"has unusable fastai_audio metadata: {err}; export it again with learn.export_onnx()"
+            ) from None
 
     sample_rate = property(lambda self: self.config.sample_rate, doc="The model's rate (Hz).")
     duration = property(lambda self: self.config.duration, doc="Seconds per clip, or None for whole clips.")
@@ -234,15 +237,24 @@ class OnnxClassifier:
                 probs += list(self.probabilities(np.stack(clips)))
         probs = np.stack(probs)
         best = probs.argmax(1)
-        df = pd.DataFrame({"path": [str(f) for f in files], "prediction": [self.labels[i] for i in best],
-                           "probability": probs.max(1)})  # fmt: skip
+        df = pd.DataFrame(
+            {"path": [str(f) for f in files], "prediction": [self.labels[i] for i in best], "probability": probs.max(1)}
+        )
         for i, c in enumerate(self.labels):
             df[str(c)] = probs[:, i]
         return df
 
-    def predict_windows(self, item, *, window: float | None = None, hop: float | None = None,
-                        sample_rate: int | None = None, aggregate: str = "mean", bs: int = 64,
-                        max_windows: int = MAX_WINDOWS) -> dict:  # fmt: skip
+    def predict_windows(
+        self,
+        item,
+        *,
+        window: float | None = None,
+        hop: float | None = None,
+        sample_rate: int | None = None,
+        aggregate: str = "mean",
+        bs: int = 64,
+        max_windows: int = MAX_WINDOWS,
+    ) -> dict:
         """Windows over a long recording, as ``fastai_audio.inference.predict_windows``: a dict with ``starts``
         (s), ``window``, ``duration``, ``probs`` ``(windows, classes)``, ``clip_probs`` and ``label``.
 
@@ -265,14 +277,17 @@ class OnnxClassifier:
         starts, n_win = window_starts(len(x), sr, window, hop, max_windows)
         budget = max_windows * (self._target or n_win)  # the audio all windows may cover: max_windows model clips
         if len(starts) * n_win > budget:
-            raise ParameterError(f"{len(starts)} windows of {window:g} s would cover {len(starts) * n_win / sr:.0f} s "
-                                 f"of audio, more than the {budget / sr:.0f} s allowed ({max_windows} of the model's "
-                                 f"clips): pass a longer hop or a shorter window")  # fmt: skip
+            raise ParameterError(
+                f"{len(starts)} windows of {window:g} s would cover {len(starts) * n_win / sr:.0f} s "
+                f"of audio, more than the {budget / sr:.0f} s allowed ({max_windows} of the model's "
+                f"clips): pass a longer hop or a shorter window"
+            )
         bs = max(1, min(bs, 2 * _BLOCK_VALUES // n_win))  # windows made at a time: at most ~16 MB of them
         probs = []
         for s in range(0, len(starts), bs):
-            clips = np.stack([np.pad(x[i : i + n_win], (0, max(0, n_win - len(x[i : i + n_win]))))
-                              for i in starts[s : s + bs]])  # fmt: skip
+            clips = np.stack(
+                [np.pad(x[i : i + n_win], (0, max(0, n_win - len(x[i : i + n_win])))) for i in starts[s : s + bs]]
+            )
             try:
                 probs.append(self.probabilities(clips))
             except Exception as err:  # noqa: BLE001 - ONNX Runtime's own exception types: the window does not fit
@@ -282,12 +297,19 @@ class OnnxClassifier:
                 ) from None
         probs = np.concatenate(probs)
         clip_probs = probs.mean(0) if aggregate == "mean" else probs.max(0)
-        return {"starts": starts / sr, "window": n_win / sr, "duration": len(x) / sr, "probs": probs,
-                "clip_probs": clip_probs, "label": self.labels[int(clip_probs.argmax())]}  # fmt: skip
+        return {
+            "starts": starts / sr,
+            "window": n_win / sr,
+            "duration": len(x) / sr,
+            "probs": probs,
+            "clip_probs": clip_probs,
+            "label": self.labels[int(clip_probs.argmax())],
+        }
 
 
-def window_starts(n_total: int, sample_rate: int, window: float, hop: float,
-                  max_windows: int = MAX_WINDOWS) -> tuple[np.ndarray, int]:  # fmt: skip
+def window_starts(
+    n_total: int, sample_rate: int, window: float, hop: float, max_windows: int = MAX_WINDOWS
+) -> tuple[np.ndarray, int]:
     """Where the windows over ``n_total`` samples start (samples, int64 ``(windows,)``) and their length: every
     ``hop`` s from 0 until one ends at or after the end (one window when the recording is shorter). ``window`` and
     ``hop`` are checked first (``check_windows``), and more than ``max_windows`` windows are refused before any
@@ -303,9 +325,11 @@ def window_starts(n_total: int, sample_rate: int, window: float, hop: float,
     n_windows = 1 if n_total <= n_win else math.ceil((n_total - n_win) / (hop * sample_rate)) + 1
     if n_windows > max_windows:
         least = (n_total - n_win) / sample_rate / (max_windows - 1) if max_windows > 1 else math.inf
-        raise ParameterError(f"a {n_total / sample_rate:.1f} s recording with window={window:g} s and hop={hop:g} s "
-                             f"gives {n_windows} windows, more than the {max_windows} allowed: pass a hop of at "
-                             f"least {least:.3g} s")  # fmt: skip
+        raise ParameterError(
+            f"a {n_total / sample_rate:.1f} s recording with window={window:g} s and hop={hop:g} s "
+            f"gives {n_windows} windows, more than the {max_windows} allowed: pass a hop of at "
+            f"least {least:.3g} s"
+        )
     starts = np.minimum(np.round(np.arange(n_windows) * hop * sample_rate), max(0, n_total - 1)).astype(np.int64)
     return starts, n_win
 
@@ -323,8 +347,9 @@ def check_windows(window, hop):
     for name, value, least in (("window", window, MIN_WINDOW_SECONDS), ("hop", hop, MIN_HOP_SECONDS)):
         ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
         if not ok or not math.isfinite(value) or not least <= value <= MAX_WINDOW_SECONDS:
-            raise ParameterError(f"{name} must be a number of seconds from {least:g} to {MAX_WINDOW_SECONDS:g}, "
-                                 f"got {value!r}")  # fmt: skip
+            raise ParameterError(
+                f"{name} must be a number of seconds from {least:g} to {MAX_WINDOW_SECONDS:g}, got {value!r}"
+            )
 
 
 def _read_metadata(meta: dict, width: int | None) -> tuple[list, AudioConfig, bool, float]:
@@ -345,8 +370,12 @@ def _read_metadata(meta: dict, width: int | None) -> tuple[list, AudioConfig, bo
     if "audio_config" in meta:
         config = AudioConfig.from_json(meta["audio_config"])
     else:  # written by fastai_audio 0.1: the fields one by one
-        config = AudioConfig(_number(meta, "sample_rate", int), _number(meta, "duration", float, optional=True),
-                             True, meta.get("pad_mode") or "zeros")  # fmt: skip
+        config = AudioConfig(
+            _number(meta, "sample_rate", int),
+            _number(meta, "duration", float, optional=True),
+            True,
+            meta.get("pad_mode") or "zeros",
+        )
     flag = meta.get("multi_label", "false") or "false"
     if flag not in ("true", "false"):
         raise ParameterError(f"multi_label must be 'true' or 'false', got {flag[:50]!r}")

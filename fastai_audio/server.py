@@ -34,7 +34,7 @@ from .errors import (
     EmptyAudioError,
     ImpossibleFormatError,
     ParameterError,
-    UndecodableAudioError,  # fmt: skip
+    UndecodableAudioError,
 )
 from .serve import OnnxClassifier, check_windows, decode_bytes
 
@@ -43,8 +43,13 @@ __all__ = ["create_app"]
 log = logging.getLogger("fastai_audio.server")
 
 # the status of each of the decode core's errors, the first class the error is an instance of (docs/deploying.md)
-_STATUS = ((EmptyAudioError, 422), (AudioTooLongError, 413), (ImpossibleFormatError, 422),
-           (UndecodableAudioError, 415), (AudioError, 422))  # fmt: skip
+_STATUS = (
+    (EmptyAudioError, 422),
+    (AudioTooLongError, 413),
+    (ImpossibleFormatError, 422),
+    (UndecodableAudioError, 415),
+    (AudioError, 422),
+)
 
 
 def _status(err: AudioError) -> int:
@@ -106,10 +111,20 @@ class _Batcher:
                     future.set_result(p)
 
 
-def create_app(model, *, max_batch: int = 16, max_wait_ms: float = 5.0, max_bytes: int = 50 * 2**20,
-               max_seconds: float = 600.0, max_samples: int | None = None, max_windows: int = 2000,
-               max_decoding: int | None = None, read_timeout: float = 30.0, stuck_after: float = 60.0,
-               docs: bool = False):  # fmt: skip
+def create_app(
+    model,
+    *,
+    max_batch: int = 16,
+    max_wait_ms: float = 5.0,
+    max_bytes: int = 50 * 2**20,
+    max_seconds: float = 600.0,
+    max_samples: int | None = None,
+    max_windows: int = 2000,
+    max_decoding: int | None = None,
+    read_timeout: float = 30.0,
+    stuck_after: float = 60.0,
+    docs: bool = False,
+):
     """The FastAPI application serving ``model`` (an ``OnnxClassifier`` or the path of an ``.onnx`` file).
 
     Args:
@@ -170,8 +185,13 @@ def create_app(model, *, max_batch: int = 16, max_wait_ms: float = 5.0, max_byte
     async def _log(request: Request, call_next):
         start = time.perf_counter()
         response = await call_next(request)
-        log.info("%s %s %d %.1f ms", request.method, request.url.path, response.status_code,
-                 (time.perf_counter() - start) * 1e3)  # fmt: skip
+        log.info(
+            "%s %s %d %.1f ms",
+            request.method,
+            request.url.path,
+            response.status_code,
+            (time.perf_counter() - start) * 1e3,
+        )
         return response
 
     @app.get("/health")
@@ -210,8 +230,9 @@ def create_app(model, *, max_batch: int = 16, max_wait_ms: float = 5.0, max_byte
         """Decode and prepare one request (in a worker thread): the clip for the batcher, or the windows' result."""
         wav, rate = decode_bytes(data, "the request body", max_seconds=max_seconds, max_samples=max_samples)
         if wav.shape[-1] / rate > max_seconds:  # (too long: refused from its header; one that undercounts, here)
-            raise AudioTooLongError("the request body", f"is {wav.shape[-1] / rate:.1f} s long, more than the "
-                                    f"limit of {max_seconds:g} s")  # fmt: skip
+            raise AudioTooLongError(
+                "the request body", f"is {wav.shape[-1] / rate:.1f} s long, more than the limit of {max_seconds:g} s"
+            )
         if window is not None or hop is not None:
             return clf.predict_windows(wav, window=window, hop=hop, sample_rate=rate, max_windows=max_windows)
         return clf.prepare(wav, rate)
@@ -241,14 +262,22 @@ def create_app(model, *, max_batch: int = 16, max_wait_ms: float = 5.0, max_byte
         except ValueError as err:  # e.g. an array the model cannot take
             return error(422, str(err))
         if isinstance(res, dict):
-            return {"label": res["label"], "labels": clf.labels, "window": res["window"],
-                    "starts": res["starts"].tolist(), "probabilities": res["probs"].round(6).tolist(),
-                    "clip_probabilities": res["clip_probs"].round(6).tolist()}  # fmt: skip
+            return {
+                "label": res["label"],
+                "labels": clf.labels,
+                "window": res["window"],
+                "starts": res["starts"].tolist(),
+                "probabilities": res["probs"].round(6).tolist(),
+                "clip_probabilities": res["clip_probs"].round(6).tolist(),
+            }
         probs = await batcher.submit(res)
         order = np.argsort(-probs)[: min(max(1, top_k), len(clf.labels))]
         label, index = clf._decode(probs)
-        return {"label": label, "index": index if isinstance(index, int) else index.tolist(),
-                "top": [{"label": clf.labels[i], "probability": round(float(probs[i]), 6)} for i in order]}  # fmt: skip
+        return {
+            "label": label,
+            "index": index if isinstance(index, int) else index.tolist(),
+            "top": [{"label": clf.labels[i], "probability": round(float(probs[i]), 6)} for i in order],
+        }
 
     return app
 
@@ -274,8 +303,17 @@ async def _parse_multipart(request, body: bytes):
         await form.close()  # (a part over 1 MB was spooled to a temporary file: removed now)
 
 
-def serve(model, host: str = "127.0.0.1", port: int = 8000, *, max_connections: int = 512,
-          header_timeout: float = 10.0, keep_alive: float = 5.0, graceful_timeout: float = 10.0, **kwargs):  # fmt: skip
+def serve(
+    model,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    max_connections: int = 512,
+    header_timeout: float = 10.0,
+    keep_alive: float = 5.0,
+    graceful_timeout: float = 10.0,
+    **kwargs,
+):
     """Run the server with uvicorn (blocking); ``kwargs`` go to ``create_app``.
 
     Args:
@@ -287,9 +325,16 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, *, max_connections: 
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    uvicorn.run(create_app(model, **kwargs), host=host, port=port, log_level="warning",
-                http=_header_deadline(header_timeout), limit_concurrency=max_connections,
-                timeout_keep_alive=keep_alive, timeout_graceful_shutdown=graceful_timeout)  # fmt: skip
+    uvicorn.run(
+        create_app(model, **kwargs),
+        host=host,
+        port=port,
+        log_level="warning",
+        http=_header_deadline(header_timeout),
+        limit_concurrency=max_connections,
+        timeout_keep_alive=keep_alive,
+        timeout_graceful_shutdown=graceful_timeout,
+    )
 
 
 def _header_deadline(seconds: float):
@@ -305,8 +350,11 @@ def _header_deadline(seconds: float):
             self.fa_deadline = asyncio.get_running_loop().call_later(seconds, self._fa_expire, transport)
 
         def _fa_expire(self, transport):
-            log.warning("closed a connection from %s: no request headers within %g s",
-                        transport.get_extra_info("peername"), seconds)  # fmt: skip
+            log.warning(
+                "closed a connection from %s: no request headers within %g s",
+                transport.get_extra_info("peername"),
+                seconds,
+            )
             transport.close()
 
         def data_received(self, data: bytes):

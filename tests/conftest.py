@@ -56,8 +56,11 @@ def peak_frequency(x, sample_rate: int) -> float:
 
 def tree_digest(root: Path) -> dict:
     """sha256 of every file under ``root``: to prove a pipeline never modifies the user's files."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -164,11 +167,17 @@ def df_learner(toy_folder, tmp_path_factory):
     from fastai_audio.transforms import AmplitudeToDB, MelSpectrogram, SpecNormalize
 
     files = sorted(toy_folder.rglob("*.wav"))
-    df = pd.DataFrame({"fname": [str(f) for f in files], "label": [f.parent.name for f in files],
-                       "is_valid": [f.parts[-3] == "valid" for f in files]})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "fname": [str(f) for f in files],
+            "label": [f.parent.name for f in files],
+            "is_valid": [f.parts[-3] == "valid" for f in files],
+        }
+    )
     tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), SpecNormalize(n_batches=2)]
-    dls = AudioDataLoaders.from_df(df, "/", "fname", "label", valid_col="is_valid", bs=4, duration=1.0,
-                                   num_workers=0, batch_tfms=tfms)  # fmt: skip
+    dls = AudioDataLoaders.from_df(
+        df, "/", "fname", "label", valid_col="is_valid", bs=4, duration=1.0, num_workers=0, batch_tfms=tfms
+    )
     torch.manual_seed(0)
     return audio_learner(dls, resnet18, pretrained=False, path=tmp_path_factory.mktemp("learn"))
 

@@ -30,16 +30,45 @@ def build(
     set_seed(0)  # Python's random too: SpecNormalize estimates its statistics from randomly drawn batches
     if recipe == "full":
         files = sorted(Path(data).glob("*/*.wav"))
-        df = pd.DataFrame({"fname": [f.relative_to(data) for f in files], "label": [f.parent.name for f in files],
-                           "is_valid": [i % 4 == 0 for i in range(len(files))]})  # fmt: skip
-        dls = AudioDataLoaders.from_df(df, data, "fname", "label", valid_col="is_valid", bs=bs, val_bs=val_bs,
-                                       num_workers=workers, duration=1.0, device="cpu",
-                                       batch_tfms=audio_aug_tfms(seed=0))  # fmt: skip
-        return audio_learner(dls, resnet18, pretrained=False, front_end=mel_transforms("speech", n_mels=32),
-                             metrics=[accuracy, F1Score()], path=Path(data).parent / "models")  # fmt: skip
-    dls = AudioDataLoaders.from_folder(data, valid_pct=0.25, seed=0, bs=bs, val_bs=val_bs, num_workers=workers,
-                                       duration=None if variable else 1.0, device="cpu",
-                                       batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
+        df = pd.DataFrame(
+            {
+                "fname": [f.relative_to(data) for f in files],
+                "label": [f.parent.name for f in files],
+                "is_valid": [i % 4 == 0 for i in range(len(files))],
+            }
+        )
+        dls = AudioDataLoaders.from_df(
+            df,
+            data,
+            "fname",
+            "label",
+            valid_col="is_valid",
+            bs=bs,
+            val_bs=val_bs,
+            num_workers=workers,
+            duration=1.0,
+            device="cpu",
+            batch_tfms=audio_aug_tfms(seed=0),
+        )
+        return audio_learner(
+            dls,
+            resnet18,
+            pretrained=False,
+            front_end=mel_transforms("speech", n_mels=32),
+            metrics=[accuracy, F1Score()],
+            path=Path(data).parent / "models",
+        )
+    dls = AudioDataLoaders.from_folder(
+        data,
+        valid_pct=0.25,
+        seed=0,
+        bs=bs,
+        val_bs=val_bs,
+        num_workers=workers,
+        duration=None if variable else 1.0,
+        device="cpu",
+        batch_tfms=mel_transforms("speech", n_mels=32),
+    )
     dls.train.shuffle = shuffle
     if variable is None:
         return dls

@@ -38,8 +38,9 @@ def build_world(root: Path) -> Path:
 
     from fastai_audio.datasets import read_nsynth, synth_nsynth
 
-    nsynth = synth_nsynth(Path(os.environ.get("FASTAI_AUDIO_TEST_CACHE", CACHE)) / "nsynth_small", size="small",
-                          progress=False)  # fmt: skip
+    nsynth = synth_nsynth(
+        Path(os.environ.get("FASTAI_AUDIO_TEST_CACHE", CACHE)) / "nsynth_small", size="small", progress=False
+    )
     (root / "nsynth").symlink_to(nsynth, target_is_directory=True)
     notes = read_nsynth(nsynth, splits=["test"])
     guitar = Path(notes[notes.instrument_family_str == "guitar"].fname.iloc[0])
@@ -69,8 +70,9 @@ def build_world(root: Path) -> Path:
         from fastai_audio.data import AudioDataLoaders
         from fastai_audio.data.shards import write_shards
 
-        write_shards(AudioDataLoaders.from_folder(root / "data", bs=4), root / "shards", shard_size="40KB",
-                     progress=False)  # fmt: skip
+        write_shards(
+            AudioDataLoaders.from_folder(root / "data", bs=4), root / "shards", shard_size="40KB", progress=False
+        )
     except ImportError:  # no webdataset: the shard examples are skipped
         pass
     return root
@@ -86,18 +88,27 @@ def namespace(root: Path) -> dict:
         warnings.simplefilter("ignore")
         exec("from fastai_audio.all import *", ns)  # noqa: S102
     data = Path("data")  # relative, as the examples write it (the world is the working directory)
-    dls = ns["AudioDataLoaders"].from_folder(data, duration=1.0, bs=4, num_workers=0, seed=0,
-                                             batch_tfms=ns["mel_transforms"]("nsynth"))  # fmt: skip
+    dls = ns["AudioDataLoaders"].from_folder(
+        data, duration=1.0, bs=4, num_workers=0, seed=0, batch_tfms=ns["mel_transforms"]("nsynth")
+    )
     torch.manual_seed(0)
     learn = ns["audio_learner"](dls, ns["resnet18"], pretrained=False, metrics=ns["accuracy"])
     learn.remove_cb(ns["ProgressCallback"])  # (a progress bar would print into the examples' output)
     ns.update(
-        torch=torch, np=np, pd=__import__("pandas"), math=math, nn=nn, Path=Path, dls=dls, learn=learn,
+        torch=torch,
+        np=np,
+        pd=__import__("pandas"),
+        math=math,
+        nn=nn,
+        Path=Path,
+        dls=dls,
+        learn=learn,
         audio_dls=ns["AudioDataLoaders"].from_folder(data, duration=1.0, bs=4, num_workers=0, seed=0),
-        interp=ns["AudioInterpretation"].from_learner(learn), root=Path("nsynth"),
+        interp=ns["AudioInterpretation"].from_learner(learn),
+        root=Path("nsynth"),
         files=ns["get_audio_files"](data),
         samples=np.sin(2 * math.pi * 440.0 * np.arange(88200) / 44100).astype(np.float32),
-    )  # fmt: skip
+    )
     ns.pop("__builtins__", None)
     return ns
 

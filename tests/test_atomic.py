@@ -24,8 +24,7 @@ def full_disk(real):
 
     def writer(*args, **kwargs):
         real(*args, **kwargs)
-        target = next(a for a in list(args) + list(kwargs.values()) if isinstance(a, (str, Path)) and
-                      Path(a).exists())  # fmt: skip
+        target = next(a for a in list(args) + list(kwargs.values()) if isinstance(a, (str, Path)) and Path(a).exists())
         data = Path(target).read_bytes()
         Path(target).write_bytes(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -48,8 +47,11 @@ def test_a_failed_export_leaves_the_good_model(learn, tmp_path, monkeypatch):
     learn.export("model.pkl")
     before = folder_state(tmp_path)
     monkeypatch.setattr(torch, "save", full_disk(torch.save))
-    with pytest.raises(AudioFileError, match=r"model\.pkl: the model could not be written \(No space left on device\); "
-                       "it was left as it was"):  # fmt: skip
+    with pytest.raises(
+        AudioFileError,
+        match=r"model\.pkl: the model could not be written \(No space left on device\); "
+        "it was left as it was",
+    ):
         learn.export("model.pkl")
     assert folder_state(tmp_path) == before  # the good model, and no temporary file
 
@@ -98,8 +100,11 @@ def test_shards_on_a_full_disk_leave_nothing_behind(toy_folder, tmp_path, monkey
 
     monkeypatch.setattr(wds.TarWriter, "write", write_until_full)
     dest = tmp_path / "shards"
-    with pytest.raises(AudioFileError, match=rf"{dest}: the shards could not be written \(No space left on device\); "
-                       "nothing was left there"):  # fmt: skip
+    with pytest.raises(
+        AudioFileError,
+        match=rf"{dest}: the shards could not be written \(No space left on device\); "
+        "nothing was left there",
+    ):
         write_shards(dls, dest, shard_size="40KB", progress=False)
     assert list(dest.iterdir()) == []  # no shard without its index, no temporary file
     monkeypatch.undo()

@@ -46,12 +46,14 @@ def test_lowpass_and_highpass_keep_and_cut_the_right_tones():
         RandomLowpass(p=1.0)(torch.randn(2, 1, 1000), split_idx=0)
 
 
-@pytest.mark.parametrize("highpass, cutoff", [(False, 1500.0), (False, 3000.0), (False, 7000.0), (True, 100.0),
-                                              (True, 400.0)])  # fmt: skip
+@pytest.mark.parametrize(
+    "highpass, cutoff", [(False, 1500.0), (False, 3000.0), (False, 7000.0), (True, 100.0), (True, 400.0)]
+)
 def test_a_filter_on_the_spectrogram_matches_filtering_the_waveform(highpass, cutoff):
     cls = RandomHighpass if highpass else RandomLowpass
-    x = TensorAudio(colored_noise((2, 1, 2 * SR), torch.tensor(1.0), "cpu", torch.Generator().manual_seed(0)),
-                    sample_rate=SR)  # fmt: skip
+    x = TensorAudio(
+        colored_noise((2, 1, 2 * SR), torch.tensor(1.0), "cpu", torch.Generator().manual_seed(0)), sample_rate=SR
+    )
     mel = MelSpectrogram(sample_rate=SR, n_fft=1024, hop_length=256, n_mels=64, f_min=20.0, f_max=8000.0)
     cutoffs = torch.tensor([cutoff, math.nan])  # the second clip is not augmented
     wave = cls(sample_rate=SR).apply(x.as_subclass(torch.Tensor), cutoff=cutoffs)

@@ -25,8 +25,10 @@ def test_recipe_runs_around_the_front_end_on_training_batches_only(aug_dls, toy_
     assert names.index("SpecNormalize") < names.index("FrequencyMask") and "TimeMask" in names
     clean_tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), SpecNormalize(n_batches=2)]
     clean = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=clean_tfms)
-    clean.after_batch.fs[-1].mean, clean.after_batch.fs[-1].std = aug_dls.after_batch.fs[-3].mean, \
-        aug_dls.after_batch.fs[-3].std  # fmt: skip
+    clean.after_batch.fs[-1].mean, clean.after_batch.fs[-1].std = (
+        aug_dls.after_batch.fs[-3].mean,
+        aug_dls.after_batch.fs[-3].std,
+    )
     va, vc = aug_dls.valid.one_batch()[0], clean.valid.one_batch()[0]
     torch.testing.assert_close(va, vc)  # validation batches are untouched
     xb = aug_dls.train.one_batch()[0]

@@ -17,8 +17,9 @@ from fastai_audio.transforms import MelSpectrogram, RandomEQ, RandomReverb, audi
 
 def test_a_synthetic_rir_has_its_direct_path_drr_predelay_and_decay():
     rt60 = torch.tensor([0.3, 0.8])
-    rir = synthetic_rir(rt60, SR, SR, drr_db=torch.tensor([0.0, 10.0]), predelay=0.01,
-                        generator=torch.Generator().manual_seed(0))  # fmt: skip
+    rir = synthetic_rir(
+        rt60, SR, SR, drr_db=torch.tensor([0.0, 10.0]), predelay=0.01, generator=torch.Generator().manual_seed(0)
+    )
     assert rir.shape == (2, SR) and torch.equal(rir[:, 0], torch.ones(2))
     assert torch.count_nonzero(rir[:, 1:160]) == 0  # 10 ms of pre-delay: silence after the direct path
     tail_db = 10 * torch.log10(rir[:, 1:].pow(2).sum(1))
@@ -107,8 +108,15 @@ def test_random_eq_brightens_or_darkens_with_its_tilt(domain):
     out = {}
     for tilt in (-3.0, 3.0):
         rows = {} if domain == "waveform" else dict(zip(("freqs", "power"), tfm._rows(inp, inp.__dict__)))
-        y = tfm.apply(inp.as_subclass(torch.Tensor), tilt=torch.tensor([tilt]), centers=torch.empty(1, 0),
-                      gains=torch.empty(1, 0), widths=torch.empty(1, 0), sample_rate=SR, **rows)  # fmt: skip
+        y = tfm.apply(
+            inp.as_subclass(torch.Tensor),
+            tilt=torch.tensor([tilt]),
+            centers=torch.empty(1, 0),
+            gains=torch.empty(1, 0),
+            widths=torch.empty(1, 0),
+            sample_rate=SR,
+            **rows,
+        )
         spec = mel(TensorAudio(y, sample_rate=SR)) if domain == "waveform" else y
         rows = spec.as_subclass(torch.Tensor)[0, 0].mean(-1)
         out[tilt] = 10 * math.log10(rows[40:].sum() / rows[:20].sum())  # high bands over low bands (dB)

@@ -32,8 +32,9 @@ def test_masks_zero_exactly_the_chosen_bins():
 def test_time_warp_moves_the_chosen_frame_and_keeps_the_ends():
     ramp = torch.arange(100.0).expand(3, 1, 4, 100).clone()  # each frame holds its own index: y shows the source
     lengths = torch.tensor([100, 100, 80])  # the third item is padded after frame 79
-    y = TimeWarp().apply(ramp, centre=torch.tensor([50, 50, 30]), shift=torch.tensor([10.0, 0.0, -5.0]),
-                         lengths=lengths)  # fmt: skip
+    y = TimeWarp().apply(
+        ramp, centre=torch.tensor([50, 50, 30]), shift=torch.tensor([10.0, 0.0, -5.0]), lengths=lengths
+    )
     t = torch.arange(100.0)
     expected = torch.where(t <= 60, t * 50 / 60, 50 + (t - 60) * 49 / 39)  # frame 50 now at 60; 0 and 99 stay
     torch.testing.assert_close(y[0, 0, 0], expected)

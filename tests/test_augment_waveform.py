@@ -38,8 +38,9 @@ def test_shift_moves_the_waveform_by_the_right_number_of_samples(shift):
     batch = noise_batch(3).as_subclass(torch.Tensor)
     shifts = torch.tensor([shift, 5, -2])
     for rollover in (True, False):
-        torch.testing.assert_close(_shift_gather(batch, shifts, rollover),
-                                   RandomShift(rollover=rollover).apply(batch, shift=shifts))  # fmt: skip
+        torch.testing.assert_close(
+            _shift_gather(batch, shifts, rollover), RandomShift(rollover=rollover).apply(batch, shift=shifts)
+        )
 
 
 def test_polarity_inversion_flips_the_chosen_items():

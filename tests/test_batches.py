@@ -26,10 +26,20 @@ from fastai_audio.data.transfer import _to_float
 from fastai_audio.errors import AudioFileError, TruncatedAudioError
 
 # (subtype, rate, channels, container): every width soundfile writes, float, FLAC, OGG, other rates, stereo
-FORMATS = [("PCM_16", 16000, 1, "wav"), ("PCM_U8", 16000, 1, "wav"), ("PCM_24", 16000, 1, "wav"),
-           ("PCM_32", 16000, 1, "wav"), ("FLOAT", 16000, 1, "wav"), ("PCM_16", 16000, 1, "flac"),
-           ("PCM_24", 16000, 2, "flac"), ("VORBIS", 16000, 1, "ogg"), ("PCM_16", 22050, 1, "wav"),
-           ("PCM_16", 16000, 2, "wav"), ("FLOAT", 8000, 2, "wav"), ("PCM_16", 44100, 2, "flac")]  # fmt: skip
+FORMATS = [
+    ("PCM_16", 16000, 1, "wav"),
+    ("PCM_U8", 16000, 1, "wav"),
+    ("PCM_24", 16000, 1, "wav"),
+    ("PCM_32", 16000, 1, "wav"),
+    ("FLOAT", 16000, 1, "wav"),
+    ("PCM_16", 16000, 1, "flac"),
+    ("PCM_24", 16000, 2, "flac"),
+    ("VORBIS", 16000, 1, "ogg"),
+    ("PCM_16", 22050, 1, "wav"),
+    ("PCM_16", 16000, 2, "wav"),
+    ("FLOAT", 8000, 2, "wav"),
+    ("PCM_16", 44100, 2, "flac"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +67,22 @@ def per_item(dl) -> list:
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-@pytest.mark.parametrize("kwargs", [
-    {"duration": 1.0},
-    {"duration": 1.0, "pad_mode": "repeat"},
-    {"duration": 0.5, "sample_rate": 22050},
-    {"duration": None},
-    {"duration": 0.8, "mono": False, "sample_rate": 16000},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"duration": 1.0},
+        {"duration": 1.0, "pad_mode": "repeat"},
+        {"duration": 0.5, "sample_rate": 22050},
+        {"duration": None},
+        {"duration": 0.8, "mono": False, "sample_rate": 16000},
+    ],
+)
 def test_batches_equal_the_per_item_path(formats_folder, workers, kwargs):
     if not kwargs.get("mono", True):  # stereo kept: only the two-channel files can share batches
         files = [f for f in formats_folder.rglob("*.*") if sf.info(str(f)).channels == 2]
-        dls = AudioDataLoaders.from_files(formats_folder, files, lambda p: p.parent.name, bs=3, seed=0,
-                                          num_workers=workers, **kwargs)  # fmt: skip
+        dls = AudioDataLoaders.from_files(
+            formats_folder, files, lambda p: p.parent.name, bs=3, seed=0, num_workers=workers, **kwargs
+        )
     else:
         dls = AudioDataLoaders.from_folder(formats_folder, bs=5, num_workers=workers, **kwargs)
     assert filler_for(dls.valid, AudioDL) is not None
@@ -79,10 +93,16 @@ def test_batches_equal_the_per_item_path(formats_folder, workers, kwargs):
 
 def test_multi_label_and_dataframe_loaders_equal_the_per_item_path(formats_folder):
     files = sorted(formats_folder.rglob("*.*"))
-    df = pd.DataFrame({"fname": [str(f) for f in files], "tags": [f"{f.parent.name} k{i % 3}" for i, f in
-                       enumerate(files)], "is_valid": [f.parts[-3] == "valid" for f in files]})  # fmt: skip
-    dls = AudioDataLoaders.from_df(df, "/", "fname", "tags", valid_col="is_valid", label_delim=" ", bs=4,
-                                   duration=0.6, num_workers=2)  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "fname": [str(f) for f in files],
+            "tags": [f"{f.parent.name} k{i % 3}" for i, f in enumerate(files)],
+            "is_valid": [f.parts[-3] == "valid" for f in files],
+        }
+    )
+    dls = AudioDataLoaders.from_df(
+        df, "/", "fname", "tags", valid_col="is_valid", label_delim=" ", bs=4, duration=0.6, num_workers=2
+    )
     got = list(dls.valid)
     assert_same_batches(got, per_item(dls.valid.new(num_workers=0)))
     assert got[0][1].shape == (4, 5)  # one-hot over a, b, k0, k1, k2
@@ -130,8 +150,9 @@ def test_item_transforms_make_items_the_fastai_way_in_the_same_workers(formats_f
     from fastai_audio.data.fill import ItemFiller
     from fastai_audio.transforms import DownmixMono
 
-    dls = AudioDataLoaders.from_folder(formats_folder, bs=4, duration=0.5, item_tfms=[DownmixMono()],
-                                       num_workers=workers)  # fmt: skip
+    dls = AudioDataLoaders.from_folder(
+        formats_folder, bs=4, duration=0.5, item_tfms=[DownmixMono()], num_workers=workers
+    )
     assert isinstance(filler_for(dls.valid, AudioDL), ItemFiller)
     got = list(dls.valid)
     assert_same_batches(got, per_item(dls.valid.new(num_workers=0)))
@@ -241,8 +262,10 @@ def test_slots_are_reused_only_once_freed_and_none_leaks(mixed_folder):
     want = per_item(dl.new(num_workers=0))
     held = list(dl)  # every batch kept: more batches than slots, so some travel the usual way
     pool = dl._pool
-    in_slots = [pool.memory.array.ctypes.data <= x.data_ptr() < pool.memory.array.ctypes.data + pool.memory.array.size
-                for x, _ in held]  # fmt: skip
+    in_slots = [
+        pool.memory.array.ctypes.data <= x.data_ptr() < pool.memory.array.ctypes.data + pool.memory.array.size
+        for x, _ in held
+    ]
     assert any(in_slots) and not all(in_slots) and pool.in_use() == sum(in_slots)
     assert_same_batches(held, want)
     del held
@@ -327,8 +350,15 @@ def test_two_steps_on_gpu_batches_train_the_weights_the_per_item_path_trains(toy
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     weights = []
     for engine in (True, False):
-        dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=2, device="cuda", seed=0,
-                                           batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
+        dls = AudioDataLoaders.from_folder(
+            toy_folder,
+            bs=4,
+            duration=1.0,
+            num_workers=2,
+            device="cuda",
+            seed=0,
+            batch_tfms=mel_transforms("speech", n_mels=32),
+        )
         dl = dls.train.new(shuffle=False, drop_last=True)
         batches = list(dl) if engine else per_item(dl.new(num_workers=0))
         torch.manual_seed(0)

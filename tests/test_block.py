@@ -11,8 +11,12 @@ from fastai_audio.data import AudioBlock, RegexLabeller, get_audio_files
 
 
 def test_audio_block_in_a_datablock(toy_folder):
-    dblock = DataBlock(blocks=(AudioBlock(sample_rate=8000, duration=0.25), CategoryBlock),
-                       get_items=get_audio_files, get_y=parent_label, splitter=GrandparentSplitter())  # fmt: skip
+    dblock = DataBlock(
+        blocks=(AudioBlock(sample_rate=8000, duration=0.25), CategoryBlock),
+        get_items=get_audio_files,
+        get_y=parent_label,
+        splitter=GrandparentSplitter(),
+    )
     dls = dblock.dataloaders(toy_folder, bs=5, num_workers=0)
     x, _ = dls.one_batch()
     assert x.shape == (5, 1, 2000) and x.sample_rate == 8000

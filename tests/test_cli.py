@@ -209,9 +209,17 @@ print(status, sorted(m for m in ("torch", "torchaudio", "fastai", "fasttransform
 """
 
 
-@pytest.mark.parametrize(("argv", "status"), [(["--help"], 0), (["train", "--help"], 0), (["train"], 2),
-                                              (["predict", "model.pkl"], 2), (["check", "{folder}"], 1),
-                                              (["check", "{folder}/b/stereo.flac", "--all"], 0)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "status"),
+    [
+        (["--help"], 0),
+        (["train", "--help"], 0),
+        (["train"], 2),
+        (["predict", "model.pkl"], 2),
+        (["check", "{folder}"], 1),
+        (["check", "{folder}/b/stereo.flac", "--all"], 0),
+    ],
+)
 def test_help_usage_errors_and_check_load_neither_torch_nor_fastai(argv, status, mixed_folder):
     """So that they answer at once (torch and fastai take seconds to import)."""
     argv = [a.format(folder=mixed_folder) for a in argv]
@@ -232,8 +240,18 @@ def test_synth_nsynth_command_takes_several_soundfonts_and_timbre(tmp_path, caps
     pytest.importorskip("tinysoundfont")
     other = tmp_path / "Other.sf2"
     shutil.copy(_default_soundfont(), other)
-    argv = ["synth-nsynth", str(tmp_path / "out"), "--soundfont", str(_default_soundfont()), str(other),
-            "--size", "1", "--timbre-randomization", "0.5", "--no-progress"]  # fmt: skip
+    argv = [
+        "synth-nsynth",
+        str(tmp_path / "out"),
+        "--soundfont",
+        str(_default_soundfont()),
+        str(other),
+        "--size",
+        "1",
+        "--timbre-randomization",
+        "0.5",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     df = read_nsynth(capsys.readouterr().out.strip())
     assert set(df["soundfont"]) == {"TimGM6mb.sf2", "Other.sf2"}
@@ -320,8 +338,24 @@ def test_train_skips_files_that_break_during_training(toy_folder, tmp_path, caps
     fill.BatchFiller._open = breaks_after_the_first_epoch
     try:
         with pytest.warns(UserWarning) as caught:
-            assert main(["train", str(data), "--epochs", "3", "--out", str(tmp_path / "m.pkl"), "--on-error", "skip",
-                         "--num-workers", "0", *TRAIN]) == 0  # fmt: skip
+            assert (
+                main(
+                    [
+                        "train",
+                        str(data),
+                        "--epochs",
+                        "3",
+                        "--out",
+                        str(tmp_path / "m.pkl"),
+                        "--on-error",
+                        "skip",
+                        "--num-workers",
+                        "0",
+                        *TRAIN,
+                    ]
+                )
+                == 0
+            )
     finally:
         fill.BatchFiller._open = real
     named = [str(w.message) for w in caught if str(victim) in str(w.message)]

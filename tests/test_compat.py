@@ -140,8 +140,13 @@ def _inherited_private_uses(source: str, classes: dict) -> list[str]:
         cls = classes.get(node.name) if isinstance(node, ast.ClassDef) else None
         if not inspect.isclass(cls):
             continue
-        framework = {n for b in cls.__mro__[1:] if b.__module__.split(".")[0] in PRIVATE_OWNERS for n in vars(b)
-                     if n.startswith("_") and not n.startswith("__")}  # fmt: skip
+        framework = {
+            n
+            for b in cls.__mro__[1:]
+            if b.__module__.split(".")[0] in PRIVATE_OWNERS
+            for n in vars(b)
+            if n.startswith("_") and not n.startswith("__")
+        }
         own = {n for b in cls.__mro__ if b.__module__.startswith("fastai_audio") for n in vars(b)}
         for sub in ast.walk(node):
             if isinstance(sub, ast.Attribute) and sub.attr in framework - own:
@@ -216,12 +221,22 @@ def test_star_import_keeps_fastais_names():
     assert audio_ns["Normalize"] is Normalize and audio_ns["SpecNormalize"] is SpecNormalize
 
 
-@pytest.mark.parametrize("module", ["fastai_audio.data", "fastai_audio.transforms", "fastai_audio.core",
-                                    "fastai_audio.learner", "fastai_audio.inference", "fastai_audio.all"])  # fmt: skip
+@pytest.mark.parametrize(
+    "module",
+    [
+        "fastai_audio.data",
+        "fastai_audio.transforms",
+        "fastai_audio.core",
+        "fastai_audio.learner",
+        "fastai_audio.inference",
+        "fastai_audio.all",
+    ],
+)
 def test_importing_any_module_is_quiet(module):
     """fastai's import-time FutureWarning (torch.jit.script, from fastai.layers) is not the user's to see."""
-    run = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", f"import {module}"],
-                         capture_output=True, text=True)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-W", "error::FutureWarning", "-c", f"import {module}"], capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr[-2000:]
 
 
@@ -235,8 +250,13 @@ def test_mix_handler_contract(toy_folder):
             self.lam = torch.tensor(0.25)
             self.yb1 = tuple(y.flip(0) for y in self.yb)
 
-    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=0.5, num_workers=0,
-                                       batch_tfms=[MelSpectrogram(n_mels=16, n_fft=256), AmplitudeToDB()])  # fmt: skip
+    dls = AudioDataLoaders.from_folder(
+        toy_folder,
+        bs=4,
+        duration=0.5,
+        num_workers=0,
+        batch_tfms=[MelSpectrogram(n_mels=16, n_fft=256), AmplitudeToDB()],
+    )
     learn = audio_learner(dls, pretrained=False)
     cb = Fixed()
     learn.add_cb(cb)

@@ -106,8 +106,12 @@ def test_the_seed_regex_keeps_the_underscore_of_synth_lead():
     assert re.search(SEED_REGEX, name).group(1) == "synth_lead"
     match = re.search(NSYNTH_PATTERN, name)
     assert match.groupdict() == {
-        "family": "synth_lead", "source": "synthetic", "instrument": "000", "pitch": "060", "velocity": "100",
-    }  # fmt: skip
+        "family": "synth_lead",
+        "source": "synthetic",
+        "instrument": "000",
+        "pitch": "060",
+        "velocity": "100",
+    }
     from fastai.data.transforms import RegexLabeller
 
     assert RegexLabeller(NSYNTH_PATTERN)(Path(name)) == "synth_lead"
@@ -276,9 +280,16 @@ def test_read_nsynth_reads_our_layout(small, examples):
     df = read_nsynth(small)
     assert len(df) == len(_wavs(small))
     assert list(df.columns[:9]) == [
-        "fname", "split", "note_str", "instrument_family_str", "instrument_source_str", "instrument_str",
-        "pitch", "velocity", "qualities_str",
-    ]  # fmt: skip
+        "fname",
+        "split",
+        "note_str",
+        "instrument_family_str",
+        "instrument_source_str",
+        "instrument_str",
+        "pitch",
+        "velocity",
+        "qualities_str",
+    ]
     assert {"note", "instrument", "instrument_family", "instrument_source", "sample_rate", "qualities"} <= set(
         df.columns
     )
@@ -337,9 +348,13 @@ def test_read_nsynth_missing_root_names_it_and_both_layouts(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs, bad", [({"families": ["guitar", "banjo"]}, "banjo"), ({"sources": "analog"}, "analog"),
-                    ({"splits": "validation"}, "validation")],
-)  # fmt: skip
+    "kwargs, bad",
+    [
+        ({"families": ["guitar", "banjo"]}, "banjo"),
+        ({"sources": "analog"}, "analog"),
+        ({"splits": "validation"}, "validation"),
+    ],
+)
 def test_read_nsynth_unknown_filter_values_are_named(small, kwargs, bad):
     with pytest.raises(ParameterError, match=f"{bad}.*allowed") as err:
         read_nsynth(small, **kwargs)
@@ -392,8 +407,9 @@ def test_several_soundfonts_render_into_one_dataset(tmp_path, second_font):
 
 
 def test_a_dict_keeps_each_split_to_its_own_soundfonts(tmp_path, second_font):
-    root = synth_nsynth(tmp_path / "d", 1, soundfont={"train": [None], "valid": second_font, "test": second_font},
-                        progress=False)  # fmt: skip
+    root = synth_nsynth(
+        tmp_path / "d", 1, soundfont={"train": [None], "valid": second_font, "test": second_font}, progress=False
+    )
     df = read_nsynth(root)
     assert set(df[df.split == "train"]["soundfont"]) == {"TimGM6mb.sf2"}
     assert set(df[df.split != "train"]["soundfont"]) == {"Other.sf2"}

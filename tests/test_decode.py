@@ -71,7 +71,7 @@ BAD = {
             :20000
         ],
         TruncatedAudioError,
-    ),  # fmt: skip
+    ),
     "a WAV with no samples": (encoded(0.0), EmptyAudioError),
     "float WAV with NaN": (nan_wav(), NonFiniteAudioError),
     "a rate of 4e9 Hz": (with_rate(encoded(), 4_000_000_000), ImpossibleFormatError),
@@ -88,8 +88,9 @@ def _shard_reader(path):
     stream = ShardStream([], None, None, train=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = stream.decode_sample({"__key__": "k", "__url__": "u", "json": b'{"label": "a"}',
-                                    "wav": path.read_bytes()})  # fmt: skip
+        out = stream.decode_sample(
+            {"__key__": "k", "__url__": "u", "json": b'{"label": "a"}', "wav": path.read_bytes()}
+        )
     assert out is None, "the shard reader decoded a bad sample"
     name = str(caught[-1].message).split(": ")[1]
     raise next(c for c in (*{c for _, c in BAD.values()}, AudioFileError) if c.__name__ == name)("u", "k")
@@ -110,7 +111,7 @@ READERS = {
     "scan_audio (check)": lambda p: scan_audio(p),
     "decode_bytes (the server)": lambda p: __import__("fastai_audio.serve", fromlist=["decode_bytes"]).decode_bytes(
         p.read_bytes()
-    ),  # fmt: skip
+    ),
     "shards": _shard_reader,
 }
 
@@ -145,11 +146,23 @@ def test_a_truncated_wav_is_caught_from_its_header_before_any_sample_is_read(tmp
         audio_info(path)
 
 
-@pytest.mark.parametrize("fmt, subtype", [
-    ("WAV", "PCM_16"), ("WAV", "PCM_U8"), ("WAV", "PCM_24"), ("WAV", "PCM_32"), ("WAV", "ULAW"), ("WAV", "ALAW"),
-    ("FLAC", "PCM_16"), ("FLAC", "PCM_24"), ("FLAC", "PCM_S8"), ("AIFF", "PCM_16"), ("AIFF", "PCM_S8"),
-    ("AIFF", "PCM_24"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "fmt, subtype",
+    [
+        ("WAV", "PCM_16"),
+        ("WAV", "PCM_U8"),
+        ("WAV", "PCM_24"),
+        ("WAV", "PCM_32"),
+        ("WAV", "ULAW"),
+        ("WAV", "ALAW"),
+        ("FLAC", "PCM_16"),
+        ("FLAC", "PCM_24"),
+        ("FLAC", "PCM_S8"),
+        ("AIFF", "PCM_16"),
+        ("AIFF", "PCM_S8"),
+        ("AIFF", "PCM_24"),
+    ],
+)
 def test_integer_reads_scale_to_exactly_libsndfiles_float_read(fmt, subtype):
     wav = np.random.default_rng(1).uniform(-1, 1, (2, 9000)).astype(np.float32)
     data = encoded(rate=22050, fmt=fmt, subtype=subtype, wav=wav)
@@ -233,17 +246,20 @@ def test_the_window_is_the_crop_the_loaders_keep():
     assert AudioConfig(16000, None).window(10**6, 16000) == (0, -1)
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"sample_rate": 0}, "sample_rate must be a positive integer, got 0"),
-    ({"sample_rate": 16000.5}, "sample_rate must be a positive integer"),
-    ({"sample_rate": 10**7}, "at most 768000"),
-    ({"duration": 0}, "duration must be a positive number, got 0"),
-    ({"duration": 1e12}, "duration must be at most 3600 s"),
-    ({"duration": float("nan")}, "duration must be a positive number"),
-    ({"mono": "yes"}, "mono must be True or False"),
-    ({"pad_mode": "mirror"}, "pad_mode must be one of"),
-    ({"duration": None, "pad_mode": "error"}, "needs a duration"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"sample_rate": 0}, "sample_rate must be a positive integer, got 0"),
+        ({"sample_rate": 16000.5}, "sample_rate must be a positive integer"),
+        ({"sample_rate": 10**7}, "at most 768000"),
+        ({"duration": 0}, "duration must be a positive number, got 0"),
+        ({"duration": 1e12}, "duration must be at most 3600 s"),
+        ({"duration": float("nan")}, "duration must be a positive number"),
+        ({"mono": "yes"}, "mono must be True or False"),
+        ({"pad_mode": "mirror"}, "pad_mode must be one of"),
+        ({"duration": None, "pad_mode": "error"}, "needs a duration"),
+    ],
+)
 def test_audio_config_checks_every_field_and_names_it(fields, message):
     values = {"sample_rate": 16000, "duration": 4.0, "mono": True, "pad_mode": "zeros", **fields}
     with pytest.raises(ParameterError, match=message):
@@ -253,8 +269,12 @@ def test_audio_config_checks_every_field_and_names_it(fields, message):
 def test_audio_config_round_trips_through_json_and_refuses_other_json():
     for cfg in (AudioConfig(), AudioConfig(22050, None, False, "repeat"), AudioConfig(8000, 0.5, True, "error")):
         assert AudioConfig.from_json(cfg.to_json()) == cfg
-    for text in ("[1, 2]", "not json", '{"sample_rate": 16000}', '{"sample_rate": 16000, "duration": 4, '
-                 '"mono": true, "pad_mode": "zeros", "extra": 1}'):  # fmt: skip
+    for text in (
+        "[1, 2]",
+        "not json",
+        '{"sample_rate": 16000}',
+        '{"sample_rate": 16000, "duration": 4, "mono": true, "pad_mode": "zeros", "extra": 1}',
+    ):
         with pytest.raises(ParameterError, match="audio config"):
             AudioConfig.from_json(text)
 

@@ -49,8 +49,14 @@ def launch(data: Path, out: Path, *args, procs: int = 2) -> list[dict]:
     else:
         cmd = [sys.executable]
         env = {k: v for k, v in env.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    run = subprocess.run([*cmd, str(WORKER), str(data), str(out), *args], env=env, capture_output=True, text=True,
-                         timeout=300, cwd=data.parent)  # fmt: skip
+    run = subprocess.run(
+        [*cmd, str(WORKER), str(data), str(out), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=data.parent,
+    )
     if run.returncode:
         (out.parent / "launch.log").write_text(run.stdout + run.stderr)
         lines = [ln for ln in (run.stdout + run.stderr).splitlines() if "Error" in ln or "terminate" in ln]
@@ -181,8 +187,9 @@ def test_two_processes_train_one_model_on_every_item_with_exact_validation(ddp_d
     states = [torch.load(tmp_path / f"batch_state_{r}.pt") for r in range(2)]
     assert states[0][0] and [d.keys() for d in states[0]] == [d.keys() for d in states[1]]
     assert all(torch.equal(a[k], b[k]) for a, b in zip(*states) for k in a)
-    (loss, acc, f1_alone), (preds, targs) = single_process_validate(ddp_data, params(tmp_path, 0), states[0], 4,
-                                                                    variable, val_bs, recipe)  # fmt: skip
+    (loss, acc, f1_alone), (preds, targs) = single_process_validate(
+        ddp_data, params(tmp_path, 0), states[0], 4, variable, val_bs, recipe
+    )
     assert acc == pytest.approx(accuracy, abs=1e-6) and f1_alone == pytest.approx(f1, abs=1e-6)
     assert loss == pytest.approx(valid_loss, rel=1e-5)
     for r in range(2):  # get_preds under DDP: every prediction once, in dataset order, on every rank
@@ -208,8 +215,14 @@ def test_two_ranks_at_bs_b_take_the_steps_of_one_process_at_bs_2b(ddp_data, tmp_
 def cli(*args, procs: int = 1, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
     launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"] if procs > 1 else []
-    run = subprocess.run([sys.executable, *launcher, "-m", "fastai_audio.cli", *map(str, args)], env=env, cwd=cwd,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, *launcher, "-m", "fastai_audio.cli", *map(str, args)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     return run
 
@@ -218,8 +231,19 @@ def test_the_cli_trains_under_torchrun_resumes_and_its_model_predicts(ddp_data, 
     """``torchrun -m fastai_audio.cli train``: one voice (rank 0 prints, checkpoints, exports), ``--resume`` picks
     up the last epoch on every rank, and ``predict`` reads the exported model."""
     model = tmp_path / "model.pkl"
-    common = ["train", ddp_data, "--no-pretrained", "--bs", "4", "--duration", "1", "--valid-pct", "0.25",
-              "--out", model]  # fmt: skip
+    common = [
+        "train",
+        ddp_data,
+        "--no-pretrained",
+        "--bs",
+        "4",
+        "--duration",
+        "1",
+        "--valid-pct",
+        "0.25",
+        "--out",
+        model,
+    ]
     first = cli(*common, "--epochs", "1", procs=2, cwd=tmp_path)
     assert first.stdout.count("validation loss") == 1 and first.stderr.count("training on 2 processes") == 1
     assert model.is_file() and (tmp_path / "model_checkpoints" / "epoch_0.pth").is_file()
@@ -233,13 +257,35 @@ def test_the_cli_trains_under_torchrun_resumes_and_its_model_predicts(ddp_data, 
 
 def test_the_cli_shards_a_folder_and_trains_on_the_shards_under_torchrun(ddp_data, tmp_path):
     pytest.importorskip("webdataset")
-    shard = cli("shard", ddp_data, tmp_path / "shards", "--shard-size", "30KB", "--valid-pct", "0.25",
-                "--no-progress", cwd=tmp_path)  # fmt: skip
+    shard = cli(
+        "shard",
+        ddp_data,
+        tmp_path / "shards",
+        "--shard-size",
+        "30KB",
+        "--valid-pct",
+        "0.25",
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert "train: 17 samples" in shard.stderr and "valid: 5 samples" in shard.stderr
     assert len(list((tmp_path / "shards").glob("train-*.tar"))) > 2
     model = tmp_path / "model.pkl"
-    run = cli("train", tmp_path / "shards", "--no-pretrained", "--bs", "4", "--duration", "1", "--epochs", "1",
-              "--out", model, procs=2, cwd=tmp_path)  # fmt: skip
+    run = cli(
+        "train",
+        tmp_path / "shards",
+        "--no-pretrained",
+        "--bs",
+        "4",
+        "--duration",
+        "1",
+        "--epochs",
+        "1",
+        "--out",
+        model,
+        procs=2,
+        cwd=tmp_path,
+    )
     assert run.stdout.count("validation loss") == 1 and model.is_file()
     files = sorted(ddp_data.glob("*/*.wav"))[:2]
     table = cli("predict", model, *files, "--format", "csv", cwd=tmp_path).stdout.splitlines()
@@ -282,10 +328,29 @@ def test_a_rank_that_stops_answering_is_named_within_the_timeout(ddp_data, tmp_p
     import signal
 
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER),
-           str(ddp_data), str(tmp_path / "out"), "--hang-rank", "1", "--timeout", "4"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=ddp_data.parent, start_new_session=True)  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(WORKER),
+        str(ddp_data),
+        str(tmp_path / "out"),
+        "--hang-rank",
+        "1",
+        "--timeout",
+        "4",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ddp_data.parent,
+        start_new_session=True,
+    )
     start, lines = time.perf_counter(), []
     try:
         for line in proc.stdout:

@@ -48,10 +48,22 @@ def test_readme_quick_start_runs_and_does_what_it_says(nsynth_small, tmp_path, m
     assert (ns["data"].c, list(ns["data"].classes[:3])) == (11, ["bass", "brass", "flute"])
 
 
-PUBLIC_MODULES = ["fastai_audio.decode", "fastai_audio.audio_config", "fastai_audio.files", "fastai_audio.io",
-                  "fastai_audio.core", "fastai_audio.errors", "fastai_audio.functional", "fastai_audio.transforms",
-                  "fastai_audio.data", "fastai_audio.datasets", "fastai_audio.learner", "fastai_audio.interpret",
-                  "fastai_audio.inference", "fastai_audio.models"]  # fmt: skip
+PUBLIC_MODULES = [
+    "fastai_audio.decode",
+    "fastai_audio.audio_config",
+    "fastai_audio.files",
+    "fastai_audio.io",
+    "fastai_audio.core",
+    "fastai_audio.errors",
+    "fastai_audio.functional",
+    "fastai_audio.transforms",
+    "fastai_audio.data",
+    "fastai_audio.datasets",
+    "fastai_audio.learner",
+    "fastai_audio.interpret",
+    "fastai_audio.inference",
+    "fastai_audio.models",
+]
 
 
 def test_every_public_function_and_class_has_an_example():

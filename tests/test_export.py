@@ -90,9 +90,14 @@ def test_variable_length_clips_a_trainable_front_end_and_a_cqt_model(clips, tmp_
     front = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=160, trainable=True), AmplitudeToDB(), SpecNormalize()]
     learn = trained_resnet(raw, front_end=front)
     assert assert_parity(learn, learn.export_onnx(tmp_path / "fe.onnx"), files)["duration"] == ""
-    cqt = AudioDataLoaders.from_folder(clips, valid_pct=0.25, seed=0, duration=1.0, bs=8,
-                                       batch_tfms=[CQT(16000, hop_length=256, n_bins=60), AmplitudeToDB(),
-                                                   SpecNormalize()])  # fmt: skip
+    cqt = AudioDataLoaders.from_folder(
+        clips,
+        valid_pct=0.25,
+        seed=0,
+        duration=1.0,
+        bs=8,
+        batch_tfms=[CQT(16000, hop_length=256, n_bins=60), AmplitudeToDB(), SpecNormalize()],
+    )
     learn = trained_resnet(cqt)
     assert_parity(learn, learn.export_onnx(tmp_path / "cqt.onnx"), files)
 
@@ -101,8 +106,9 @@ def test_a_multi_label_model_exports_sigmoids_and_its_threshold(clips, tmp_path)
     files = sorted(clips.glob("*/*.wav"))
     tags = [f"{f.parent.name} {'short' if i % 2 else 'tone'}" for i, f in enumerate(files)]
     df = pd.DataFrame({"f": [f.relative_to(clips) for f in files], "y": tags})
-    dls = AudioDataLoaders.from_df(df, clips, "f", "y", label_delim=" ", duration=1.0, bs=8, seed=0,
-                                   batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
+    dls = AudioDataLoaders.from_df(
+        df, clips, "f", "y", label_delim=" ", duration=1.0, bs=8, seed=0, batch_tfms=mel_transforms("speech", n_mels=32)
+    )
     learn = trained_resnet(dls)
     meta = assert_parity(learn, learn.export_onnx(tmp_path / "tags.onnx"), files[::10])
     assert meta["multi_label"] == "true" and float(meta["threshold"]) == learn.loss_func.thresh
@@ -119,22 +125,25 @@ def test_what_cannot_be_exported_is_refused_naming_it(clips, tmp_path):
         def __call__(self, x, **kwargs):
             return x * 0.5
 
-    dls = AudioDataLoaders.from_folder(clips, valid_pct=0.25, seed=0, duration=1.0, bs=8,
-                                       batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
+    dls = AudioDataLoaders.from_folder(
+        clips, valid_pct=0.25, seed=0, duration=1.0, bs=8, batch_tfms=mel_transforms("speech", n_mels=32)
+    )
     learn = audio_learner(dls, resnet18, pretrained=False)
     learn.dls.after_batch.fs.append(Halve())
     with pytest.raises(ParameterError, match="Halve in the batch transforms cannot be exported"):
         export_onnx(learn, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
-    stereo = AudioDataLoaders.from_folder(clips, valid_pct=0.25, seed=0, duration=1.0, bs=8, mono=False,
-                                          batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
+    stereo = AudioDataLoaders.from_folder(
+        clips, valid_pct=0.25, seed=0, duration=1.0, bs=8, mono=False, batch_tfms=mel_transforms("speech", n_mels=32)
+    )
     with pytest.raises(ParameterError, match="supports mono models"):
         export_onnx(audio_learner(stereo, resnet18, pretrained=False), tmp_path / "y.onnx")
 
 
 def test_the_cli_exports_an_exported_learner(clips, tmp_path, capsys):
-    dls = AudioDataLoaders.from_folder(clips, valid_pct=0.25, seed=0, duration=1.0, bs=8,
-                                       batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
+    dls = AudioDataLoaders.from_folder(
+        clips, valid_pct=0.25, seed=0, duration=1.0, bs=8, batch_tfms=mel_transforms("speech", n_mels=32)
+    )
     learn = trained_resnet(dls)
     learn.export(tmp_path / "model.pkl")
     assert main(["export", str(tmp_path / "model.pkl"), "--onnx", str(tmp_path / "model.onnx")]) == 0

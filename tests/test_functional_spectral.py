@@ -327,8 +327,9 @@ def test_mel_filterbank_matches_torchaudio(n_fft, n_mels, band, mel_scale, norm)
         (2048, 512, 128, 300.0, 4000.0, "slaney", None, False, "reflect", 1.0),
     ],
 )
-def test_melspectrogram_matches_torchaudio(n_fft, hop_length, n_mels, f_min, f_max, mel_scale, norm, center, pad_mode,
-                                           power):  # fmt: skip
+def test_melspectrogram_matches_torchaudio(
+    n_fft, hop_length, n_mels, f_min, f_max, mel_scale, norm, center, pad_mode, power
+):
     x = torch.from_numpy(np.stack([Y, _signal(seed=1)]))
     with _default_dtype(torch.float64):
         transform = torchaudio.transforms.MelSpectrogram(

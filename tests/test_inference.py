@@ -40,12 +40,15 @@ def test_windows_cover_a_long_file_exactly(df_learner, tmp_path, seconds):
     plt.close("all")
 
 
-@pytest.mark.parametrize("kwargs, reason", [
-    ({"hop": 1e-300}, "hop must be a number of seconds from 0.005"),
-    ({"window": float("inf")}, "window must be a number of seconds"),
-    ({"window": 0.01}, "from 0.1"),
-    ({"hop": 0.005, "max_windows": 100}, "gives 1001 windows, more than the 100 allowed"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs, reason",
+    [
+        ({"hop": 1e-300}, "hop must be a number of seconds from 0.005"),
+        ({"window": float("inf")}, "window must be a number of seconds"),
+        ({"window": 0.01}, "from 0.1"),
+        ({"hop": 0.005, "max_windows": 100}, "gives 1001 windows, more than the 100 allowed"),
+    ],
+)
 def test_windows_out_of_bounds_are_refused_before_any_is_made(df_learner, kwargs, reason):
     import time
 

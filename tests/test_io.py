@@ -40,10 +40,19 @@ def test_lossless_matrix_decodes_exactly(tmp_path, ext, subtype, bits, sample_ra
     np.testing.assert_allclose(wav.numpy(), ref, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("fmt,subtype,dtype", [
-    ("WAV", "PCM_16", "int16"), ("WAV", "PCM_32", "int32"), ("AIFF", "PCM_16", "int16"), ("AIFF", "PCM_32", "int32"),
-    ("W64", "PCM_16", "int16"), ("FLAC", "PCM_16", "int16"), ("WAV", "PCM_24", "int32"), ("WAV", "PCM_U8", "int16"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "fmt,subtype,dtype",
+    [
+        ("WAV", "PCM_16", "int16"),
+        ("WAV", "PCM_32", "int32"),
+        ("AIFF", "PCM_16", "int16"),
+        ("AIFF", "PCM_32", "int32"),
+        ("W64", "PCM_16", "int16"),
+        ("FLAC", "PCM_16", "int16"),
+        ("WAV", "PCM_24", "int32"),
+        ("WAV", "PCM_U8", "int16"),
+    ],
+)
 @pytest.mark.parametrize("channels", [1, 3])
 def test_integer_pcm_decodes_to_soundfiles_float_values_bit_for_bit(tmp_path, fmt, subtype, dtype, channels):
     # 16- and 32-bit PCM is read as integers and scaled by torch (faster than libsndfile's own float conversion):

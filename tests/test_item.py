@@ -52,8 +52,16 @@ def test_croppad_error_mode_names_the_file():
         CropPad(num_samples=5, pad_mode="error")(ramp(3))
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"duration": 1.0, "num_samples": 3}, {"duration": -1.0},
-                                    {"num_samples": 2.5}, {"duration": 1.0, "pad_mode": "edge"}])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"duration": 1.0, "num_samples": 3},
+        {"duration": -1.0},
+        {"num_samples": 2.5},
+        {"duration": 1.0, "pad_mode": "edge"},
+    ],
+)
 def test_croppad_bad_parameters(kwargs):
     with pytest.raises(ParameterError):
         CropPad(**kwargs)

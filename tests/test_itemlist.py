@@ -67,8 +67,12 @@ def test_label_from_func_and_df(toy_folder):
     )
     assert data.classes == ["high", "low"]
     files = sorted(toy_folder.rglob("*.wav"))
-    df = pd.DataFrame({"name": [str(f.relative_to(toy_folder)) for f in files],
-                       "loud": ["yes" if "_1" in f.name else "no" for f in files]})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "name": [str(f.relative_to(toy_folder)) for f in files],
+            "loud": ["yes" if "_1" in f.name else "no" for f in files],
+        }
+    )
     data = (
         AudioItemList.from_df(df, toy_folder)
         .split_by_folder()

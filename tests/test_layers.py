@@ -15,14 +15,38 @@ import fastai_audio
 PACKAGE = Path(fastai_audio.__file__).parent
 
 # lower imports nothing above it; modules of one sub-package may import each other
-RANK = {"errors": 0, "_validate": 0.5, "atomic": 0.55, "decode": 0.6, "audio_config": 0.6, "packed": 0.6, "rates": 0.6,
-        "functional": 1, "models": 1,
-        "_compat": 1, "files": 2, "serve": 2.5, "server": 2.6, "io": 3, "core": 4, "datasets": 4, "transforms": 5,
-        "data": 6, "interpret": 6, "distributed": 6.5, "export": 6.8, "learner": 7, "inference": 8, "cli": 9,
-        "all": 9}  # fmt: skip
+RANK = {
+    "errors": 0,
+    "_validate": 0.5,
+    "atomic": 0.55,
+    "decode": 0.6,
+    "audio_config": 0.6,
+    "packed": 0.6,
+    "rates": 0.6,
+    "functional": 1,
+    "models": 1,
+    "_compat": 1,
+    "files": 2,
+    "serve": 2.5,
+    "server": 2.6,
+    "io": 3,
+    "core": 4,
+    "datasets": 4,
+    "transforms": 5,
+    "data": 6,
+    "interpret": 6,
+    "distributed": 6.5,
+    "export": 6.8,
+    "learner": 7,
+    "inference": 8,
+    "cli": 9,
+    "all": 9,
+}
 # imports against the order, made inside a function on purpose
-ALLOWED = {("_compat", "interpret"): "the contract probe checks that the audio plot methods are registered",
-           ("_compat", "core"): "the same probe, for the type it looks for"}  # fmt: skip
+ALLOWED = {
+    ("_compat", "interpret"): "the contract probe checks that the audio plot methods are registered",
+    ("_compat", "core"): "the same probe, for the type it looks for",
+}
 
 
 def _layer(module: str) -> str:

@@ -27,8 +27,10 @@ def hub(tmp_path, monkeypatch):
     torch.hub.set_dir(str(tmp_path / "hub"))
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
     torch.manual_seed(0)
-    state = {k: v + torch.randn_like(v.float()).to(v.dtype) if v.is_floating_point() else v
-             for k, v in resnet18(weights=None).state_dict().items()}  # fmt: skip
+    state = {
+        k: v + torch.randn_like(v.float()).to(v.dtype) if v.is_floating_point() else v
+        for k, v in resnet18(weights=None).state_dict().items()
+    }
     torch.save(state, tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
 
     def offline(*args, **kwargs):
@@ -71,8 +73,11 @@ def test_three_channel_spectrograms_keep_the_rgb_kernels(hub, toy_folder):
 
 def test_offline_and_not_cached_names_the_file(hub, spec_dls, tmp_path):
     (tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth").unlink()
-    with pytest.raises(AudioFileError, match=r"checkpoints/resnet18-f37072fd\.pth: pretrained weights for resnet18 "
-                                             r"are not in the torch hub cache .*pretrained=False"):  # fmt: skip
+    with pytest.raises(
+        AudioFileError,
+        match=r"checkpoints/resnet18-f37072fd\.pth: pretrained weights for resnet18 "
+        r"are not in the torch hub cache .*pretrained=False",
+    ):
         audio_learner(spec_dls, resnet18)
 
 
@@ -169,8 +174,17 @@ def test_predictions_survive_export(df_learner, toy_folder, tmp_path):
 def test_notebook_star_import_has_the_seed_names():
     namespace = {}
     exec("from fastai_audio.all import *", namespace)
-    for name in ("AudioItemList", "get_frequency_batch_transforms", "create_cnn", "models", "accuracy",
-                 "ClassificationInterpretation", "synth_nsynth", "TensorAudio", "MelSpectrogram"):  # fmt: skip
+    for name in (
+        "AudioItemList",
+        "get_frequency_batch_transforms",
+        "create_cnn",
+        "models",
+        "accuracy",
+        "ClassificationInterpretation",
+        "synth_nsynth",
+        "TensorAudio",
+        "MelSpectrogram",
+    ):
         assert name in namespace, name
     assert namespace["models"].resnet18 is resnet18
 
@@ -180,12 +194,26 @@ def test_multi_label_training_and_thresholded_predict(toy_folder, tmp_path):
     from fastai.metrics import accuracy_multi
 
     files = sorted(toy_folder.rglob("*.wav"))
-    df = pd.DataFrame({"fname": [str(f) for f in files],
-                       "tags": [f"{f.parent.name} {'odd' if i % 2 else 'even'}" for i, f in enumerate(files)],
-                       "is_valid": [f.parts[-3] == "valid" for f in files]})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "fname": [str(f) for f in files],
+            "tags": [f"{f.parent.name} {'odd' if i % 2 else 'even'}" for i, f in enumerate(files)],
+            "is_valid": [f.parts[-3] == "valid" for f in files],
+        }
+    )
     tfms = [MelSpectrogram(n_mels=32, n_fft=512, hop_length=128), AmplitudeToDB(), SpecNormalize(mode="item")]
-    dls = AudioDataLoaders.from_df(df, "/", "fname", "tags", label_delim=" ", valid_col="is_valid", bs=4,
-                                   duration=1.0, num_workers=0, batch_tfms=tfms)  # fmt: skip
+    dls = AudioDataLoaders.from_df(
+        df,
+        "/",
+        "fname",
+        "tags",
+        label_delim=" ",
+        valid_col="is_valid",
+        bs=4,
+        duration=1.0,
+        num_workers=0,
+        batch_tfms=tfms,
+    )
     torch.manual_seed(0)
     learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy_multi, path=tmp_path)
     assert type(learn.loss_func).__name__ == "BCEWithLogitsLossFlat"

@@ -54,8 +54,7 @@ def test_bucketing_reduces_padding(tmp_path):
 
 
 def test_mixed_rates_without_resampling_name_the_files(toy_folder):
-    dls = AudioDataLoaders.from_folder(toy_folder, bs=12, sample_rate=None, duration=None, num_workers=0,
-                                       shuffle=False)  # fmt: skip
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=12, sample_rate=None, duration=None, num_workers=0, shuffle=False)
     with pytest.raises(ParameterError, match=r"different sample rates: .*\.wav is at \d+ Hz and .*sample_rate="):
         dls.train.one_batch()
 
@@ -72,14 +71,19 @@ def test_items_unrolled_equal_fastais_item_path(mixed_folder, monkeypatch):
     loaders = {
         "random crops, zero padding": AudioDataLoaders.from_folder(mixed_folder, bs=5, duration=0.5, num_workers=0),
         "repeat padding, item transform": AudioDataLoaders.from_folder(
-            mixed_folder, bs=5, duration=0.5, pad_mode="repeat", item_tfms=[Resample(8000)], num_workers=0),
+            mixed_folder, bs=5, duration=0.5, pad_mode="repeat", item_tfms=[Resample(8000)], num_workers=0
+        ),
         "variable length": AudioDataLoaders.from_folder(mixed_folder, bs=4, duration=None, num_workers=0),
-        "multi-label": AudioDataLoaders.from_df(df, fn_col="fname", label_col="tags", label_delim=" ", bs=4,
-                                                duration=0.5, seed=0, num_workers=0),
+        "multi-label": AudioDataLoaders.from_df(
+            df, fn_col="fname", label_col="tags", label_delim=" ", bs=4, duration=0.5, seed=0, num_workers=0
+        ),
         "DataFrame items": DataBlock(
-            blocks=(AudioBlock(duration=0.5), CategoryBlock), get_x=ColReader("fname"), get_y=ColReader("label"),
-            splitter=RandomSplitter(seed=0)).dataloaders(df.assign(label=df.tags.str[0]), bs=4, num_workers=0),
-    }  # fmt: skip
+            blocks=(AudioBlock(duration=0.5), CategoryBlock),
+            get_x=ColReader("fname"),
+            get_y=ColReader("label"),
+            splitter=RandomSplitter(seed=0),
+        ).dataloaders(df.assign(label=df.tags.str[0]), bs=4, num_workers=0),
+    }
     dls = loaders["random crops, zero padding"]
     clip = TensorAudio(torch.randn(2, 12000), sample_rate=22050)
     dl_sets = {name: [d.train, d.valid] for name, d in loaders.items()}

@@ -51,8 +51,9 @@ def test_stereo_is_kept_when_mono_is_false(tmp_path):
 
 
 def test_from_re_labels_with_the_pattern(toy_folder):
-    dls = AudioDataLoaders.from_re(toy_folder, r"(low|high)_\d+\.wav$", valid_pct=None, bs=4, duration=1.0,
-                                   num_workers=0)  # fmt: skip
+    dls = AudioDataLoaders.from_re(
+        toy_folder, r"(low|high)_\d+\.wav$", valid_pct=None, bs=4, duration=1.0, num_workers=0
+    )
     assert dls.classes == ["high", "low"] and len(dls.valid_ds) == 8
 
 
@@ -63,15 +64,21 @@ def test_from_re_names_the_file_the_pattern_misses(toy_folder):
 
 def test_from_df_single_and_multi_label(toy_folder):
     files = sorted(get_audio_files(toy_folder))
-    df = pd.DataFrame({"fname": [str(f.relative_to(toy_folder)) for f in files],
-                       "tags": [f"{f.parent.name} {'odd' if i % 2 else 'even'}" for i, f in enumerate(files)],
-                       "label": [f.parent.name for f in files],
-                       "is_valid": [f.parts[-3] == "valid" for f in files]})  # fmt: skip
-    dls = AudioDataLoaders.from_df(df, toy_folder, "fname", "label", valid_col="is_valid", bs=4, duration=1.0,
-                                   num_workers=0)  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "fname": [str(f.relative_to(toy_folder)) for f in files],
+            "tags": [f"{f.parent.name} {'odd' if i % 2 else 'even'}" for i, f in enumerate(files)],
+            "label": [f.parent.name for f in files],
+            "is_valid": [f.parts[-3] == "valid" for f in files],
+        }
+    )
+    dls = AudioDataLoaders.from_df(
+        df, toy_folder, "fname", "label", valid_col="is_valid", bs=4, duration=1.0, num_workers=0
+    )
     assert dls.classes == ["high", "low"] and len(dls.valid_ds) == 8
-    multi = AudioDataLoaders.from_df(df, toy_folder, "fname", "tags", label_delim=" ", valid_col="is_valid", bs=4,
-                                     duration=1.0, num_workers=0)  # fmt: skip
+    multi = AudioDataLoaders.from_df(
+        df, toy_folder, "fname", "tags", label_delim=" ", valid_col="is_valid", bs=4, duration=1.0, num_workers=0
+    )
     x, y = multi.one_batch()
     assert multi.classes == ["even", "high", "low", "odd"] and y.shape == (4, 4) and y.sum(1).tolist() == [2.0] * 4
 
@@ -160,8 +167,9 @@ def test_a_split_made_of_symbolic_links_keeps_its_folders(linked_split):
     dls = AudioDataLoaders.from_folder(linked_split, bs=2, duration=0.5, num_workers=0)
     assert (len(dls.train_ds), len(dls.valid_ds)) == (6, 4)
     assert sorted(dls.valid_ds[i][0].path.parent.parent.name for i in range(4)) == ["valid"] * 4
-    by_re = AudioDataLoaders.from_re(linked_split, r"/(\w+)_\d+\.wav$", valid_pct=None, bs=2, duration=0.5,
-                                     num_workers=0)  # fmt: skip
+    by_re = AudioDataLoaders.from_re(
+        linked_split, r"/(\w+)_\d+\.wav$", valid_pct=None, bs=2, duration=0.5, num_workers=0
+    )
     assert (len(by_re.train_ds), len(by_re.valid_ds)) == (6, 4)
     from fastai_audio.data import AudioItemList
 

@@ -39,8 +39,9 @@ def mixed_rates(tmp_path_factory):
         for label, freq in (("low", 220.0), ("high", 880.0)):
             for i in range(n):
                 rate = (16000, 22050, 8000)[i]
-                write(root / split / label / f"{label}{i}.wav", sine(freq, rate, 0.7 + 0.2 * i, channels=1 + i % 2),
-                      rate)  # fmt: skip
+                write(
+                    root / split / label / f"{label}{i}.wav", sine(freq, rate, 0.7 + 0.2 * i, channels=1 + i % 2), rate
+                )
     return root
 
 
@@ -69,10 +70,16 @@ def test_files_to_resample_or_downmix_pack_as_float32_the_loaders_clips(mixed_ra
 
 def test_multi_label_data_frames_round_trip(pcm_folder, tmp_path):
     wavs = sorted(pcm_folder.rglob("*.wav"))
-    df = pd.DataFrame({"fname": [str(f) for f in wavs], "tags": [f"{f.parent.name} t{i % 3}" for i, f in
-                       enumerate(wavs)], "is_valid": [f.parts[-3] == "valid" for f in wavs]})  # fmt: skip
-    files = AudioDataLoaders.from_df(df, "/", "fname", "tags", valid_col="is_valid", label_delim=" ", bs=4,
-                                     duration=0.5)  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "fname": [str(f) for f in wavs],
+            "tags": [f"{f.parent.name} t{i % 3}" for i, f in enumerate(wavs)],
+            "is_valid": [f.parts[-3] == "valid" for f in wavs],
+        }
+    )
+    files = AudioDataLoaders.from_df(
+        df, "/", "fname", "tags", valid_col="is_valid", label_delim=" ", bs=4, duration=0.5
+    )
     packed = AudioDataLoaders.from_packed(pack(files, tmp_path / "tags", progress=False), bs=4)
     assert packed.vocab == files.vocab and packed.valid_ds[0][1].shape == (5,)
     assert_same_batches(list(packed.valid), list(files.valid))
@@ -98,8 +105,11 @@ def cache(pcm_folder, tmp_path):
 def test_a_truncated_or_foreign_samples_file_is_refused_naming_it(cache):
     data = (cache / "train.bin").read_bytes()
     (cache / "train.bin").write_bytes(data[:-100])
-    with pytest.raises(AudioFileError, match=r"train\.bin: holds \d+ bytes but the index says \d+ frames x 1 "
-                                             r"channels of int16"):  # fmt: skip
+    with pytest.raises(
+        AudioFileError,
+        match=r"train\.bin: holds \d+ bytes but the index says \d+ frames x 1 "
+        r"channels of int16",
+    ):
         AudioDataLoaders.from_packed(cache, bs=4)
     (cache / "train.bin").write_bytes(data + b"\0\0")  # another cache's file of another size
     with pytest.raises(AudioFileError, match="truncated or mixed with another one"):

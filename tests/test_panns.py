@@ -124,8 +124,17 @@ def _mobilenet():
     table = {"features.0.0.weight": (32, 1, 3, 3)}
     table.update({f"features.0.2.{n}": (32,) for n in ("weight", "bias", "running_mean", "running_var")})
     table["features.0.2.num_batches_tracked"] = ()
-    plan = [(32, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 512), *[(512, 512)] * 5, (512, 1024),
-            (1024, 1024)]  # fmt: skip
+    plan = [
+        (32, 64),
+        (64, 128),
+        (128, 128),
+        (128, 256),
+        (256, 256),
+        (256, 512),
+        *[(512, 512)] * 5,
+        (512, 1024),
+        (1024, 1024),
+    ]
     for i, (c_in, c_out) in enumerate(plan, 1):
         table[f"features.{i}.0.weight"] = (c_in, 1, 3, 3)
         table[f"features.{i}.4.weight"] = (c_out, c_in, 1, 1)
@@ -137,8 +146,14 @@ def _mobilenet():
 
 def _heads(width):
     bn0 = {f"bn0.{n}": (64,) for n in ("weight", "bias", "running_mean", "running_var")}
-    return {**bn0, "bn0.num_batches_tracked": (), "fc1.weight": (width, width), "fc1.bias": (width,),
-            "fc_audioset.weight": (527, width), "fc_audioset.bias": (527,)}  # fmt: skip
+    return {
+        **bn0,
+        "bn0.num_batches_tracked": (),
+        "fc1.weight": (width, width),
+        "fc1.bias": (width,),
+        "fc_audioset.weight": (527, width),
+        "fc_audioset.bias": (527,),
+    }
 
 
 @pytest.mark.parametrize(
@@ -209,8 +224,9 @@ def dls32k(tmp_path_factory):
     for label, freq in (("low", 220.0), ("high", 1760.0)):
         for i in range(4):
             write(root / label / f"{i}.wav", sine(freq * (1 + 0.02 * i), SR, 1.0), SR)
-    return AudioDataLoaders.from_folder(root, valid_pct=0.25, seed=0, sample_rate=SR, duration=1.0, bs=4,
-                                        batch_tfms=mel_transforms("panns"))  # fmt: skip
+    return AudioDataLoaders.from_folder(
+        root, valid_pct=0.25, seed=0, sample_rate=SR, duration=1.0, bs=4, batch_tfms=mel_transforms("panns")
+    )
 
 
 def test_audio_learner_fine_tunes_a_panns_checkpoint(dls32k, cnn14_checkpoint):
@@ -234,8 +250,9 @@ def test_another_front_end_is_named_in_a_warning(tmp_path, cnn14_checkpoint):
     for label in ("a", "b"):
         for i in range(2):
             write(tmp_path / label / f"{i}.wav", sine(300.0 * (i + 1), 16000, 1.0), 16000)
-    dls = AudioDataLoaders.from_folder(tmp_path, valid_pct=0.5, seed=0, duration=1.0, bs=2,
-                                       batch_tfms=mel_transforms("nsynth"))  # fmt: skip
+    dls = AudioDataLoaders.from_folder(
+        tmp_path, valid_pct=0.5, seed=0, duration=1.0, bs=2, batch_tfms=mel_transforms("nsynth")
+    )
     with pytest.warns(UserWarning, match=r"sample_rate=16000 \(the checkpoints: 32000\).*SpecNormalize"):
         audio_learner(dls, "cnn14", weights=path)
 

@@ -18,8 +18,12 @@ SEED_PATTERN = r"(\w+)_\w+_\d+-\d+-\d+.wav$"
 
 def test_seed_front_end_feeds_the_seed_chain(nsynth_small):
     tfms = get_frequency_batch_transforms(n_fft=1024, n_hop=256, n_mels=40, sample_rate=16000)
-    data = (AudioItemList.from_folder(nsynth_small).split_by_folder().label_from_re(SEED_PATTERN)
-            .databunch(bs=64, tfms=tfms, num_workers=0))  # fmt: skip
+    data = (
+        AudioItemList.from_folder(nsynth_small)
+        .split_by_folder()
+        .label_from_re(SEED_PATTERN)
+        .databunch(bs=64, tfms=tfms, num_workers=0)
+    )
     xs, ys = data.one_batch()
     assert isinstance(xs, TensorSpectrogram) and xs.shape == (64, 1, 40, 251) and ys.shape == (64,)
     data.show_batch(3)

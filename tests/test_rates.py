@@ -16,8 +16,19 @@ from fastai_audio.rates import MAX_KERNEL, kernel_size, resampled_length, resamp
 from fastai_audio.serve import _sinc_kernel, resample_np
 
 
-@pytest.mark.parametrize("orig, new", [(44100, 16000), (48000, 16000), (8000, 22050), (16000, 16001),
-                                       (65587, 16000), (16000, 768000), (767999, 8000), (12345, 54321)])  # fmt: skip
+@pytest.mark.parametrize(
+    "orig, new",
+    [
+        (44100, 16000),
+        (48000, 16000),
+        (8000, 22050),
+        (16000, 16001),
+        (65587, 16000),
+        (16000, 768000),
+        (767999, 8000),
+        (12345, 54321),
+    ],
+)
 def test_every_rate_pair_resamples_in_bounded_memory_to_the_exact_length(orig, new):
     o, n = resampling_pair(orig, new)
     assert kernel_size(o, n) <= MAX_KERNEL and abs((n / o) / (new / orig) - 1) < 1e-3

@@ -33,10 +33,14 @@ def model(tmp_path_factory):
         for label, freq in (("low", 220.0), ("high", 880.0)):
             sr, ch = [(16000, 1), (44100, 2), (8000, 1), (22050, 1)][i % 4]
             wav = sine(freq * (1 + 0.02 * (i % 5)), sr, 0.6 + 0.04 * i, channels=ch)
-            write(root / label / f"{label}_{i:02d}.wav", (wav + 0.03 * rng.standard_normal(wav.shape)).astype(
-                np.float32), sr)  # fmt: skip
-    dls = AudioDataLoaders.from_folder(root, valid_pct=0.25, seed=0, duration=1.0, bs=8,
-                                       batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
+            write(
+                root / label / f"{label}_{i:02d}.wav",
+                (wav + 0.03 * rng.standard_normal(wav.shape)).astype(np.float32),
+                sr,
+            )
+    dls = AudioDataLoaders.from_folder(
+        root, valid_pct=0.25, seed=0, duration=1.0, bs=8, batch_tfms=mel_transforms("speech", n_mels=32)
+    )
     learn = trained_resnet(dls)
     return learn, learn.export_onnx(root / "model.onnx"), sorted(root.glob("*/*.wav"))
 
@@ -62,10 +66,10 @@ def test_arrays_and_long_recordings_as_the_learner_handles_them(model, tmp_path)
     learn, path, files = model
     clf = OnnxClassifier(path)
     stereo = np.stack([sine(880.0, 44100, 1.7)[0], 0.5 * sine(880.0, 44100, 1.7)[0]])
-    np.testing.assert_allclose(clf.predict(stereo, sample_rate=44100)[2],
-                               learn.predict(stereo, sample_rate=44100)[2].numpy(), atol=1e-4)  # fmt: skip
-    long = write(tmp_path / "long.wav", np.concatenate([sine(220.0, 22050, 3.0), sine(880.0, 22050, 2.5)], 1),
-                 22050)  # fmt: skip
+    np.testing.assert_allclose(
+        clf.predict(stereo, sample_rate=44100)[2], learn.predict(stereo, sample_rate=44100)[2].numpy(), atol=1e-4
+    )
+    long = write(tmp_path / "long.wav", np.concatenate([sine(220.0, 22050, 3.0), sine(880.0, 22050, 2.5)], 1), 22050)
     got = clf.predict_windows(long, hop=0.5)
     with learn.no_bar():
         want = predict_windows(learn, long, hop=0.5)
@@ -105,8 +109,14 @@ label, index, probs = OnnxClassifier({str(path)!r}).predict({str(files[0])!r})
 assert not any(m.split('.')[0] in ('torch', 'fastai') for m in sys.modules), sorted(sys.modules)
 print(label)
 """
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() in ("high", "low")
 
@@ -120,8 +130,17 @@ from fastai_audio.io import load_audio  # noqa: E402
 from fastai_audio.serve import decode_bytes  # noqa: E402
 
 # every container soundfile writes, with a subtype it accepts there
-FORMATS = [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("FLAC", "PCM_24"), ("OGG", "VORBIS"), ("AIFF", "PCM_16"),
-           ("AU", "PCM_16"), ("CAF", "PCM_16"), ("W64", "PCM_16"), ("RF64", "PCM_16")]  # fmt: skip
+FORMATS = [
+    ("WAV", "PCM_16"),
+    ("WAV", "FLOAT"),
+    ("FLAC", "PCM_24"),
+    ("OGG", "VORBIS"),
+    ("AIFF", "PCM_16"),
+    ("AU", "PCM_16"),
+    ("CAF", "PCM_16"),
+    ("W64", "PCM_16"),
+    ("RF64", "PCM_16"),
+]
 
 
 def encoded(fmt: str, subtype: str, rate: int, channels: int, nonfinite: bool) -> bytes:
@@ -209,27 +228,38 @@ def _with_metadata(path: Path, dest: Path, **changes) -> Path:
     return dest
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"labels": '"high"'}, "labels must be a JSON list of class names, got '\"high\"'"),
-    ({"labels": '{"a": 1}'}, "labels must be a JSON list"),
-    ({"labels": "[]"}, "labels must be a JSON list"),
-    ({"labels": '["high"]'}, "labels name 1 classes but the model has 2 outputs"),
-    ({"labels": '["a", "a"]'}, "labels must be distinct"),
-    ({"audio_config": '{"sample_rate": -16000, "duration": 1.0, "mono": true, "pad_mode": "zeros"}'},
-     "sample_rate must be a positive integer, got -16000"),
-    ({"audio_config": '{"sample_rate": 16000, "duration": 1e12, "mono": true, "pad_mode": "zeros"}'},
-     "duration must be at most 3600 s"),
-    ({"audio_config": '{"sample_rate": 16000, "duration": 0, "mono": true, "pad_mode": "zeros"}'},
-     "duration must be a positive number, got 0"),
-    ({"audio_config": '{"sample_rate": 16000, "duration": 1.0, "mono": true, "pad_mode": "mirror"}'},
-     "pad_mode must be one of"),
-    ({"audio_config": None, "sample_rate": "0"}, "sample_rate must be a positive integer, got 0"),
-    ({"audio_config": None, "duration": "1e12"}, "duration must be at most 3600 s"),
-    ({"audio_config": None, "sample_rate": "fast"}, "sample_rate must be a number, got 'fast'"),
-    ({"multi_label": "maybe"}, "multi_label must be 'true' or 'false'"),
-    ({"threshold": "2"}, "threshold must lie between 0 and 1, got 2.0"),
-    ({"labels": None}, "was not written by learn.export_onnx"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"labels": '"high"'}, "labels must be a JSON list of class names, got '\"high\"'"),
+        ({"labels": '{"a": 1}'}, "labels must be a JSON list"),
+        ({"labels": "[]"}, "labels must be a JSON list"),
+        ({"labels": '["high"]'}, "labels name 1 classes but the model has 2 outputs"),
+        ({"labels": '["a", "a"]'}, "labels must be distinct"),
+        (
+            {"audio_config": '{"sample_rate": -16000, "duration": 1.0, "mono": true, "pad_mode": "zeros"}'},
+            "sample_rate must be a positive integer, got -16000",
+        ),
+        (
+            {"audio_config": '{"sample_rate": 16000, "duration": 1e12, "mono": true, "pad_mode": "zeros"}'},
+            "duration must be at most 3600 s",
+        ),
+        (
+            {"audio_config": '{"sample_rate": 16000, "duration": 0, "mono": true, "pad_mode": "zeros"}'},
+            "duration must be a positive number, got 0",
+        ),
+        (
+            {"audio_config": '{"sample_rate": 16000, "duration": 1.0, "mono": true, "pad_mode": "mirror"}'},
+            "pad_mode must be one of",
+        ),
+        ({"audio_config": None, "sample_rate": "0"}, "sample_rate must be a positive integer, got 0"),
+        ({"audio_config": None, "duration": "1e12"}, "duration must be at most 3600 s"),
+        ({"audio_config": None, "sample_rate": "fast"}, "sample_rate must be a number, got 'fast'"),
+        ({"multi_label": "maybe"}, "multi_label must be 'true' or 'false'"),
+        ({"threshold": "2"}, "threshold must lie between 0 and 1, got 2.0"),
+        ({"labels": None}, "was not written by learn.export_onnx"),
+    ],
+)
 def test_hostile_or_broken_metadata_is_refused_at_load_naming_the_field(model, tmp_path, changes, message):
     _, path, _ = model
     bad = _with_metadata(path, tmp_path / "bad.onnx", **changes)
@@ -284,13 +314,33 @@ def test_headers_that_lie_give_a_clip_or_a_typed_error_and_bounded_reads(data):
 
 
 @settings(max_examples=300, deadline=None)
-@given(meta=st.dictionaries(st.sampled_from(["labels", "audio_config", "sample_rate", "duration", "pad_mode",
-                                             "multi_label", "threshold"]),
-                            st.one_of(st.text(max_size=40), st.sampled_from(
-                                ['["a", "b"]', '["a"]', '[]', '{"a": 1}', '"high"', "1e12", "-1", "nan", "inf",
-                                 '{"sample_rate": 16000, "duration": 1.0, "mono": true, "pad_mode": "zeros"}',
-                                 '{"sample_rate": 0}', "true", "false", "0.5"]))),
-       width=st.one_of(st.none(), st.integers(0, 4)))  # fmt: skip
+@given(
+    meta=st.dictionaries(
+        st.sampled_from(["labels", "audio_config", "sample_rate", "duration", "pad_mode", "multi_label", "threshold"]),
+        st.one_of(
+            st.text(max_size=40),
+            st.sampled_from(
+                [
+                    '["a", "b"]',
+                    '["a"]',
+                    "[]",
+                    '{"a": 1}',
+                    '"high"',
+                    "1e12",
+                    "-1",
+                    "nan",
+                    "inf",
+                    '{"sample_rate": 16000, "duration": 1.0, "mono": true, "pad_mode": "zeros"}',
+                    '{"sample_rate": 0}',
+                    "true",
+                    "false",
+                    "0.5",
+                ]
+            ),
+        ),
+    ),
+    width=st.one_of(st.none(), st.integers(0, 4)),
+)
 @example(meta={"labels": '["a"]', "sample_rate": "NAN"}, width=None)  # (found by this test: a raw ValueError)
 def test_any_metadata_is_read_whole_or_refused_naming_a_field(meta, width):
     from fastai_audio.serve import _read_metadata

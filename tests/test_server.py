@@ -39,8 +39,9 @@ def onnx_model(tmp_path_factory):
     for i in range(8):
         for label, freq in (("low", 220.0), ("high", 880.0)):
             write(root / label / f"{label}_{i}.wav", sine(freq, 16000, 1.0), 16000)
-    dls = AudioDataLoaders.from_folder(root, valid_pct=0.25, seed=0, duration=1.0, bs=4,
-                                       batch_tfms=mel_transforms("speech", n_mels=32))  # fmt: skip
+    dls = AudioDataLoaders.from_folder(
+        root, valid_pct=0.25, seed=0, duration=1.0, bs=4, batch_tfms=mel_transforms("speech", n_mels=32)
+    )
     return trained_resnet(dls).export_onnx(root / "model.onnx"), sorted(root.glob("*/*.wav"))
 
 
@@ -76,13 +77,16 @@ def test_windows_give_the_taggram_of_a_long_recording(client):
     assert res["labels"] == ["high", "low"] and len(res["clip_probabilities"]) == 2
 
 
-@pytest.mark.parametrize("body, status, reason", [
-    (b"", 400, "is empty"),
-    (b"this is not audio at all" * 10, 415, "not audio"),
-    (wav_bytes()[:44], 422, "is truncated"),  # a WAV header whose samples are missing
-    (wav_bytes(0.0), 422, "holds no samples"),  # a WAV of no samples
-    (wav_bytes(40.0, 8000), 413, "40.0 s long, more than the limit of 30 s"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body, status, reason",
+    [
+        (b"", 400, "is empty"),
+        (b"this is not audio at all" * 10, 415, "not audio"),
+        (wav_bytes()[:44], 422, "is truncated"),  # a WAV header whose samples are missing
+        (wav_bytes(0.0), 422, "holds no samples"),  # a WAV of no samples
+        (wav_bytes(40.0, 8000), 413, "40.0 s long, more than the limit of 30 s"),
+    ],
+)
 def test_bad_input_gets_a_4xx_naming_the_reason_and_the_server_keeps_serving(client, body, status, reason):
     res = client.post("/predict", content=body)
     assert res.status_code == status and reason in res.json()["error"]
@@ -98,9 +102,12 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(client):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.one_of(st.binary(max_size=4096),
-                      st.builds(lambda cut, junk: wav_bytes(0.3)[:cut] + junk, st.integers(0, 12000),
-                                st.binary(max_size=64))))  # fmt: skip
+@given(
+    data=st.one_of(
+        st.binary(max_size=4096),
+        st.builds(lambda cut, junk: wav_bytes(0.3)[:cut] + junk, st.integers(0, 12000), st.binary(max_size=64)),
+    )
+)
 def test_random_and_truncated_bytes_never_crash_the_server(client, data):
     res = client.post("/predict", content=data)
     assert res.status_code == 200 or 400 <= res.status_code < 500, (res.status_code, res.text[:200])
@@ -115,8 +122,12 @@ def _free_port() -> int:
 def test_a_real_uvicorn_server_answers_a_burst_of_concurrent_requests(onnx_model):
     path, files = onnx_model
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "fastai_audio.cli", "serve", str(path), "--port", str(port)],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastai_audio.cli", "serve", str(path), "--port", str(port)],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(100):
             try:
@@ -146,18 +157,21 @@ def test_a_real_uvicorn_server_answers_a_burst_of_concurrent_requests(onnx_model
 # ---- hostile requests (issue 22) --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("query, reason", [
-    ("hop=1e-300", "hop must be a number of seconds from 0.005"),
-    ("window=1e-6", "window must be a number of seconds from 0.1"),
-    ("window=0.01", "window must be a number of seconds from 0.1"),
-    ("window=1e9", "window must be a number of seconds from 0.1 to 3600"),
-    ("window=inf", "got inf"),
-    ("window=nan", "got nan"),
-    ("window=1&hop=-1", "hop must be"),
-    ("window=3000", "window must be at most the 30 s"),
-    ("top_k=abc", "top_k"),
-    ("window=abc", "window"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "query, reason",
+    [
+        ("hop=1e-300", "hop must be a number of seconds from 0.005"),
+        ("window=1e-6", "window must be a number of seconds from 0.1"),
+        ("window=0.01", "window must be a number of seconds from 0.1"),
+        ("window=1e9", "window must be a number of seconds from 0.1 to 3600"),
+        ("window=inf", "got inf"),
+        ("window=nan", "got nan"),
+        ("window=1&hop=-1", "hop must be"),
+        ("window=3000", "window must be at most the 30 s"),
+        ("top_k=abc", "top_k"),
+        ("window=abc", "window"),
+    ],
+)
 def test_a_query_string_out_of_bounds_gets_422_json_at_once(client, query, reason):
     start = time.perf_counter()
     res = client.post(f"/predict?{query}", content=wav_bytes())
@@ -172,9 +186,11 @@ def test_a_long_recording_with_a_tiny_hop_is_refused_before_any_window_is_made(c
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(window=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
-       hop=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
-       top_k=st.one_of(st.none(), st.integers(-(2**70), 2**70)))  # fmt: skip
+@given(
+    window=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+    hop=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+    top_k=st.one_of(st.none(), st.integers(-(2**70), 2**70)),
+)
 def test_any_window_hop_and_top_k_get_an_answer_never_a_5xx(client, window, hop, top_k):
     params = {k: v for k, v in (("window", window), ("hop", hop), ("top_k", top_k)) if v is not None}
     res = client.post("/predict", params=params, content=wav_bytes(2.0))
@@ -234,8 +250,12 @@ def test_docs_are_off_unless_asked_and_health_tells_a_stuck_batcher(onnx_model):
 
 def _start_server(path, *args) -> tuple[subprocess.Popen, int]:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "fastai_audio.cli", "serve", str(path), "--port", str(port), *args],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastai_audio.cli", "serve", str(path), "--port", str(port), *args],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for _ in range(150):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)

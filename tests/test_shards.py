@@ -36,8 +36,11 @@ def source(tmp_path_factory) -> Path:
     for i in range(15):
         for label, freq in (("low", 220.0), ("high", 880.0)):
             kind = i % 3
-            sr, ext, subtype, ch = [(16000, "wav", "PCM_16", 1), (22050, "flac", "PCM_24", 2),
-                                    (8000, "wav", "FLOAT", 1)][kind]  # fmt: skip
+            sr, ext, subtype, ch = [
+                (16000, "wav", "PCM_16", 1),
+                (22050, "flac", "PCM_24", 2),
+                (8000, "wav", "FLOAT", 1),
+            ][kind]
             wav = sine(freq * (1 + 0.02 * i), sr, 0.5 + 0.05 * i, channels=ch) + 0.01 * rng.standard_normal((ch, 1))
             write(root / label / f"{label}_{i:02d}.{ext}", wav.astype(np.float32), sr, subtype=subtype)
     return root
@@ -45,8 +48,7 @@ def source(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def shards(source, tmp_path_factory) -> Path:
-    dls = AudioDataLoaders.from_folder(source, valid_pct=0.3, seed=0, duration=None, sample_rate=None, mono=False,
-                                       bs=1)  # fmt: skip
+    dls = AudioDataLoaders.from_folder(source, valid_pct=0.3, seed=0, duration=None, sample_rate=None, mono=False, bs=1)
     dest = tmp_path_factory.mktemp("shards") / "out"
     write_shards(dls, dest, shard_size="64KB", progress=False)
     return dest
@@ -112,8 +114,9 @@ def test_write_shards_refuses_a_folder_with_files_and_bad_sizes(toy_folder, tmp_
 
 def shard_dls(shards: Path, **kwargs) -> AudioDataLoaders:
     kwargs = {"duration": 0.5, "bs": 4, **kwargs}
-    return AudioDataLoaders.from_shards(names(shards, "train"), names(shards, "valid"), index=shards / "index.json",
-                                        **kwargs)  # fmt: skip
+    return AudioDataLoaders.from_shards(
+        names(shards, "train"), names(shards, "valid"), index=shards / "index.json", **kwargs
+    )
 
 
 @pytest.mark.parametrize("split", ["train", "valid"])
@@ -173,9 +176,13 @@ def http_root(shards):
 
 def test_shards_over_loopback_http_give_the_keys_of_the_files(shards, http_root):
     files = shard_dls(shards)
-    over_http = AudioDataLoaders.from_shards([f"{http_root}/{Path(u).name}" for u in names(shards, "train")],
-                                             [f"{http_root}/{Path(u).name}" for u in names(shards, "valid")],
-                                             index=f"{http_root}/index.json", duration=0.5, bs=4)  # fmt: skip
+    over_http = AudioDataLoaders.from_shards(
+        [f"{http_root}/{Path(u).name}" for u in names(shards, "train")],
+        [f"{http_root}/{Path(u).name}" for u in names(shards, "valid")],
+        index=f"{http_root}/index.json",
+        duration=0.5,
+        bs=4,
+    )
     for split in ("train", "valid"):  # the first 15 of the endless training stream; the whole validation pass
         keys = []
         for dls in (over_http, files):
@@ -193,21 +200,24 @@ def test_a_corrupt_member_is_skipped_with_a_warning_naming_it(shards, tmp_path):
         for k, s in enumerate(samples):
             ext = next(e for e in s if not e.startswith("__") and e != "json")
             sink.write({"__key__": s["__key__"], ext: b"not audio at all" if k == 1 else s[ext], "json": s["json"]})
-    dls = AudioDataLoaders.from_shards(names(shards, "train"), str(bad), index=shards / "index.json", duration=0.5,
-                                       bs=2)  # fmt: skip
+    dls = AudioDataLoaders.from_shards(
+        names(shards, "train"), str(bad), index=shards / "index.json", duration=0.5, bs=2
+    )
     with pytest.warns(UserWarning, match=f"skipped sample {samples[1]['__key__']} of shard {bad}"):
         with pytest.raises(ParameterError, match=f"read {len(samples) - 1} of the {len(samples)} samples the index"):
             list(dls.valid)  # an exact pass short of what the index promised: an error by default
-    dls = AudioDataLoaders.from_shards(names(shards, "train"), str(bad), index=shards / "index.json", duration=0.5,
-                                       bs=2, allow_partial=True)  # fmt: skip
+    dls = AudioDataLoaders.from_shards(
+        names(shards, "train"), str(bad), index=shards / "index.json", duration=0.5, bs=2, allow_partial=True
+    )
     with pytest.warns(UserWarning, match=f"read {len(samples) - 1} of the {len(samples)} samples"):
         ys = torch.cat([y for _, y in dls.valid])
     assert len(ys) == len(samples) - 1
     truncated = tmp_path / "cut" / Path(src).name
     truncated.parent.mkdir()
     truncated.write_bytes(Path(src).read_bytes()[: 3 * 512 + 100])  # the first member's header and a bit of it
-    dls = AudioDataLoaders.from_shards(names(shards, "train"), str(truncated), index=shards / "index.json",
-                                       duration=0.5, bs=2, allow_partial=True)  # fmt: skip
+    dls = AudioDataLoaders.from_shards(
+        names(shards, "train"), str(truncated), index=shards / "index.json", duration=0.5, bs=2, allow_partial=True
+    )
     with pytest.warns(UserWarning) as caught:  # the cut member (json, no audio), then the rest of the shard
         assert list(dls.valid) == []
     messages = [str(w.message) for w in caught]
@@ -323,13 +333,19 @@ def test_broken_samples_and_shards_are_reported_from_the_workers(shards, tmp_pat
     cut.write_bytes(Path(other).read_bytes()[: last.offset_data + last.size // 2])  # inside its last member
     with pytest.raises(BrokenShardError, match="ends inside member"):
         list(tar_samples(io.BytesIO(cut.read_bytes()), str(cut)))
-    dls = AudioDataLoaders.from_shards(names(shards, "train"), [str(bad), str(cut)], index=shards / "index.json",
-                                       duration=0.5, bs=2, num_workers=2, allow_partial=True)  # fmt: skip
+    dls = AudioDataLoaders.from_shards(
+        names(shards, "train"),
+        [str(bad), str(cut)],
+        index=shards / "index.json",
+        duration=0.5,
+        bs=2,
+        num_workers=2,
+        allow_partial=True,
+    )
     with pytest.warns(UserWarning) as caught:
         ys = torch.cat([y for _, y in dls.valid])
     messages = [str(w.message) for w in caught]
-    assert any(m.startswith(f"skipped sample {samples[1]['__key__']} of shard {bad}: ") for m in
-               messages), messages  # fmt: skip
+    assert any(m.startswith(f"skipped sample {samples[1]['__key__']} of shard {bad}: ") for m in messages), messages
     assert any(m.startswith(f"skipped the rest of shard {cut}: BrokenShardError") for m in messages), messages
     whole = sum(1 for _ in _whole_samples(cut))
     assert whole >= 1 and len(ys) == len(samples) - 1 + whole  # the cut shard's samples before the break
@@ -346,8 +362,9 @@ def _whole_samples(path: Path):
 def test_a_missing_validation_shard_is_an_error_and_missing_training_shards_do_not_spin(shards, tmp_path):
     valid = names(shards, "valid")
     gone = str(tmp_path / Path(valid[0]).name)  # listed in the index, not on the disk
-    dls = AudioDataLoaders.from_shards(names(shards, "train"), [gone, *valid[1:]], index=shards / "index.json",
-                                       duration=0.5, bs=4, num_workers=2)  # fmt: skip
+    dls = AudioDataLoaders.from_shards(
+        names(shards, "train"), [gone, *valid[1:]], index=shards / "index.json", duration=0.5, bs=4, num_workers=2
+    )
     promised = sum(s["n"] for s in read_shard_index(shards / "index.json")["splits"]["valid"]["shards"])
     with pytest.warns(UserWarning, match=f"skipped the rest of shard {gone}: FileNotFoundError"):
         with pytest.raises(ParameterError, match=rf"read {promised - 1} of the {promised} samples .*allow_partial"):

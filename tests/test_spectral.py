@@ -29,8 +29,9 @@ from fastai_audio.transforms import (
 @pytest.fixture(scope="module")
 def batch():
     rng = np.random.default_rng(0)
-    x = np.stack([sine(220 * (i + 1), 16000, 1.0) * (0.1 + i) + 0.01 * rng.standard_normal((1, 16000))
-                  for i in range(3)]).astype(np.float32)  # fmt: skip
+    x = np.stack(
+        [sine(220 * (i + 1), 16000, 1.0) * (0.1 + i) + 0.01 * rng.standard_normal((1, 16000)) for i in range(3)]
+    ).astype(np.float32)
     return TensorAudio(torch.from_numpy(x), sample_rate=16000)
 
 
@@ -82,8 +83,9 @@ def test_amplitude_to_db_is_per_item(batch):
     for i in range(3):  # a quiet item is not clamped relative to a loud one
         torch.testing.assert_close(db[i : i + 1], AmplitudeToDB(top_db=50)(spec[i : i + 1]))
     assert db.db and db.scale == "mel"
-    torch.testing.assert_close(db.as_subclass(torch.Tensor),
-                               amplitude_to_db(spec.as_subclass(torch.Tensor), top_db=50.0))  # fmt: skip
+    torch.testing.assert_close(
+        db.as_subclass(torch.Tensor), amplitude_to_db(spec.as_subclass(torch.Tensor), top_db=50.0)
+    )
 
 
 def test_mfcc_and_delta_equal_their_functions(batch):
@@ -153,8 +155,9 @@ def test_normalize_per_item_and_without_statistics(batch):
 def test_front_end_transforms_pickle(toy_folder):
     dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=mel_transforms())
     back = pickle.loads(pickle.dumps(dls))
-    torch.testing.assert_close(back.valid.one_batch()[0].as_subclass(torch.Tensor),
-                               dls.valid.one_batch()[0].as_subclass(torch.Tensor))  # fmt: skip
+    torch.testing.assert_close(
+        back.valid.one_batch()[0].as_subclass(torch.Tensor), dls.valid.one_batch()[0].as_subclass(torch.Tensor)
+    )
 
 
 def test_trainable_front_end_gets_gradients(batch):
@@ -177,9 +180,21 @@ def test_mixed_precision_runs_the_stft_in_float32(batch):
 
 def test_every_function_parameter_is_exposed():
     window = torch.hamming_window(400, periodic=True)
-    tfm = MelSpectrogram(sample_rate=16000, n_fft=512, hop_length=160, win_length=400, n_mels=40, f_min=50,
-                         f_max=7000, mel_scale="htk", norm=None, window=window, center=False, pad_mode="constant",
-                         power=1.0)  # fmt: skip
+    tfm = MelSpectrogram(
+        sample_rate=16000,
+        n_fft=512,
+        hop_length=160,
+        win_length=400,
+        n_mels=40,
+        f_min=50,
+        f_max=7000,
+        mel_scale="htk",
+        norm=None,
+        window=window,
+        center=False,
+        pad_mode="constant",
+        power=1.0,
+    )
     x = torch.randn(2, 16000)
     fb = mel_filterbank(16000, 512, 40, f_min=50, f_max=7000, mel_scale="htk", norm=None)
     expected = fb @ stft_power(x, 512, hop_length=160, win_length=400, window=window, center=False, power=1.0)
@@ -194,17 +209,26 @@ def test_cpu_chunking_gives_the_whole_batch_result():
     torch.testing.assert_close(tfm(x).as_subclass(torch.Tensor), tfm.layer._forward(x), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize(("make", "function", "message"), [
-    (lambda: Spectrogram(hop_length=0), lambda: stft_power(torch.zeros(1, 4096), hop_length=0),
-     "hop_length must be a positive integer, got 0"),
-    (lambda: MelSpectrogram(n_fft=512, win_length=1024), lambda: stft_power(torch.zeros(1, 4096), 512, win_length=1024),
-     "win_length=1024 is larger than n_fft=512"),
-    (lambda: Spectrogram(power=0), lambda: stft_power(torch.zeros(1, 4096), power=0), "power must be a positive"),
-    (lambda: AmplitudeToDB(ref=-1), lambda: amplitude_to_db(torch.ones(1, 4, 4), ref=-1), "ref must be 'max' or a"),
-    (lambda: AmplitudeToDB(top_db=-3), lambda: amplitude_to_db(torch.ones(1, 4, 4), top_db=-3), "top_db must be"),
-    (lambda: MFCC(dct_norm="l2"), lambda: mfcc(torch.zeros(1, 8, 4), 4, dct_norm="l2"), "dct_norm must be 'ortho'"),
-    (lambda: Delta(width=4), lambda: deltas(torch.zeros(1, 8, 20), width=4), "width must be an odd integer >= 3"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("make", "function", "message"),
+    [
+        (
+            lambda: Spectrogram(hop_length=0),
+            lambda: stft_power(torch.zeros(1, 4096), hop_length=0),
+            "hop_length must be a positive integer, got 0",
+        ),
+        (
+            lambda: MelSpectrogram(n_fft=512, win_length=1024),
+            lambda: stft_power(torch.zeros(1, 4096), 512, win_length=1024),
+            "win_length=1024 is larger than n_fft=512",
+        ),
+        (lambda: Spectrogram(power=0), lambda: stft_power(torch.zeros(1, 4096), power=0), "power must be a positive"),
+        (lambda: AmplitudeToDB(ref=-1), lambda: amplitude_to_db(torch.ones(1, 4, 4), ref=-1), "ref must be 'max' or a"),
+        (lambda: AmplitudeToDB(top_db=-3), lambda: amplitude_to_db(torch.ones(1, 4, 4), top_db=-3), "top_db must be"),
+        (lambda: MFCC(dct_norm="l2"), lambda: mfcc(torch.zeros(1, 8, 4), 4, dct_norm="l2"), "dct_norm must be 'ortho'"),
+        (lambda: Delta(width=4), lambda: deltas(torch.zeros(1, 8, 20), width=4), "width must be an odd integer >= 3"),
+    ],
+)
 def test_a_transform_refuses_what_its_function_refuses_when_it_is_built(make, function, message):
     """The transform and its function share one check: a bad value fails when the transform is built, with the same
     message, not at the first batch (and never silently becomes a default)."""
@@ -220,8 +244,11 @@ def test_the_front_end_on_the_gpu_equals_the_cpu(batch, monkeypatch):
     """Every spectral transform computes where the batch is and keeps its metadata; cuFFT and MKL agree. The CQT's
     convolutions follow torch's cuDNN TF32 switch like any convolution: exact with it off, and with it on (torch's
     default) within the bound its docstring states (5.7e-5 of the maximum measured on an H200)."""
-    tfms = [MelSpectrogram(sample_rate=16000, n_fft=512, hop_length=128, n_mels=40), Spectrogram(n_fft=512),
-            CQT(sample_rate=16000, hop_length=256, n_bins=60)]  # fmt: skip
+    tfms = [
+        MelSpectrogram(sample_rate=16000, n_fft=512, hop_length=128, n_mels=40),
+        Spectrogram(n_fft=512),
+        CQT(sample_rate=16000, hop_length=256, n_bins=60),
+    ]
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     for tfm in tfms:
         cpu = tfm(batch)

@@ -16,9 +16,17 @@ from fastai_audio.data.tarstream import BrokenShardError, tar_members, tar_sampl
 wds = pytest.importorskip("webdataset", reason="the reference reader is webdataset's (the dev extra installs it)")
 
 LONG = "deep/" + "d" * 140 + "/"
-MEMBERS = [(LONG + "k1.wav", b"1" * 700), (LONG + "k1.JSON", b"{}"), ("k2.wav", b""), ("k2.json", b"2" * 513),
-           ("__meta__", b"m"), ("dir/", None), ("noext", b"x"), ("ü-名.tar.gz", b"u"),
-           ("k3.wav", b"3" * 1024)]  # fmt: skip
+MEMBERS = [
+    (LONG + "k1.wav", b"1" * 700),
+    (LONG + "k1.JSON", b"{}"),
+    ("k2.wav", b""),
+    ("k2.json", b"2" * 513),
+    ("__meta__", b"m"),
+    ("dir/", None),
+    ("noext", b"x"),
+    ("ü-名.tar.gz", b"u"),
+    ("k3.wav", b"3" * 1024),
+]
 
 
 def make_tar(fmt: int, members=MEMBERS, mtime: float = 1.5) -> bytes:
@@ -129,8 +137,7 @@ def test_a_stream_without_end_blocks_ends_cleanly():
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, 4095), st.integers(0, 255)), min_size=1, max_size=12),
-       st.integers(0, 5000))  # fmt: skip
+@given(st.lists(st.tuples(st.integers(0, 4095), st.integers(0, 255)), min_size=1, max_size=12), st.integers(0, 5000))
 def test_hostile_bytes_stop_the_shard_with_one_error_and_bounded_memory(flips, cut):
     """Any byte changed, any length: the reader yields members no larger than the shard and stops with
     ``BrokenShardError`` (or at its end), never another exception."""

@@ -50,8 +50,11 @@ def AudioBlock(
         >>> dls = dblock.dataloaders("data/", bs=32)
     """
     config = AudioConfig(sample_rate, duration, mono, pad_mode)
-    dl_kwargs = {"variable_length": duration is None, "pad_mode": "zeros" if pad_mode == "error" else pad_mode,
-                 "sample_rate": config.sample_rate}  # fmt: skip
+    dl_kwargs = {
+        "variable_length": duration is None,
+        "pad_mode": "zeros" if pad_mode == "error" else pad_mode,
+        "sample_rate": config.sample_rate,
+    }
     return TransformBlock(type_tfms=OpenAudio(config=config), dl_type=AudioDL, dls_kwargs=dl_kwargs)
 
 

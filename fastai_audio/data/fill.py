@@ -109,8 +109,15 @@ class BatchFiller:
 
     # -- a batch -----------------------------------------------------------------------------------------------
 
-    def fill(self, idxs: list, draws: list | None, *, int16: bool = False, out: np.ndarray | None = None,
-             n: int | None = None) -> FilledBatch:  # fmt: skip
+    def fill(
+        self,
+        idxs: list,
+        draws: list | None,
+        *,
+        int16: bool = False,
+        out: np.ndarray | None = None,
+        n: int | None = None,
+    ) -> FilledBatch:
         """Fill the batch of dataset items ``idxs``, cropping item ``k`` at ``draws[k]`` (``None``: centred).
 
         Args:
@@ -207,8 +214,12 @@ class BatchFiller:
         try:
             target_rate = config.sample_rate or info.sample_rate
             channels = 1 if config.mono else info.channels
-            if (target_rate != info.sample_rate or channels != info.channels or info.frames <= 0
-                    or info.format in ESTIMATED_LENGTH_FORMATS):  # fmt: skip
+            if (
+                target_rate != info.sample_rate
+                or channels != info.channels
+                or info.frames <= 0
+                or info.format in ESTIMATED_LENGTH_FORMATS
+            ):
                 f.close()
                 return otherwise()
             start, count = config.window(info.frames, info.sample_rate, draw)
@@ -291,8 +302,15 @@ class ItemFiller:
         self.config = next(t for t in pipes[0][1] if isinstance(t, OpenAudio)).config
         self.on_error = getattr(dl, "on_error", "raise")
 
-    def fill(self, idxs: list, draws: list | None, *, int16: bool = False, out: np.ndarray | None = None,
-             n: int | None = None) -> FilledBatch:  # fmt: skip
+    def fill(
+        self,
+        idxs: list,
+        draws: list | None,
+        *,
+        int16: bool = False,
+        out: np.ndarray | None = None,
+        n: int | None = None,
+    ) -> FilledBatch:
         make = item_maker(self.dl) or self.dl.do_item
         items, skipped = [], []
         for i in idxs:
@@ -311,9 +329,13 @@ class ItemFiller:
         xs = [item[0] for item in items]
         shape = (len(xs), *xs[0].shape)
         dtype = xs[0].dtype
-        if (out is not None and not self.dl.variable_length and dtype.is_floating_point
-                and all(x.shape == xs[0].shape and x.dtype == dtype for x in xs)
-                and math.prod(shape) * dtype.itemsize <= out.nbytes):  # fmt: skip
+        if (
+            out is not None
+            and not self.dl.variable_length
+            and dtype.is_floating_point
+            and all(x.shape == xs[0].shape and x.dtype == dtype for x in xs)
+            and math.prod(shape) * dtype.itemsize <= out.nbytes
+        ):
             check_batchable(xs, False)  # straight into the slot: one copy, as the items are stacked
             audio = torch.frombuffer(out, dtype=dtype, count=math.prod(shape)).view(shape)
             torch.stack([x.as_subclass(torch.Tensor) for x in xs], out=audio)
@@ -324,8 +346,15 @@ class ItemFiller:
             audio = x.detach().as_subclass(torch.Tensor)
             meta = dict(x.__dict__)
             lengths = meta.pop("lengths", None)
-        return FilledBatch(audio.numpy(), meta.get("sample_rate"), None if lengths is None else lengths.numpy(),
-                           tuple(rest), skipped, meta=meta, audio_type=type(x))  # fmt: skip
+        return FilledBatch(
+            audio.numpy(),
+            meta.get("sample_rate"),
+            None if lengths is None else lengths.numpy(),
+            tuple(rest),
+            skipped,
+            meta=meta,
+            audio_type=type(x),
+        )
 
 
 def meta_of_batch(item_meta: dict) -> dict:
@@ -371,8 +400,9 @@ class ClipPlan:
 
     int16 = False
 
-    def __init__(self, index, name, channels, length, rate, *, wav=None, file=None, info=None, packed=None,
-                 start=0, count=-1):  # fmt: skip
+    def __init__(
+        self, index, name, channels, length, rate, *, wav=None, file=None, info=None, packed=None, start=0, count=-1
+    ):
         self.index, self.name, self.channels, self.length, self.rate = index, name, channels, length, rate
         self.wav, self.file, self.info, self.packed, self.start, self.count = wav, file, info, packed, start, count
 

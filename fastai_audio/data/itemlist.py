@@ -90,8 +90,14 @@ class AudioItemList:
             rel = o.relative_to(self.path) if o.is_relative_to(self.path) else o
             return rel.parts[0] if len(rel.parts) > 1 else ""
 
-        return self._new([o for o in self.items if (include is None or first_folder(o) in include)
-                          and (exclude is None or first_folder(o) not in exclude)])  # fmt: skip
+        return self._new(
+            [
+                o
+                for o in self.items
+                if (include is None or first_folder(o) in include)
+                and (exclude is None or first_folder(o) not in exclude)
+            ]
+        )
 
     def _split(self, is_valid: list) -> _SplitAudioItemList:
         train = [o for o, v in zip(self.items, is_valid) if not v]
@@ -176,9 +182,18 @@ class _LabelledAudioItemList:
     def __repr__(self) -> str:
         return f"{type(self).__name__} ({len(self.labels)} items, {len(set(map(str, self.labels)))} labels)"
 
-    def databunch(self, bs: int = 64, tfms=None, *, sample_rate: int | None = 16000, duration: float | None = 4.0,
-                  mono: bool = True, num_workers: int | None = None, on_error: str = "raise",
-                  **kwargs) -> AudioDataLoaders:  # fmt: skip
+    def databunch(
+        self,
+        bs: int = 64,
+        tfms=None,
+        *,
+        sample_rate: int | None = 16000,
+        duration: float | None = 4.0,
+        mono: bool = True,
+        num_workers: int | None = None,
+        on_error: str = "raise",
+        **kwargs,
+    ) -> AudioDataLoaders:
         """Build ``AudioDataLoaders`` (fastai ``DataLoaders``): ``data.c``, ``data.classes``, ``one_batch``...
 
         Args:
@@ -200,10 +215,25 @@ class _LabelledAudioItemList:
         label_of = {str(o): lab for o, lab in zip(src.items, self.labels)}
         valid = {str(o) for o, v in zip(src.items, self.split.is_valid) if v}
         files = drop_bad_files(src.items, on_error)
-        df = pd.DataFrame({"fname": [str(absolute(o)) for o in files], "label": [label_of[str(o)] for o in files],
-                           "is_valid": [str(o) in valid for o in files]})  # fmt: skip
+        df = pd.DataFrame(
+            {
+                "fname": [str(absolute(o)) for o in files],
+                "label": [label_of[str(o)] for o in files],
+                "is_valid": [str(o) in valid for o in files],
+            }
+        )
         if num_workers is not None:
             kwargs["num_workers"] = num_workers
-        return AudioDataLoaders.from_df(df, path=src.path, fn_col="fname", label_col="label", valid_col="is_valid",
-                                        bs=bs, batch_tfms=tfms, sample_rate=sample_rate, duration=duration,
-                                        mono=mono, **kwargs)  # fmt: skip
+        return AudioDataLoaders.from_df(
+            df,
+            path=src.path,
+            fn_col="fname",
+            label_col="label",
+            valid_col="is_valid",
+            bs=bs,
+            batch_tfms=tfms,
+            sample_rate=sample_rate,
+            duration=duration,
+            mono=mono,
+            **kwargs,
+        )

@@ -111,9 +111,17 @@ class AudioDL(TfmdDL):
         tensor([16000, 16000, 16000, 16000])
     """
 
-    def __init__(self, dataset=None, variable_length: bool = False, pad_mode: str = "zeros",
-                 sample_rate: int | None = None, lengths=None, on_error: str = "raise", prefetch_factor: int = 2,
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        dataset=None,
+        variable_length: bool = False,
+        pad_mode: str = "zeros",
+        sample_rate: int | None = None,
+        lengths=None,
+        on_error: str = "raise",
+        prefetch_factor: int = 2,
+        **kwargs,
+    ):
         self.variable_length, self.pad_mode, self.sample_rate = variable_length, pad_mode, sample_rate
         self.on_error = check_choice("on_error", on_error, ("raise", "skip"))
         self.prefetch_factor = check_positive("prefetch_factor", prefetch_factor, integer=True)
@@ -123,9 +131,16 @@ class AudioDL(TfmdDL):
 
     def new(self, dataset=None, **kwargs):
         lengths = self._lengths if dataset is None else None
-        kwargs = {"variable_length": self.variable_length, "pad_mode": self.pad_mode, "on_error": self.on_error,
-                  "sample_rate": self.sample_rate, "lengths": lengths, "prefetch_factor": self.prefetch_factor,
-                  "num_workers": self.workers, **kwargs}  # fmt: skip
+        kwargs = {
+            "variable_length": self.variable_length,
+            "pad_mode": self.pad_mode,
+            "on_error": self.on_error,
+            "sample_rate": self.sample_rate,
+            "lengths": lengths,
+            "prefetch_factor": self.prefetch_factor,
+            "num_workers": self.workers,
+            **kwargs,
+        }
         return super().new(dataset=dataset, **kwargs)
 
     @property
@@ -225,8 +240,10 @@ class AudioDL(TfmdDL):
             source = pool.run(tasks, int16=int16)
         else:
             pool = None
-            source = ((f, torch.from_numpy(f.audio), None) for f in (
-                filler.fill(t[0], t[1], int16=int16, n=len(self.dataset)) for t in tasks))  # fmt: skip
+            source = (
+                (f, torch.from_numpy(f.audio), None)
+                for f in (filler.fill(t[0], t[1], int16=int16, n=len(self.dataset)) for t in tasks)
+            )
         feed = DeviceFeed(device, pool)
         ahead = None
         for filled, audio, slot in source:
@@ -252,8 +269,15 @@ class AudioDL(TfmdDL):
             fixed = config.duration is not None and config.sample_rate is not None and config.mono
             slot_bytes = self.bs * config.num_samples() * 4 if fixed and not self.variable_length else 0
             seed = torch.initial_seed() % 2**31  # (the workers' own generators, for item transforms that draw)
-            self._pool = WorkerPool(filler, workers, self.prefetch_factor, slot_bytes, len(self.dataset), seed,
-                                    routed=getattr(filler, "routed", False))  # fmt: skip
+            self._pool = WorkerPool(
+                filler,
+                workers,
+                self.prefetch_factor,
+                slot_bytes,
+                len(self.dataset),
+                seed,
+                routed=getattr(filler, "routed", False),
+            )
             self._pool_key = key
         return self._pool
 
@@ -262,8 +286,11 @@ class AudioDL(TfmdDL):
         if new:
             self._skipped.update(p for p, _ in new)
             lines = "\n".join(f"  {p}: {r}" for p, r in new)
-            warnings.warn(f"skipped {len(new)} bad audio file(s), their rows filled with the next items "
-                          f"(on_error='skip'):\n{lines}", stacklevel=3)  # fmt: skip
+            warnings.warn(
+                f"skipped {len(new)} bad audio file(s), their rows filled with the next items "
+                f"(on_error='skip'):\n{lines}",
+                stacklevel=3,
+            )
 
     def __getstate__(self):
         state = dict(self.__dict__)

@@ -102,16 +102,39 @@ class AudioDataLoaders(DataLoaders):
         return super().test_dl(test_items, rm_type_tfms=rm_type_tfms, with_labels=with_labels, **kwargs)
 
     @classmethod
-    def _from_block(cls, source, path, *, get_items=None, get_x=None, get_y, splitter, vocab=None,
-                    label_delim=None, sample_rate=16000, duration=4.0, mono=True, pad_mode="zeros",
-                    item_tfms=None, batch_tfms=None, **kwargs):  # fmt: skip
-        y_block = (MultiCategoryBlock(vocab=vocab) if label_delim is not None
-                   else TransformBlock(type_tfms=FastCategorize(vocab=vocab)))  # fmt: skip
+    def _from_block(
+        cls,
+        source,
+        path,
+        *,
+        get_items=None,
+        get_x=None,
+        get_y,
+        splitter,
+        vocab=None,
+        label_delim=None,
+        sample_rate=16000,
+        duration=4.0,
+        mono=True,
+        pad_mode="zeros",
+        item_tfms=None,
+        batch_tfms=None,
+        **kwargs,
+    ):
+        y_block = (
+            MultiCategoryBlock(vocab=vocab)
+            if label_delim is not None
+            else TransformBlock(type_tfms=FastCategorize(vocab=vocab))
+        )
         dblock = DataBlock(
             blocks=(AudioBlock(**_block_kwargs(sample_rate, duration, mono, pad_mode)), y_block),
-            get_items=get_items, get_x=get_x, get_y=get_y, splitter=splitter,
-            item_tfms=item_tfms, batch_tfms=batch_tfms,
-        )  # fmt: skip
+            get_items=get_items,
+            get_x=get_x,
+            get_y=get_y,
+            splitter=splitter,
+            item_tfms=item_tfms,
+            batch_tfms=batch_tfms,
+        )
         # ToTensor (which fastai adds to every block) has nothing to convert here: audio and labels are tensors
         # already, and its failed type lookup per item costs more than the crop.
         dblock.item_tfms = L(t for t in dblock.item_tfms if not isinstance(t, ToTensor))
@@ -125,8 +148,18 @@ class AudioDataLoaders(DataLoaders):
         return cls(*dls.loaders, path=dls.path, device=dls.device)
 
     @classmethod
-    def from_files(cls, path, files, label_func, *, valid_pct: float = 0.2, seed: int | None = None,
-                   valid_func=None, on_error: str = "raise", **kwargs) -> AudioDataLoaders:  # fmt: skip
+    def from_files(
+        cls,
+        path,
+        files,
+        label_func,
+        *,
+        valid_pct: float = 0.2,
+        seed: int | None = None,
+        valid_func=None,
+        on_error: str = "raise",
+        **kwargs,
+    ) -> AudioDataLoaders:
         """Label ``files`` with ``label_func`` and split them randomly (``valid_pct``) or with ``valid_func``.
 
         Args:
@@ -149,9 +182,18 @@ class AudioDataLoaders(DataLoaders):
         return cls._from_block(files, path, get_y=label_func, splitter=splitter, on_error=on_error, **kwargs)
 
     @classmethod
-    def from_folder(cls, path, train: str = "train", valid: str = "valid", valid_pct: float | None = None,
-                    label_func=None, *, seed: int | None = None, on_error: str = "raise",
-                    **kwargs) -> AudioDataLoaders:  # fmt: skip
+    def from_folder(
+        cls,
+        path,
+        train: str = "train",
+        valid: str = "valid",
+        valid_pct: float | None = None,
+        label_func=None,
+        *,
+        seed: int | None = None,
+        on_error: str = "raise",
+        **kwargs,
+    ) -> AudioDataLoaders:
         """Audio files in ``path/train`` and ``path/valid`` (or split at random with ``valid_pct``).
 
         Labels come from each file's parent folder (``path/train/dog/1.wav`` is a ``dog``) unless
@@ -178,13 +220,31 @@ class AudioDataLoaders(DataLoaders):
         if valid_pct is None:
             _check_folder_split(path, train, valid, files, labels_from_folders=label_func is None)
         valid_func = None if valid_pct is not None else _InFolder(path / valid)
-        return cls.from_files(path, files, label_func or parent_label, valid_pct=valid_pct or 0.2, seed=seed,
-                              valid_func=valid_func, on_error=on_error, **kwargs)  # fmt: skip
+        return cls.from_files(
+            path,
+            files,
+            label_func or parent_label,
+            valid_pct=valid_pct or 0.2,
+            seed=seed,
+            valid_func=valid_func,
+            on_error=on_error,
+            **kwargs,
+        )
 
     @classmethod
-    def from_re(cls, path, pattern: str, *, fnames=None, valid_pct: float | None = 0.2, train: str = "train",
-                valid: str = "valid", seed: int | None = None, on_error: str = "raise",
-                **kwargs) -> AudioDataLoaders:  # fmt: skip
+    def from_re(
+        cls,
+        path,
+        pattern: str,
+        *,
+        fnames=None,
+        valid_pct: float | None = 0.2,
+        train: str = "train",
+        valid: str = "valid",
+        seed: int | None = None,
+        on_error: str = "raise",
+        **kwargs,
+    ) -> AudioDataLoaders:
         """Label each file with the first group of ``pattern`` searched in its path.
 
         Args:
@@ -210,13 +270,34 @@ class AudioDataLoaders(DataLoaders):
         if valid_pct is None:
             _check_folder_split(path, train, valid, files, labels_from_folders=False)
         valid_func = None if valid_pct is not None else _InFolder(path / valid)
-        return cls.from_files(path, files, RegexLabeller(pattern), valid_pct=valid_pct or 0.2, seed=seed,
-                              valid_func=valid_func, on_error=on_error, **kwargs)  # fmt: skip
+        return cls.from_files(
+            path,
+            files,
+            RegexLabeller(pattern),
+            valid_pct=valid_pct or 0.2,
+            seed=seed,
+            valid_func=valid_func,
+            on_error=on_error,
+            **kwargs,
+        )
 
     @classmethod
-    def from_df(cls, df: pd.DataFrame, path=".", fn_col=0, label_col=1, *, valid_col=None,
-                valid_pct: float = 0.2, seed: int | None = None, folder: str | None = None, suff: str = "",
-                label_delim: str | None = None, on_error: str = "raise", **kwargs) -> AudioDataLoaders:  # fmt: skip
+    def from_df(
+        cls,
+        df: pd.DataFrame,
+        path=".",
+        fn_col=0,
+        label_col=1,
+        *,
+        valid_col=None,
+        valid_pct: float = 0.2,
+        seed: int | None = None,
+        folder: str | None = None,
+        suff: str = "",
+        label_delim: str | None = None,
+        on_error: str = "raise",
+        **kwargs,
+    ) -> AudioDataLoaders:
         """Files and labels from a DataFrame (e.g. a CSV of ``filename,label``).
 
         Args:
@@ -267,12 +348,29 @@ class AudioDataLoaders(DataLoaders):
         else:
             splitter = RandomSplitter(valid_pct, seed=seed)
         get_x, get_y = _Field(0), _Field(1)
-        return cls._from_block(items, path, get_x=get_x, get_y=get_y, splitter=splitter, label_delim=label_delim,
-                               on_error=on_error, **kwargs)  # fmt: skip
+        return cls._from_block(
+            items,
+            path,
+            get_x=get_x,
+            get_y=get_y,
+            splitter=splitter,
+            label_delim=label_delim,
+            on_error=on_error,
+            **kwargs,
+        )
 
     @classmethod
-    def from_nsynth(cls, path, label: str = "instrument_family_str", *, sources=None, families=None,
-                    train: str = "train", valid: str = "valid", **kwargs) -> AudioDataLoaders:  # fmt: skip
+    def from_nsynth(
+        cls,
+        path,
+        label: str = "instrument_family_str",
+        *,
+        sources=None,
+        families=None,
+        train: str = "train",
+        valid: str = "valid",
+        **kwargs,
+    ) -> AudioDataLoaders:
         """An NSynth data set (the official layout or ``synth_nsynth``'s), labelled by an ``examples.json`` field.
 
         Args:
@@ -299,8 +397,9 @@ class AudioDataLoaders(DataLoaders):
         return cls.from_df(df, path=path, fn_col="fname", label_col=label, valid_col="is_valid", **kwargs)
 
     @classmethod
-    def from_packed(cls, dest, *, duration: float | None | object = ..., pad_mode: str = "zeros", path=None,
-                    **kwargs) -> AudioDataLoaders:  # fmt: skip
+    def from_packed(
+        cls, dest, *, duration: float | None | object = ..., pad_mode: str = "zeros", path=None, **kwargs
+    ) -> AudioDataLoaders:
         """The packed cache in ``dest`` (``fastai-audio pack`` / :func:`~fastai_audio.data.pack.pack`): the same
         clips, labels and split as the loaders it was packed from, read from one memory-mapped file per split.
 
@@ -332,8 +431,10 @@ class AudioDataLoaders(DataLoaders):
         folder = Path(dest) if Path(dest).is_dir() else Path(dest).parent
         for key in ("sample_rate", "mono"):
             if key in kwargs:
-                raise ParameterError(f"{key} is the packed cache's ({index['audio_config'][key]!r}); pack the files "
-                                     f"again for another {key.replace('_', ' ')}")  # fmt: skip
+                raise ParameterError(
+                    f"{key} is the packed cache's ({index['audio_config'][key]!r}); pack the files "
+                    f"again for another {key.replace('_', ' ')}"
+                )
         packed = index["audio_config"]
         items, split = [], {"train": [], "valid": []}
         for name in ("train", "valid"):
@@ -345,18 +446,45 @@ class AudioDataLoaders(DataLoaders):
                 split[name].append(len(items))
                 items.append([PackedClip(file, offset, length, index["channels"], index["dtype"], source), label])
         multi = index.get("multi_label", False)
-        return cls._from_block(items, path if path is not None else folder, get_x=_Field(0), get_y=_Field(1),
-                               splitter=_FixedSplit(split["train"], split["valid"]), vocab=index["classes"],
-                               label_delim="," if multi else None, sample_rate=packed["sample_rate"],
-                               mono=packed["mono"], duration=packed["duration"] if duration is ... else duration,
-                               pad_mode=pad_mode, **kwargs)  # fmt: skip
+        return cls._from_block(
+            items,
+            path if path is not None else folder,
+            get_x=_Field(0),
+            get_y=_Field(1),
+            splitter=_FixedSplit(split["train"], split["valid"]),
+            vocab=index["classes"],
+            label_delim="," if multi else None,
+            sample_rate=packed["sample_rate"],
+            mono=packed["mono"],
+            duration=packed["duration"] if duration is ... else duration,
+            pad_mode=pad_mode,
+            **kwargs,
+        )
 
     @classmethod
-    def from_shards(cls, train, valid=None, *, index=None, path=".", epoch_size: int | None = None,
-                    shuffle_buffer: int = 1000, seed: int = 0, allow_partial: bool = False, sample_rate=16000,
-                    duration=4.0, mono=True,
-                    pad_mode="zeros", item_tfms=None, batch_tfms=None, bs: int = 64, val_bs: int | None = None,
-                    num_workers: int = 0, device=None, **kwargs) -> AudioDataLoaders:  # fmt: skip
+    def from_shards(
+        cls,
+        train,
+        valid=None,
+        *,
+        index=None,
+        path=".",
+        epoch_size: int | None = None,
+        shuffle_buffer: int = 1000,
+        seed: int = 0,
+        allow_partial: bool = False,
+        sample_rate=16000,
+        duration=4.0,
+        mono=True,
+        pad_mode="zeros",
+        item_tfms=None,
+        batch_tfms=None,
+        bs: int = 64,
+        val_bs: int | None = None,
+        num_workers: int = 0,
+        device=None,
+        **kwargs,
+    ) -> AudioDataLoaders:
         """Stream WebDataset tar shards written by ``write_shards`` / ``fastai-audio shard``.
 
         Same item transforms (decode with soundfile, downmix, resample, crop), batch transforms, ``show_batch``,
@@ -423,21 +551,45 @@ class AudioDataLoaders(DataLoaders):
             names = [u.rstrip("/").rsplit("/", 1)[-1] for u in urls]
             missing = [n for n in names if n not in by_name]
             if missing:
-                raise ParameterError(f"shards not in the index {index or base + '/' + INDEX_NAME}: {missing[:3]}; "
-                                     "pass the index.json written with them (index=...)")  # fmt: skip
+                raise ParameterError(
+                    f"shards not in the index {index or base + '/' + INDEX_NAME}: {missing[:3]}; "
+                    "pass the index.json written with them (index=...)"
+                )
             counts.append([by_name[n] for n in names])
         if not sum(counts[0]) or not sum(counts[1]):
             raise ParameterError("the index counts no samples in the training or validation shards")
-        block_kwargs, template = shard_template(info["classes"], multi_label=info.get("multi_label", False),
-                                         sample_rate=sample_rate, duration=duration, mono=mono,
-                                         pad_mode=pad_mode)  # fmt: skip
-        dl_kwargs = {**block_kwargs, "after_item": list(item_tfms or []), "after_batch": list(batch_tfms or []),
-                     "num_workers": num_workers, "device": device, **kwargs}  # fmt: skip
-        train_dl = ShardDL(ShardStream(train_urls, counts[0], template.subset(0), train=True, seed=seed,
-                                       shuffle_buffer=shuffle_buffer),
-                           exact=False, epoch_size=epoch_size, bs=bs, **dl_kwargs)  # fmt: skip
-        valid_dl = train_dl.new(ShardStream(valid_urls, counts[1], template.subset(1), train=False), exact=True,
-                                bs=val_bs or bs, drop_last=False, allow_partial=allow_partial)  # fmt: skip
+        block_kwargs, template = shard_template(
+            info["classes"],
+            multi_label=info.get("multi_label", False),
+            sample_rate=sample_rate,
+            duration=duration,
+            mono=mono,
+            pad_mode=pad_mode,
+        )
+        dl_kwargs = {
+            **block_kwargs,
+            "after_item": list(item_tfms or []),
+            "after_batch": list(batch_tfms or []),
+            "num_workers": num_workers,
+            "device": device,
+            **kwargs,
+        }
+        train_dl = ShardDL(
+            ShardStream(
+                train_urls, counts[0], template.subset(0), train=True, seed=seed, shuffle_buffer=shuffle_buffer
+            ),
+            exact=False,
+            epoch_size=epoch_size,
+            bs=bs,
+            **dl_kwargs,
+        )
+        valid_dl = train_dl.new(
+            ShardStream(valid_urls, counts[1], template.subset(1), train=False),
+            exact=True,
+            bs=val_bs or bs,
+            drop_last=False,
+            allow_partial=allow_partial,
+        )
         dls = cls(train_dl, valid_dl, path=path, device=device)
         return dls
 
@@ -466,15 +618,23 @@ def _check_folder_split(path: Path, train: str, valid: str, files, labels_from_f
         )
     missing = sorted(classes[train] - classes[valid])
     if missing:
-        warnings.warn(f"no validation files for the classes {missing} (expected in {path / valid}/<class>): "
-                      "their accuracy is not measured", stacklevel=3)  # fmt: skip
+        warnings.warn(
+            f"no validation files for the classes {missing} (expected in {path / valid}/<class>): "
+            "their accuracy is not measured",
+            stacklevel=3,
+        )
     for name in (train, valid):
         if (path / name).is_dir():
-            empty = sorted(d.name for d in (path / name).iterdir() if d.is_dir() and d.name not in classes[name]
-                           and not d.name.startswith("."))  # fmt: skip
+            empty = sorted(
+                d.name
+                for d in (path / name).iterdir()
+                if d.is_dir() and d.name not in classes[name] and not d.name.startswith(".")
+            )
             if empty:
-                warnings.warn(f"{path / name} has class folders holding no audio files: {empty}; those classes are "
-                              "left out", stacklevel=3)  # fmt: skip
+                warnings.warn(
+                    f"{path / name} has class folders holding no audio files: {empty}; those classes are left out",
+                    stacklevel=3,
+                )
 
 
 class _InFolder:

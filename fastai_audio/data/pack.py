@@ -60,9 +60,16 @@ def pack(dls, dest, *, progress: bool = True) -> Path:
     exact = all(_reads_exactly(p, config) for paths in sources.values() for p in paths)
     dtype = "int16" if exact else "float32"
     dest.mkdir(parents=True, exist_ok=True)
-    index = {"version": VERSION, "format": "fastai_audio packed cache", "dtype": dtype, "channels": None,
-             "audio_config": json.loads(config.to_json()), "classes": [str(c) for c in dls.vocab],
-             "multi_label": is_multi_label(dls), "splits": {}}  # fmt: skip
+    index = {
+        "version": VERSION,
+        "format": "fastai_audio packed cache",
+        "dtype": dtype,
+        "channels": None,
+        "audio_config": json.loads(config.to_json()),
+        "classes": [str(c) for c in dls.vocab],
+        "multi_label": is_multi_label(dls),
+        "splits": {},
+    }
     written = []
     try:
         for split, ds in splits.items():
@@ -82,8 +89,10 @@ def pack(dls, dest, *, progress: bool = True) -> Path:
                     if index["channels"] is None:
                         index["channels"] = samples.shape[1]
                     elif samples.shape[1] != index["channels"]:
-                        raise ParameterError(f"{path} has {samples.shape[1]} channels, the clips before it "
-                                             f"{index['channels']}: pack loaders built with mono=True")  # fmt: skip
+                        raise ParameterError(
+                            f"{path} has {samples.shape[1]} channels, the clips before it "
+                            f"{index['channels']}: pack loaders built with mono=True"
+                        )
                     out.write(samples.tobytes())
                     clips.append([frames, len(samples), label_of(ds, i), str(path)])
                     frames += len(samples)
@@ -98,8 +107,11 @@ def pack(dls, dest, *, progress: bool = True) -> Path:
     except OSError as err:
         for tmp in written:
             tmp.unlink(missing_ok=True)
-        raise AudioFileError(dest, f"the packed cache could not be written ({err.strerror or err}); free some space "
-                                   "or choose another destination (nothing was left there)") from None  # fmt: skip
+        raise AudioFileError(
+            dest,
+            f"the packed cache could not be written ({err.strerror or err}); free some space "
+            "or choose another destination (nothing was left there)",
+        ) from None
     except BaseException:
         for tmp in written:
             tmp.unlink(missing_ok=True)

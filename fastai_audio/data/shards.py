@@ -64,8 +64,19 @@ INDEX_NAME = "index.json"
 _MAX_BAD_RUN = 1000
 
 _EXACT_SUBTYPES = {"PCM_16": "PCM_16", "PCM_24": "PCM_24", "PCM_S8": "PCM_S8", "PCM_U8": "PCM_S8"}
-_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3, "GB": 1000**3,
-          "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3}  # fmt: skip
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1000,
+    "KB": 1000,
+    "M": 1000**2,
+    "MB": 1000**2,
+    "G": 1000**3,
+    "GB": 1000**3,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+}
 
 
 def parse_size(size) -> int:
@@ -86,8 +97,13 @@ def parse_size(size) -> int:
 def _encode(path: Path, fmt: str) -> tuple[str, bytes, dict]:
     """(extension, bytes, metadata) of one file: FLAC when that is exact (integer PCM), else its original bytes."""
     info = audio_info(path)
-    meta = {"sample_rate": info.sample_rate, "frames": info.frames, "channels": info.channels,
-            "duration": info.duration, "source": str(path)}  # fmt: skip
+    meta = {
+        "sample_rate": info.sample_rate,
+        "frames": info.frames,
+        "channels": info.channels,
+        "duration": info.duration,
+        "source": str(path),
+    }
     subtype = _EXACT_SUBTYPES.get(info.subtype)
     if fmt == "flac" and subtype is not None and path.suffix.lower() != ".flac" and info.channels <= 8:
         data, rate = decode_audio(path, integer=True)
@@ -97,8 +113,7 @@ def _encode(path: Path, fmt: str) -> tuple[str, bytes, dict]:
     return path.suffix.lower().lstrip(".") or "bin", path.read_bytes(), meta
 
 
-def write_shards(dls, dest, *, shard_size="500MB", format: str = "flac", seed: int = 0,
-                 progress: bool = True) -> Path:  # fmt: skip
+def write_shards(dls, dest, *, shard_size="500MB", format: str = "flac", seed: int = 0, progress: bool = True) -> Path:
     """Write the training and validation files of ``dls`` as WebDataset tar shards, and an ``index.json``.
 
     Each sample is ``KEY.flac`` (integer PCM re-encoded losslessly: decoding gives back the same samples) or the
@@ -142,8 +157,13 @@ def write_shards(dls, dest, *, shard_size="500MB", format: str = "flac", seed: i
     if dest.exists() and any(dest.iterdir()):
         raise ParameterError(f"{dest} is not empty: write shards into a new or empty folder (nothing was changed)")
     dest.mkdir(parents=True, exist_ok=True)
-    index = {"version": 1, "classes": [str(c) for c in dls.vocab], "multi_label": is_multi_label(dls), "format": format,
-             "splits": {}}  # fmt: skip
+    index = {
+        "version": 1,
+        "classes": [str(c) for c in dls.vocab],
+        "multi_label": is_multi_label(dls),
+        "format": format,
+        "splits": {},
+    }
     written = []  # every shard of this call, finished or not, so that a failure leaves nothing behind
     try:
         for split, ds in (("train", dls.train_ds), ("valid", dls.valid_ds)):
@@ -155,14 +175,18 @@ def write_shards(dls, dest, *, shard_size="500MB", format: str = "flac", seed: i
             path.unlink(missing_ok=True)
         if isinstance(err, OSError):
             cause = err.reason if isinstance(err, AudioFileError) else err.strerror or err
-            raise AudioFileError(dest, f"the shards could not be written ({cause}); nothing was left there: free "
-                                 "some space or write elsewhere") from None  # fmt: skip
+            raise AudioFileError(
+                dest,
+                f"the shards could not be written ({cause}); nothing was left there: free "
+                "some space or write elsewhere",
+            ) from None
         raise
     return dest / INDEX_NAME
 
 
-def _write_split(wds, ds, split: str, dest: Path, limit: int, format: str, seed: int, progress: bool,
-                 written: list) -> dict:  # fmt: skip
+def _write_split(
+    wds, ds, split: str, dest: Path, limit: int, format: str, seed: int, progress: bool, written: list
+) -> dict:
     """One split's shards (each under a temporary name until it is complete) and its entry of the index."""
     from fastprogress.fastprogress import progress_bar
 
@@ -202,8 +226,12 @@ def _write_split(wds, ds, split: str, dest: Path, limit: int, format: str, seed:
         close()
     for s in shards:
         s["bytes"] = (dest / s["name"]).stat().st_size
-    return {"n": sum(s["n"] for s in shards), "shards": shards, "sample_rates": sorted(rates),
-            "duration": round(durations, 3)}  # fmt: skip
+    return {
+        "n": sum(s["n"] for s in shards),
+        "shards": shards,
+        "sample_rates": sorted(rates),
+        "duration": round(durations, 3),
+    }
 
 
 def _tar_bytes(n: int) -> int:
@@ -232,8 +260,11 @@ def read_shard_index(url) -> dict:
         with wds.gopen(str(url)) as f:
             index = json.loads(f.read())
     except (OSError, ValueError) as err:
-        raise AudioFileError(url, f"cannot be read as a shard index ({err}); pass the index.json that write_shards "
-                             "or `fastai-audio shard` wrote") from None  # fmt: skip
+        raise AudioFileError(
+            url,
+            f"cannot be read as a shard index ({err}); pass the index.json that write_shards "
+            "or `fastai-audio shard` wrote",
+        ) from None
     if not isinstance(index, dict) or "classes" not in index or "splits" not in index:
         raise AudioFileError(url, "is not a shard index (no 'classes' and 'splits'); pass write_shards' index.json")
     return index
@@ -292,8 +323,9 @@ class ShardStream:
     ``predict`` work as with file-based loaders.
     """
 
-    def __init__(self, urls: list, counts: list | None, template, *, train: bool, seed: int = 0,
-                 shuffle_buffer: int = 1000):  # fmt: skip
+    def __init__(
+        self, urls: list, counts: list | None, template, *, train: bool, seed: int = 0, shuffle_buffer: int = 1000
+    ):
         self.urls, self.counts, self.template = list(urls), counts, template
         self.train, self.seed, self.shuffle_buffer = train, seed, shuffle_buffer
 
@@ -347,8 +379,9 @@ class ShardStream:
                 buffer[j], sample = sample, buffer[j]
                 yield sample
             if empty >= _MAX_BAD_RUN:  # an endless stream of shards that hold nothing would never yield
-                raise ParameterError(f"{empty} shards in a row held no sample (the last {url}): check the URLs and "
-                                     "the warnings")  # fmt: skip
+                raise ParameterError(
+                    f"{empty} shards in a row held no sample (the last {url}): check the URLs and the warnings"
+                )
 
     def decode_sample(self, sample):
         """One raw sample -> ``(TensorAudio, label)`` before the type transforms; ``None`` (with a warning naming
@@ -390,8 +423,9 @@ class ShardFiller(BatchFiller):
 
     routed = True  # each worker keeps its own stream between the batches it fills
 
-    def __init__(self, stream: ShardStream, opener, y_tfms, *, variable_length: bool, pad_mode: str, rank: int,
-                 world: int):  # fmt: skip
+    def __init__(
+        self, stream: ShardStream, opener, y_tfms, *, variable_length: bool, pad_mode: str, rank: int, world: int
+    ):
         self.stream, self.opener, self.config, self.y_tfms = stream, opener, opener.config, y_tfms
         self.variable_length, self.pad_mode, self.on_error = variable_length, pad_mode, "skip"
         self.rank, self.world = rank, world
@@ -402,8 +436,14 @@ class ShardFiller(BatchFiller):
         key = (task.epoch, task.worker, task.workers)
         if key not in self._streams:
             self._streams = {k: v for k, v in self._streams.items() if k[0] == task.epoch}  # (the last epoch's: done)
-            samples = self.stream.samples(epoch=task.epoch, rank=self.rank, world=self.world, worker=task.worker,
-                                          workers=task.workers, report=self._report)  # fmt: skip
+            samples = self.stream.samples(
+                epoch=task.epoch,
+                rank=self.rank,
+                world=self.world,
+                worker=task.worker,
+                workers=task.workers,
+                report=self._report,
+            )
             crops = random.Random(f"{self.stream.seed}:{task.epoch}:{self.rank}:{task.worker}:crop")
             self._streams[key] = (samples, crops)
         return self._streams[key]
@@ -411,8 +451,9 @@ class ShardFiller(BatchFiller):
     def _report(self, what: str, reason: str):
         self._reports.append((what, reason))
 
-    def fill(self, task: ShardTask, draws=None, *, int16: bool = False, out: np.ndarray | None = None,
-             n: int | None = None) -> FilledBatch:  # fmt: skip
+    def fill(
+        self, task: ShardTask, draws=None, *, int16: bool = False, out: np.ndarray | None = None, n: int | None = None
+    ) -> FilledBatch:
         """Fill the next batch of ``task.count`` samples (fewer, or none, where an exact pass's share ends)."""
         samples, crops = self._stream(task)
         self._reports = []
@@ -465,8 +506,10 @@ class ShardFiller(BatchFiller):
                 self._report(name, f"{type(err).__name__}: {reason}")
                 bad += 1
                 if bad >= _MAX_BAD_RUN:  # an endless training stream of broken samples would never end
-                    raise ParameterError(f"{bad} samples in a row could not be decoded (the last from {url}): check "
-                                         "the shards and the warnings") from None  # fmt: skip
+                    raise ParameterError(
+                        f"{bad} samples in a row could not be decoded (the last from {url}): check "
+                        "the shards and the warnings"
+                    ) from None
         return None
 
     def _open_member(self, data: bytes, name: str, draw):
@@ -501,16 +544,19 @@ class ShardDL(ExactPass, AudioDL):
 
     splits_ranks = True  # AudioDistributedTrainer leaves it unwrapped: it shards by rank itself
 
-    def __init__(self, dataset=None, exact: bool = False, epoch_size: int | None = None, allow_partial: bool = False,
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self, dataset=None, exact: bool = False, epoch_size: int | None = None, allow_partial: bool = False, **kwargs
+    ):
         self.exact, self.epoch_size, self.epoch, self.allow_partial = exact, epoch_size, -1, allow_partial
         kwargs.update(indexed=False, shuffle=False)
         if not exact:
             kwargs["drop_last"] = True
         super().__init__(dataset, **kwargs)
         if kwargs.get("persistent_workers"):
-            raise ParameterError("streamed shards need fresh workers each epoch (they learn the epoch's seed when "
-                                 "they start): use persistent_workers=False")  # fmt: skip
+            raise ParameterError(
+                "streamed shards need fresh workers each epoch (they learn the epoch's seed when "
+                "they start): use persistent_workers=False"
+            )
         self.n = self._planned_items()
 
     @property
@@ -530,12 +576,16 @@ class ShardDL(ExactPass, AudioDL):
             read += len(b[0])
             yield b
         if self.exact and read < self.n:  # an exact pass that could not read what the index promised
-            message = (f"the validation pass read {read} of the {self.n} samples the index counts in its shards "
-                       f"{self.dataset.urls[:3]}{'...' if len(self.dataset.urls) > 3 else ''} (missing or broken "
-                       "shards: see the warnings before this)")  # fmt: skip
+            message = (
+                f"the validation pass read {read} of the {self.n} samples the index counts in its shards "
+                f"{self.dataset.urls[:3]}{'...' if len(self.dataset.urls) > 3 else ''} (missing or broken "
+                "shards: see the warnings before this)"
+            )
             if not self.allow_partial:
-                raise ParameterError(message + "; metrics on part of it are not the ones asked for. Fix or drop the "
-                                     "shards, or pass allow_partial=True to from_shards to accept it")  # fmt: skip
+                raise ParameterError(
+                    message + "; metrics on part of it are not the ones asked for. Fix or drop the "
+                    "shards, or pass allow_partial=True to from_shards to accept it"
+                )
             warnings.warn(message + "; metrics are computed on those (allow_partial=True)", stacklevel=2)
 
     def _batches(self):
@@ -561,9 +611,15 @@ class ShardDL(ExactPass, AudioDL):
         if has_steps(self.before_batch):
             return None
         _, y_fs, split_idx = pipes[1]
-        return ShardFiller(stream, pipes[0][1][0], partial(compose, fs=y_fs, split_idx=split_idx),
-                           variable_length=self.variable_length, pad_mode=self.pad_mode, rank=self.rank,
-                           world=self.world_size)  # fmt: skip
+        return ShardFiller(
+            stream,
+            pipes[0][1][0],
+            partial(compose, fs=y_fs, split_idx=split_idx),
+            variable_length=self.variable_length,
+            pad_mode=self.pad_mode,
+            rank=self.rank,
+            world=self.world_size,
+        )
 
     def _tasks(self, workers: int):
         """``(ShardTask, None, worker)`` for each batch of the epoch, dealt to the workers in turn (as PyTorch
@@ -604,16 +660,19 @@ class ShardDL(ExactPass, AudioDL):
         if not isinstance(self.dataset, ShardStream):
             return 0
         if self.exact:
-            return sum(self.dataset.exact_plan(self.rank * self._workers() + w, self.world_size * self._workers())[2]
-                       for w in range(self._workers()))  # fmt: skip
+            return sum(
+                self.dataset.exact_plan(self.rank * self._workers() + w, self.world_size * self._workers())[2]
+                for w in range(self._workers())
+            )
         return (self.epoch_size or len(self.dataset)) // self.world_size
 
     def __len__(self) -> int:
         bs = self.bs or 1
         if self.exact:
             workers, slots = self._workers(), self.world_size * self._workers()
-            return sum(math.ceil(self.dataset.exact_plan(self.rank * workers + w, slots)[2] / bs)
-                       for w in range(workers))  # fmt: skip
+            return sum(
+                math.ceil(self.dataset.exact_plan(self.rank * workers + w, slots)[2] / bs) for w in range(workers)
+            )
         return self._planned_items() // bs
 
     def before_iter(self):
@@ -627,14 +686,17 @@ class ShardDL(ExactPass, AudioDL):
         stream = self.dataset
         (_, x_fs, x_split), *_, (_, y_fs, y_split) = dataset_pipelines(stream.template)
         bad = 0
-        for sample in stream.samples(epoch=max(self.epoch, 0), rank=self.rank, world=self.world_size,
-                                     worker=worker, workers=workers):  # fmt: skip
+        for sample in stream.samples(
+            epoch=max(self.epoch, 0), rank=self.rank, world=self.world_size, worker=worker, workers=workers
+        ):
             decoded = stream.decode_sample(sample)
             if decoded is None:
                 bad += 1
                 if bad >= _MAX_BAD_RUN:  # an endless training stream of broken samples would never end
-                    raise ParameterError(f"{bad} samples in a row could not be decoded (the last from "
-                                         f"{sample.get('__url__')}): check the shards and the warnings")  # fmt: skip
+                    raise ParameterError(
+                        f"{bad} samples in a row could not be decoded (the last from "
+                        f"{sample.get('__url__')}): check the shards and the warnings"
+                    )
                 continue
             x, label = decoded
             try:
@@ -643,8 +705,11 @@ class ShardDL(ExactPass, AudioDL):
                 yield item
             except Exception as err:  # noqa: BLE001
                 bad += 1
-                warnings.warn(f"skipped sample {sample.get('__key__')} of shard {sample.get('__url__')}: "
-                              f"{type(err).__name__}: {err}", stacklevel=2)  # fmt: skip
+                warnings.warn(
+                    f"skipped sample {sample.get('__key__')} of shard {sample.get('__url__')}: "
+                    f"{type(err).__name__}: {err}",
+                    stacklevel=2,
+                )
 
     def create_batches(self, samps):
         info = get_worker_info()
@@ -689,11 +754,13 @@ def shard_template(classes: list, *, multi_label: bool, sample_rate, duration, m
     from .block import AudioBlock
 
     block = AudioBlock(sample_rate=sample_rate, duration=duration, mono=mono, pad_mode=pad_mode)
-    y_tfms = ([MultiCategorize(vocab=classes), OneHotEncode(len(classes))] if multi_label
-              else [FastCategorize(vocab=classes)])  # fmt: skip
+    y_tfms = (
+        [MultiCategorize(vocab=classes), OneHotEncode(len(classes))] if multi_label else [FastCategorize(vocab=classes)]
+    )
     y_tfms[0].c = len(classes)  # what Categorize's setup sets, which an empty Datasets skips
-    template = Datasets([], tfms=[list(block.type_tfms), y_tfms], splits=([], []), dl_type=AudioDL, n_inp=1,
-                        do_setup=False)  # fmt: skip
+    template = Datasets(
+        [], tfms=[list(block.type_tfms), y_tfms], splits=([], []), dl_type=AudioDL, n_inp=1, do_setup=False
+    )
     return block.dls_kwargs, template
 
 

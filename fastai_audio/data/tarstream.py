@@ -148,8 +148,11 @@ def tar_members(stream, url: str = "<stream>"):
             offset += _BLOCK + len(skipped)
             continue
         if size > MAX_MEMBER_BYTES:
-            raise BrokenShardError(url, offset, f"member {name!r} declares {size} bytes, more than the "
-                                   f"{MAX_MEMBER_BYTES} a sample may have")  # fmt: skip
+            raise BrokenShardError(
+                url,
+                offset,
+                f"member {name!r} declares {size} bytes, more than the {MAX_MEMBER_BYTES} a sample may have",
+            )
         data = _read(stream, size)
         if len(data) < size:
             raise BrokenShardError(url, offset, f"it ends inside member {name!r} ({len(data)} of its {size} bytes)")

@@ -152,8 +152,7 @@ class WorkerPool:
             state per worker (a stream of shards); otherwise the next free worker takes the next task.
     """
 
-    def __init__(self, filler, workers: int, prefetch: int, slot_bytes: int, n: int, seed: int,
-                 routed: bool = False):  # fmt: skip
+    def __init__(self, filler, workers: int, prefetch: int, slot_bytes: int, n: int, seed: int, routed: bool = False):
         self.workers, self.depth = workers, max(1, workers * prefetch)
         # in flight, plus what the consumer holds: the batch it computes on, the one before it (learn.xb, for a model
         # that takes raw audio) and the one the loader keeps ready behind it
@@ -169,9 +168,15 @@ class WorkerPool:
         self._queues = [ctx.Queue() for _ in range(workers)] if routed else [ctx.Queue()] * workers
         self._results = ctx.Queue()
         self._busy = ctx.Array("q", workers, lock=False)
-        self._procs = [ctx.Process(target=_worker_loop, daemon=True, name=f"fastai_audio loader worker {w}",
-                                   args=(filler, self.memory, self._queues, self._results, self._busy, w, seed, n))
-                       for w in range(workers)]  # fmt: skip
+        self._procs = [
+            ctx.Process(
+                target=_worker_loop,
+                daemon=True,
+                name=f"fastai_audio loader worker {w}",
+                args=(filler, self.memory, self._queues, self._results, self._busy, w, seed, n),
+            )
+            for w in range(workers)
+        ]
         for p in self._procs:
             p.start()
         self._tasks_of: dict[int, list] = {}
@@ -294,11 +299,19 @@ class WorkerPool:
             if not p.is_alive():
                 tid = self._busy[w] - 1
                 files = self._tasks_of.get(tid)
-                during = ("" if files is None else f" while filling a batch of items {files[:8]}"
-                          if isinstance(files, list) else f" while filling {files}")  # fmt: skip
+                during = (
+                    ""
+                    if files is None
+                    else f" while filling a batch of items {files[:8]}"
+                    if isinstance(files, list)
+                    else f" while filling {files}"
+                )
                 code = p.exitcode
-                why = (f"was killed by signal {-code}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
-                       if code is not None and code < 0 else f"exited with code {code}")  # fmt: skip
+                why = (
+                    f"was killed by signal {-code}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
+                    if code is not None and code < 0
+                    else f"exited with code {code}"
+                )
                 self.close()
                 raise RuntimeError(
                     f"fastai_audio loader worker {w} (pid {p.pid}) {why}{during}. The loader cannot go on: run again "

@@ -24,8 +24,18 @@ __all__ = [
 
 #: NSynth's instrument families; the position is NSynth's ``instrument_family`` id.
 NSYNTH_FAMILIES = (
-    "bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal",
-)  # fmt: skip
+    "bass",
+    "brass",
+    "flute",
+    "guitar",
+    "keyboard",
+    "mallet",
+    "organ",
+    "reed",
+    "string",
+    "synth_lead",
+    "vocal",
+)
 
 #: NSynth's instrument sources; the position is NSynth's ``instrument_source`` id.
 NSYNTH_SOURCES = ("acoustic", "electronic", "synthetic")
@@ -38,9 +48,17 @@ NSYNTH_VELOCITIES = (25, 50, 75, 100, 127)
 
 #: NSynth's note qualities, in the order of the ``qualities`` list of ``examples.json``.
 NSYNTH_QUALITIES = (
-    "bright", "dark", "distortion", "fast_decay", "long_release",
-    "multiphonic", "nonlinear_env", "percussive", "reverb", "tempo-synced",
-)  # fmt: skip
+    "bright",
+    "dark",
+    "distortion",
+    "fast_decay",
+    "long_release",
+    "multiphonic",
+    "nonlinear_env",
+    "percussive",
+    "reverb",
+    "tempo-synced",
+)
 
 #: An NSynth file name, e.g. ``guitar_acoustic_010-060-100.wav``. Group 1 is the family (also ``synth_lead``),
 #: so ``RegexLabeller(NSYNTH_PATTERN)`` labels a file with it; the named groups give the other fields.
@@ -59,9 +77,16 @@ _LAYOUTS = (
 _REQUIRED = ("instrument_family_str", "instrument_source_str", "instrument_str", "pitch", "velocity")
 
 _FIRST_COLUMNS = (
-    "fname", "split", "note_str", "instrument_family_str", "instrument_source_str", "instrument_str",
-    "pitch", "velocity", "qualities_str",
-)  # fmt: skip
+    "fname",
+    "split",
+    "note_str",
+    "instrument_family_str",
+    "instrument_source_str",
+    "instrument_str",
+    "pitch",
+    "velocity",
+    "qualities_str",
+)
 
 
 def _as_choices(name: str, value, allowed) -> tuple[str, ...] | None:

@@ -135,8 +135,9 @@ def _assign_splits(seed: int) -> dict[int, str]:
     return split_of
 
 
-def _choose_notes(program: int, family: str, per_program: int | None, seed: int,
-                  font: int = 0) -> list[tuple[int, int]]:  # fmt: skip
+def _choose_notes(
+    program: int, family: str, per_program: int | None, seed: int, font: int = 0
+) -> list[tuple[int, int]]:
     """The ``(pitch, velocity)`` pairs rendered for a program: the whole pitch x velocity grid, or a stratified
     draw of ``per_program`` of them (one from each of that many equal runs of the pitch-major grid), so the
     notes span the family's range. Each program of each soundfont draws from its own seeded stream (the first
@@ -149,8 +150,9 @@ def _choose_notes(program: int, family: str, per_program: int | None, seed: int,
     return [grid[int(run[rng.integers(len(run))])] for run in np.array_split(np.arange(len(grid)), per_program)]
 
 
-def _plan(per_program: int | None, seed: int, fonts_of: dict[str, list[int]] | None = None,
-          n_fonts: int = 1) -> list[_Note]:  # fmt: skip
+def _plan(
+    per_program: int | None, seed: int, fonts_of: dict[str, list[int]] | None = None, n_fonts: int = 1
+) -> list[_Note]:
     """Every note to render, soundfont by soundfont, program by program. A program's split is the same in every
     soundfont (the splits share no instrument type); ``fonts_of`` (split -> soundfont indices) keeps each split to
     its own soundfonts."""
@@ -290,8 +292,9 @@ def _note_timbre(note: _Note, seed: int, strength: float) -> dict | None:
     return draw_timbre(np.random.default_rng([seed, 2, note.font, note.program, note.pitch, note.velocity]), strength)
 
 
-def _render_all(synth, sfids: list[int], plan: list[_Note], dest: Path, sample_rate: int, progress: bool,
-                seed: int, strength: float) -> dict:  # fmt: skip
+def _render_all(
+    synth, sfids: list[int], plan: list[_Note], dest: Path, sample_rate: int, progress: bool, seed: int, strength: float
+) -> dict:
     """Render and write every planned note; return the notes written (with their timbre) and those skipped or
     scaled."""
     outcome = {"written": [], "timbres": {}, "silent": [], "scaled": [], "missing_presets": []}
@@ -332,8 +335,11 @@ def _write_examples(dest: Path, written: list[_Note], sample_rate: int, fonts: l
     """One NSynth ``examples.json`` per split; ``note`` ids rank the note names over the whole dataset."""
     note_ids = {n.note_str: i for i, n in enumerate(sorted(written, key=lambda n: n.note_str))}
     for split in NSYNTH_SPLITS:
-        examples = {n.note_str: _example(n, note_ids[n.note_str], sample_rate, fonts, timbres.get(n.note_str))
-                    for n in written if n.split == split}  # fmt: skip
+        examples = {
+            n.note_str: _example(n, note_ids[n.note_str], sample_rate, fonts, timbres.get(n.note_str))
+            for n in written
+            if n.split == split
+        }
         _write_json(dest / split / "examples.json", examples, indent=None)  # compact, like NSynth's
 
 
@@ -388,8 +394,9 @@ def _soundfonts(soundfont) -> tuple[list[Path], dict[str, list[int]] | None]:
                 f"soundfont as a dict maps every split {list(NSYNTH_SPLITS)} to its soundfont(s); got keys "
                 f"{sorted(soundfont)}"
             )
-        per_split = {s: [_one_font(f) for f in ([v] if isinstance(v, (str, os.PathLike)) else v)]
-                     for s, v in soundfont.items()}  # fmt: skip
+        per_split = {
+            s: [_one_font(f) for f in ([v] if isinstance(v, (str, os.PathLike)) else v)] for s, v in soundfont.items()
+        }
         fonts = list(dict.fromkeys(f for s in NSYNTH_SPLITS for f in per_split[s]))
         if any(not v for v in per_split.values()):
             raise ParameterError("soundfont: every split needs at least one soundfont")
@@ -505,8 +512,12 @@ def synth_nsynth(
     plan = _plan(SYNTH_SIZES[size] if isinstance(size, str) else size, int(seed), fonts_of, len(fonts))
     dest.mkdir(parents=True, exist_ok=True)
     planned = {s: sorted(n.note_str + ".wav" for n in plan if n.split == s) for s in NSYNTH_SPLITS}
-    manifest = {"args": args, "complete": False, "files": planned,
-                "soundfont": str(fonts[0]) if len(fonts) == 1 else [str(f) for f in fonts]}  # fmt: skip
+    manifest = {
+        "args": args,
+        "complete": False,
+        "files": planned,
+        "soundfont": str(fonts[0]) if len(fonts) == 1 else [str(f) for f in fonts],
+    }
     _write_json(dest / _MANIFEST, manifest)  # written first, so an interrupted render's files can be found
     for split in NSYNTH_SPLITS:
         (dest / split).mkdir(exist_ok=True)
@@ -515,8 +526,9 @@ def synth_nsynth(
     for i, font in enumerate(fonts):
         missing = [program for f, program in outcome["missing_presets"] if f == i]
         if missing:
-            warnings.warn(f"{font.name} has no bank-0 preset for GM programs {missing}; their notes were skipped",
-                          stacklevel=2)  # fmt: skip
+            warnings.warn(
+                f"{font.name} has no bank-0 preset for GM programs {missing}; their notes were skipped", stacklevel=2
+            )
     written, timbres = outcome.pop("written"), outcome.pop("timbres")
     if not written:
         raise AudioFileError(fonts[0], "rendered no audible note; is it a General MIDI soundfont?")

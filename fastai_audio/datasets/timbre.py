@@ -58,9 +58,14 @@ def draw_timbre(rng: np.random.Generator, strength: float) -> dict:
     vibrato = rng.random() < r["vibrato_p"] * s
     reverb = rng.random() < r["reverb_p"] * s
     low_f, high_f = r["eq_freq_hz"]
-    eq = [{"freq_hz": float(math.exp(rng.uniform(math.log(low_f), math.log(high_f)))),
-           "gain_db": sym(r["eq_gain_db"]), "width_octaves": float(rng.uniform(*r["eq_width_octaves"]))}
-          for _ in range(r["eq_bands"])]  # fmt: skip
+    eq = [
+        {
+            "freq_hz": float(math.exp(rng.uniform(math.log(low_f), math.log(high_f)))),
+            "gain_db": sym(r["eq_gain_db"]),
+            "width_octaves": float(rng.uniform(*r["eq_width_octaves"])),
+        }
+        for _ in range(r["eq_bands"])
+    ]
     low_rt, high_rt = r["rt60_s"]
     return {
         "detune_cents": sym(r["detune_cents"]),
@@ -111,16 +116,21 @@ def apply_timbre(wave: np.ndarray, sample_rate: int, timbre: dict) -> np.ndarray
     x = torch.from_numpy((wave * env).astype(np.float32))[None, None]
     freqs = torch.fft.rfftfreq(n, d=1.0 / sample_rate)
     eq = timbre["eq"]
-    gain_db = eq_gain_db(freqs, torch.tensor([timbre["tilt_db_per_octave"]]),
-                         torch.tensor([[b["freq_hz"] for b in eq]]), torch.tensor([[b["gain_db"] for b in eq]]),
-                         torch.tensor([[b["width_octaves"] for b in eq]]))  # fmt: skip
+    gain_db = eq_gain_db(
+        freqs,
+        torch.tensor([timbre["tilt_db_per_octave"]]),
+        torch.tensor([[b["freq_hz"] for b in eq]]),
+        torch.tensor([[b["gain_db"] for b in eq]]),
+        torch.tensor([[b["width_octaves"] for b in eq]]),
+    )
     spec = torch.fft.rfft(x) * torch.pow(10.0, gain_db / 20.0)[:, None, :]
     x = torch.fft.irfft(spec, n=n)
     if timbre["rt60_s"] > 0:
         gen = torch.Generator().manual_seed(timbre["rir_seed"])
         length = int(timbre["rt60_s"] * sample_rate)
-        rir = synthetic_rir(torch.tensor([timbre["rt60_s"]]), sample_rate, length, drr_db=timbre["drr_db"],
-                            generator=gen)  # fmt: skip
+        rir = synthetic_rir(
+            torch.tensor([timbre["rt60_s"]]), sample_rate, length, drr_db=timbre["drr_db"], generator=gen
+        )
         n_fft = n + length
         x = fft_convolve(x, torch.fft.rfft(rir, n=n_fft), n_fft)
     return x[0, 0].numpy().astype(np.float32)

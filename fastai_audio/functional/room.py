@@ -19,9 +19,16 @@ __all__ = ["eq_gain_db", "fft_convolve", "synthetic_rir"]
 _LN_1000 = math.log(1000.0)
 
 
-def synthetic_rir(rt60: torch.Tensor, sample_rate: int, length: int, *, drr_db: torch.Tensor | float = 0.0,
-                  predelay: torch.Tensor | float = 0.0, damping: float = 2.0,
-                  generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+def synthetic_rir(
+    rt60: torch.Tensor,
+    sample_rate: int,
+    length: int,
+    *,
+    drr_db: torch.Tensor | float = 0.0,
+    predelay: torch.Tensor | float = 0.0,
+    damping: float = 2.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Synthetic room impulse responses: a unit direct path at sample 0, then a diffuse tail of Gaussian noise under
     an exponential decay (Polack's model), whose high frequencies die out faster, as walls and air absorb them.
 
@@ -97,8 +104,16 @@ def fft_convolve(x: torch.Tensor, kernel_spectrum: torch.Tensor, n_fft: int) -> 
     return out[..., :samples].to(x.dtype)
 
 
-def eq_gain_db(freqs: torch.Tensor, tilt: torch.Tensor, centers: torch.Tensor, gains: torch.Tensor,
-               widths: torch.Tensor, *, pivot: float = 1000.0, f_floor: float = 20.0) -> torch.Tensor:  # fmt: skip
+def eq_gain_db(
+    freqs: torch.Tensor,
+    tilt: torch.Tensor,
+    centers: torch.Tensor,
+    gains: torch.Tensor,
+    widths: torch.Tensor,
+    *,
+    pivot: float = 1000.0,
+    f_floor: float = 20.0,
+) -> torch.Tensor:
     """An equaliser's response in dB at ``freqs``: a spectral tilt (dB per octave, 0 dB at ``pivot`` Hz) plus bell
     bands, each a Gaussian on the log-frequency axis: ``gain * exp(-0.5 * (log2(f / center) / width) ** 2)``.
 

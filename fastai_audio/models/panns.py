@@ -21,13 +21,27 @@ from torch import nn
 
 from ..errors import AudioFileError, ParameterError
 
-__all__ = ["PANNS_ARCHS", "PANNS_CHECKPOINTS", "Cnn6", "Cnn10", "Cnn14", "MobileNetV1", "create_panns",
-           "find_panns_checkpoint", "load_panns_weights", "panns_splitter"]  # fmt: skip
+__all__ = [
+    "PANNS_ARCHS",
+    "PANNS_CHECKPOINTS",
+    "Cnn6",
+    "Cnn10",
+    "Cnn14",
+    "MobileNetV1",
+    "create_panns",
+    "find_panns_checkpoint",
+    "load_panns_weights",
+    "panns_splitter",
+]
 
 #: Where the AudioSet checkpoints are published (Zenodo record 3987831, CC BY 4.0), by architecture.
 PANNS_URL = "https://zenodo.org/record/3987831/files/{}?download=1"
-PANNS_CHECKPOINTS = {"cnn6": "Cnn6_mAP=0.343.pth", "cnn10": "Cnn10_mAP=0.380.pth", "cnn14": "Cnn14_mAP=0.431.pth",
-                     "mobilenetv1": "MobileNetV1_mAP=0.389.pth"}  # fmt: skip
+PANNS_CHECKPOINTS = {
+    "cnn6": "Cnn6_mAP=0.343.pth",
+    "cnn10": "Cnn10_mAP=0.380.pth",
+    "cnn14": "Cnn14_mAP=0.431.pth",
+    "mobilenetv1": "MobileNetV1_mAP=0.389.pth",
+}
 #: Tensors of a checkpoint that belong to the reference's built-in front-end (this project computes it in the
 #: loaders) or to its augmentation: loading skips them.
 FRONT_END_PREFIXES = ("spectrogram_extractor.", "logmel_extractor.", "spec_augmenter.")
@@ -188,16 +202,21 @@ class Cnn6(_ConvPANN):
 
 
 def _conv_bn(c_in: int, c_out: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.AvgPool2d(stride), nn.BatchNorm2d(c_out),
-                         nn.ReLU(inplace=True))  # fmt: skip
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.AvgPool2d(stride), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+    )
 
 
 def _conv_dw(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(c_in, c_in, 3, 1, 1, groups=c_in, bias=False), nn.AvgPool2d(stride), nn.BatchNorm2d(c_in),
-        nn.ReLU(inplace=True), nn.Conv2d(c_in, c_out, 1, 1, 0, bias=False), nn.BatchNorm2d(c_out),
+        nn.Conv2d(c_in, c_in, 3, 1, 1, groups=c_in, bias=False),
+        nn.AvgPool2d(stride),
+        nn.BatchNorm2d(c_in),
         nn.ReLU(inplace=True),
-    )  # fmt: skip
+        nn.Conv2d(c_in, c_out, 1, 1, 0, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
 
 
 class MobileNetV1(_PANN):
@@ -213,8 +232,17 @@ class MobileNetV1(_PANN):
 
     def __init__(self, n_out: int = 527, n_mels: int = 64, dropout: float = 0.5, feature_dropout: float = 0.2):
         super().__init__(n_out, n_mels, dropout, feature_dropout)
-        plan = [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1), (256, 512, 2),
-                *[(512, 512, 1)] * 5, (512, 1024, 2), (1024, 1024, 1)]  # fmt: skip
+        plan = [
+            (32, 64, 1),
+            (64, 128, 2),
+            (128, 128, 1),
+            (128, 256, 2),
+            (256, 256, 1),
+            (256, 512, 2),
+            *[(512, 512, 1)] * 5,
+            (512, 1024, 2),
+            (1024, 1024, 1),
+        ]
         self.features = nn.Sequential(_conv_bn(1, 32, 2), *(_conv_dw(*step) for step in plan))
         self._heads(n_out)
 
@@ -308,17 +336,27 @@ def load_panns_weights(model: _PANN, weights, *, head: bool | None = None) -> di
         own = {k: v for k, v in own.items() if not k.startswith("fc_audioset.")}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    shapes = sorted(f"{k} {tuple(state[k].shape)} (model: {tuple(own[k].shape)})" for k in set(own) & set(state)
-                    if state[k].shape != own[k].shape)  # fmt: skip
+    shapes = sorted(
+        f"{k} {tuple(state[k].shape)} (model: {tuple(own[k].shape)})"
+        for k in set(own) & set(state)
+        if state[k].shape != own[k].shape
+    )
     if missing or unexpected or shapes:
 
         def some(names):
             tops = sorted({n.split(".")[0] for n in names})
-            return (f"{len(names)} tensors in {', '.join(t + '.*' for t in tops)} (" + ", ".join(names[:4])
-                    + (", ..." if len(names) > 4 else "") + ")")  # fmt: skip
+            return (
+                f"{len(names)} tensors in {', '.join(t + '.*' for t in tops)} ("
+                + ", ".join(names[:4])
+                + (", ..." if len(names) > 4 else "")
+                + ")"
+            )
 
-        problems = [f"missing {some(missing)}" if missing else "", f"unexpected {some(unexpected)}" if unexpected
-                    else "", f"of another shape {some(shapes)}" if shapes else ""]  # fmt: skip
+        problems = [
+            f"missing {some(missing)}" if missing else "",
+            f"unexpected {some(unexpected)}" if unexpected else "",
+            f"of another shape {some(shapes)}" if shapes else "",
+        ]
         raise AudioFileError(
             weights,
             f"does not fit {type(model).__name__} (n_mels={model.n_mels}): "

@@ -181,8 +181,15 @@ class OpenAudio(DirectEncodes, DisplayedTransform):
         (torch.Size([1, 64000]), 16000)
     """
 
-    def __init__(self, sample_rate: int | None = None, mono: bool = False, duration: float | None = None, *,
-                 pad_mode: str = "zeros", config: AudioConfig | None = None):  # fmt: skip
+    def __init__(
+        self,
+        sample_rate: int | None = None,
+        mono: bool = False,
+        duration: float | None = None,
+        *,
+        pad_mode: str = "zeros",
+        config: AudioConfig | None = None,
+    ):
         super().__init__()
         self.config = config if config is not None else AudioConfig(sample_rate, duration, mono, pad_mode)
         self._build()
@@ -203,8 +210,12 @@ class OpenAudio(DirectEncodes, DisplayedTransform):
     def __setstate__(self, state):
         if "config" not in state:  # pickled before AudioConfig (a learner exported by fastai_audio 0.1)
             state = dict(state)
-            state["config"] = AudioConfig(state.pop("sample_rate", None), state.pop("duration", None),
-                                          state.pop("mono", False), state.pop("pad_mode", "zeros"))  # fmt: skip
+            state["config"] = AudioConfig(
+                state.pop("sample_rate", None),
+                state.pop("duration", None),
+                state.pop("mono", False),
+                state.pop("pad_mode", "zeros"),
+            )
         self.__dict__.update(state)
 
     def __call__(self, o, split_idx=None, **kwargs):

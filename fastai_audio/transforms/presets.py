@@ -101,10 +101,19 @@ def mel_transforms(preset: str = "nsynth", **kwargs) -> list:
     return MEL_PRESETS[preset].transforms(**kwargs)
 
 
-def get_frequency_batch_transforms(n_fft: int = 1024, n_hop: int = 256, n_mels: int = 40, sample_rate: int = 16000,
-                                   f_min: float = 0.0, f_max: float | None = None, decibels: bool = True, *,
-                                   top_db: float | None = 80.0, normalize: str | None = "dataset",
-                                   **mel_kwargs) -> list:  # fmt: skip
+def get_frequency_batch_transforms(
+    n_fft: int = 1024,
+    n_hop: int = 256,
+    n_mels: int = 40,
+    sample_rate: int = 16000,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    decibels: bool = True,
+    *,
+    top_db: float | None = 80.0,
+    normalize: str | None = "dataset",
+    **mel_kwargs,
+) -> list:
     """The seed's front-end factory: log-mel batch transforms for ``AudioItemList....databunch(tfms=...)``.
 
     Args:
@@ -130,6 +139,7 @@ def get_frequency_batch_transforms(n_fft: int = 1024, n_hop: int = 256, n_mels: 
         >>> data.one_batch()[0].shape
         torch.Size([64, 1, 64, 251])
     """
-    cfg = MelConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=n_hop, n_mels=n_mels, f_min=f_min, f_max=f_max,
-                    top_db=top_db)  # fmt: skip
+    cfg = MelConfig(
+        sample_rate=sample_rate, n_fft=n_fft, hop_length=n_hop, n_mels=n_mels, f_min=f_min, f_max=f_max, top_db=top_db
+    )
     return cfg.transforms(decibels=decibels, normalize=normalize, **mel_kwargs)

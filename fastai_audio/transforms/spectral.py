@@ -45,8 +45,9 @@ def as_audio_batch(x: torch.Tensor) -> torch.Tensor:
         return x[:, None]
     if x.ndim == 3:
         return x
-    raise ParameterError(f"expected audio of shape (samples,), (batch, samples) or (batch, channels, samples), "
-                         f"got {tuple(x.shape)}")  # fmt: skip
+    raise ParameterError(
+        f"expected audio of shape (samples,), (batch, samples) or (batch, channels, samples), got {tuple(x.shape)}"
+    )
 
 
 def as_spec_batch(x: torch.Tensor) -> torch.Tensor:
@@ -100,8 +101,16 @@ class _STFTLayer(nn.Module):
         return self._forward(x) if x.shape[0] <= n else torch.cat([self._forward(c) for c in x.split(n)])
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return stft_power(x, self.n_fft, hop_length=self.hop_length, win_length=self.win_length, window=self.window,
-                          center=self.center, pad_mode=self.pad_mode, power=self.power)  # fmt: skip
+        return stft_power(
+            x,
+            self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=self.window,
+            center=self.center,
+            pad_mode=self.pad_mode,
+            power=self.power,
+        )
 
 
 class _MelLayer(_STFTLayer):
@@ -188,18 +197,29 @@ class Spectrogram(_LayerTransform):
     order = 20
     accepts = (TensorAudio,)
 
-    def __init__(self, n_fft: int = 1024, hop_length: int | None = None, win_length: int | None = None, *,
-                 window: torch.Tensor | None = None, center: bool = True, pad_mode: str = "reflect", power: float = 2.0,
-                 trainable: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        n_fft: int = 1024,
+        hop_length: int | None = None,
+        win_length: int | None = None,
+        *,
+        window: torch.Tensor | None = None,
+        center: bool = True,
+        pad_mode: str = "reflect",
+        power: float = 2.0,
+        trainable: bool = False,
+    ):
         super().__init__()
-        self.n_fft, self.hop_length, self.win_length = check_stft_args(n_fft, hop_length, win_length, power=power,
-                                                                       pad_mode=pad_mode)  # fmt: skip
+        self.n_fft, self.hop_length, self.win_length = check_stft_args(
+            n_fft, hop_length, win_length, power=power, pad_mode=pad_mode
+        )
         self.center, self.pad_mode, self.power, self.trainable = center, pad_mode, power, trainable
         self.layer = self._make_layer(window)
 
     def _make_layer(self, window) -> nn.Module:
-        return _STFTLayer(self.n_fft, self.hop_length, self.win_length, window, self.center, self.pad_mode, self.power,
-                          self.trainable)  # fmt: skip
+        return _STFTLayer(
+            self.n_fft, self.hop_length, self.win_length, window, self.center, self.pad_mode, self.power, self.trainable
+        )
 
     def _axes(self, x) -> dict:
         return {"scale": "linear", "n_fft": self.n_fft}
@@ -208,8 +228,9 @@ class Spectrogram(_LayerTransform):
         meta = _meta(x)
         out = TensorSpectrogram(self._run(as_audio_batch(x)))
         out.__dict__.update({k: v for k, v in meta.items() if k not in ("path", "lengths")})
-        out.__dict__.update(self._axes(x), hop_length=self.hop_length, center=self.center, power=self.power, db=False,
-                            normalized=False)  # fmt: skip
+        out.__dict__.update(
+            self._axes(x), hop_length=self.hop_length, center=self.center, power=self.power, db=False, normalized=False
+        )
         lengths = _frame_lengths(meta.get("lengths"), self.hop_length, self.center, self.n_fft)
         if lengths is not None:
             out.lengths = lengths
@@ -245,27 +266,62 @@ class MelSpectrogram(Spectrogram):
         torch.Size([8, 1, 64, 251])
     """
 
-    def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, hop_length: int | None = None,
-                 win_length: int | None = None, n_mels: int = 128, f_min: float = 0.0, f_max: float | None = None, *,
-                 mel_scale: str = "slaney", norm: str | None = "slaney", window: torch.Tensor | None = None,
-                 center: bool = True, pad_mode: str = "reflect", power: float = 2.0,
-                 trainable: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        hop_length: int | None = None,
+        win_length: int | None = None,
+        n_mels: int = 128,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        *,
+        mel_scale: str = "slaney",
+        norm: str | None = "slaney",
+        window: torch.Tensor | None = None,
+        center: bool = True,
+        pad_mode: str = "reflect",
+        power: float = 2.0,
+        trainable: bool = False,
+    ):
         self.sample_rate = check_sample_rate(sample_rate)
         self.n_mels, self.f_min, self.f_max = n_mels, float(f_min), f_max
         self.mel_scale, self.norm = mel_scale, norm
         self._fb = mel_filterbank(sample_rate, n_fft, n_mels, f_min=f_min, f_max=f_max, mel_scale=mel_scale, norm=norm)
-        super().__init__(n_fft, hop_length, win_length, window=window, center=center, pad_mode=pad_mode, power=power,
-                         trainable=trainable)  # fmt: skip
+        super().__init__(
+            n_fft,
+            hop_length,
+            win_length,
+            window=window,
+            center=center,
+            pad_mode=pad_mode,
+            power=power,
+            trainable=trainable,
+        )
         del self._fb
 
     def _make_layer(self, window) -> nn.Module:
-        return _MelLayer(self._fb, self.n_fft, self.hop_length, self.win_length, window, self.center, self.pad_mode,
-                         self.power, self.trainable)  # fmt: skip
+        return _MelLayer(
+            self._fb,
+            self.n_fft,
+            self.hop_length,
+            self.win_length,
+            window,
+            self.center,
+            self.pad_mode,
+            self.power,
+            self.trainable,
+        )
 
     def _axes(self, x) -> dict:
         _check_rate(x, self.sample_rate, "MelSpectrogram")
-        return {"scale": "mel", "sample_rate": self.sample_rate, "f_min": self.f_min,
-                "f_max": self.f_max or self.sample_rate / 2, "mel_scale": self.mel_scale}  # fmt: skip
+        return {
+            "scale": "mel",
+            "sample_rate": self.sample_rate,
+            "f_min": self.f_min,
+            "f_max": self.f_max or self.sample_rate / 2,
+            "mel_scale": self.mel_scale,
+        }
 
 
 class _CQTLayer(nn.Module):
@@ -306,9 +362,21 @@ class CQT(_LayerTransform):
     order = 20
     accepts = (TensorAudio,)
 
-    def __init__(self, sample_rate: int = 16000, hop_length: int = 512, f_min: float = 32.70, n_bins: int = 84,
-                 bins_per_octave: int = 12, *, filter_scale: float = 1.0, window: str = "hann", norm: bool = True,
-                 center: bool = True, pad_mode: str = "constant", output: str = "power"):  # fmt: skip
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        hop_length: int = 512,
+        f_min: float = 32.70,
+        n_bins: int = 84,
+        bins_per_octave: int = 12,
+        *,
+        filter_scale: float = 1.0,
+        window: str = "hann",
+        norm: bool = True,
+        center: bool = True,
+        pad_mode: str = "constant",
+        output: str = "power",
+    ):
         super().__init__()
         self.sample_rate = check_sample_rate(sample_rate)
         self.hop_length, self.f_min, self.n_bins, self.bins_per_octave = hop_length, f_min, n_bins, bins_per_octave
@@ -320,9 +388,19 @@ class CQT(_LayerTransform):
             pad_mode,
         )
         self.output = check_choice("output", output, ("power", "magnitude"))
-        self.layer = _CQTLayer(sample_rate, hop_length=hop_length, f_min=f_min, n_bins=n_bins,
-                               bins_per_octave=bins_per_octave, filter_scale=filter_scale, window=window, norm=norm,
-                               center=center, pad_mode=pad_mode, output=output)  # fmt: skip
+        self.layer = _CQTLayer(
+            sample_rate,
+            hop_length=hop_length,
+            f_min=f_min,
+            n_bins=n_bins,
+            bins_per_octave=bins_per_octave,
+            filter_scale=filter_scale,
+            window=window,
+            norm=norm,
+            center=center,
+            pad_mode=pad_mode,
+            output=output,
+        )
         check_positive("hop_length", hop_length, integer=True)
         # builds (and caches) the kernels now: bad parameters fail here, not at the first batch
         cqt_kernels(
@@ -340,9 +418,17 @@ class CQT(_LayerTransform):
         meta = _meta(x)
         out = TensorSpectrogram(self._run(as_audio_batch(x)))
         out.__dict__.update({k: v for k, v in meta.items() if k not in ("path", "lengths")})
-        out.__dict__.update(scale="cqt", sample_rate=self.sample_rate, hop_length=self.hop_length, f_min=self.f_min,
-                            bins_per_octave=self.bins_per_octave, center=self.center,
-                            power=2.0 if self.output == "power" else 1.0, db=False, normalized=False)  # fmt: skip
+        out.__dict__.update(
+            scale="cqt",
+            sample_rate=self.sample_rate,
+            hop_length=self.hop_length,
+            f_min=self.f_min,
+            bins_per_octave=self.bins_per_octave,
+            center=self.center,
+            power=2.0 if self.output == "power" else 1.0,
+            db=False,
+            normalized=False,
+        )
         return out
 
 
@@ -511,8 +597,11 @@ class SpecNormalize(_SpecTransform):
         for x in batches:
             lengths = x.__dict__.get("lengths") if isinstance(x, TensorSpectrogram) else None
             spec = as_spec_batch(x.as_subclass(torch.Tensor)).detach().float().cpu()
-            frames += [item[..., : int(lengths[i])] for i, item in enumerate(spec)] if lengths is not None else [
-                spec.permute(1, 2, 0, 3).flatten(2)]  # fmt: skip
+            frames += (
+                [item[..., : int(lengths[i])] for i, item in enumerate(spec)]
+                if lengths is not None
+                else [spec.permute(1, 2, 0, 3).flatten(2)]
+            )
         xs = torch.cat(frames, dim=-1)  # (C, F, every frame)
         self.mean = xs.mean(dim=-1, keepdim=True)[None]
         self.std = xs.std(dim=-1, keepdim=True)[None]

@@ -104,8 +104,9 @@ class AudioAugment(TypedTransform):
         keep = self.uniform((n,), 0.0, 1.0, device) >= self.p
         for name, value in self.identity.items():
             shape = (n,) + (1,) * (params[name].ndim - 1)
-            params[name] = torch.where(keep.view(shape), torch.as_tensor(value, dtype=params[name].dtype,
-                                                                        device=device), params[name])  # fmt: skip
+            params[name] = torch.where(
+                keep.view(shape), torch.as_tensor(value, dtype=params[name].dtype, device=device), params[name]
+            )
         return params
 
     def _draw(self, x, n: int, device, meta: dict) -> dict:

@@ -78,13 +78,15 @@ class _FrequencyResponse(AudioAugment):
                 f"{name} filters a power or magnitude spectrogram, before AmplitudeToDB and SpecNormalize; it got one "
                 f"that is {'in dB' if meta.get('db') else 'normalised' if meta.get('normalized') else 'unlabelled'}"
                 f": use {name}(domain='spectrogram'), which runs right after the spectrogram, or domain='waveform'"
-            )  # fmt: skip
+            )
         key = (x.device, x.shape[-2], *(meta.get(k) for k in _AXIS_KEYS))
         if key not in self._freqs:
             freqs = row_frequencies(meta, x.shape[-2])
             if freqs is None:
-                raise ParameterError(f"{name} cannot tell the frequency of the rows of a {meta.get('scale')!r} "
-                                     "spectrogram; filter the waveform (domain='waveform')")  # fmt: skip
+                raise ParameterError(
+                    f"{name} cannot tell the frequency of the rows of a {meta.get('scale')!r} "
+                    "spectrogram; filter the waveform (domain='waveform')"
+                )
             self._freqs[key] = torch.as_tensor(freqs, dtype=torch.float32, device=x.device)
         return self._freqs[key], float(meta["power"])
 
@@ -95,8 +97,16 @@ class _RandomFilter(_FrequencyResponse):
     identity = {"cutoff": math.nan}
     highpass = False
 
-    def __init__(self, min_cutoff: float, max_cutoff: float, order: int = 4, sample_rate: int | None = None,
-                 p: float = 0.5, seed: int | None = None, domain: str = "waveform"):  # fmt: skip
+    def __init__(
+        self,
+        min_cutoff: float,
+        max_cutoff: float,
+        order: int = 4,
+        sample_rate: int | None = None,
+        p: float = 0.5,
+        seed: int | None = None,
+        domain: str = "waveform",
+    ):
         super().__init__(sample_rate, p, seed, domain)
         self.min_cutoff, self.max_cutoff = check_range("cutoff", min_cutoff, max_cutoff)
         check_positive("min_cutoff", self.min_cutoff)
@@ -149,9 +159,16 @@ class RandomLowpass(_RandomFilter):
         ['MelSpectrogram', 'RandomLowpass', 'AmplitudeToDB', 'SpecNormalize']
     """
 
-    def __init__(self, min_cutoff: float = 1500.0, max_cutoff: float = 7500.0, order: int = 4,
-                 sample_rate: int | None = None, p: float = 0.5, seed: int | None = None,
-                 domain: str = "waveform"):  # fmt: skip
+    def __init__(
+        self,
+        min_cutoff: float = 1500.0,
+        max_cutoff: float = 7500.0,
+        order: int = 4,
+        sample_rate: int | None = None,
+        p: float = 0.5,
+        seed: int | None = None,
+        domain: str = "waveform",
+    ):
         super().__init__(min_cutoff, max_cutoff, order, sample_rate, p, seed, domain)
 
 
@@ -170,9 +187,16 @@ class RandomHighpass(_RandomFilter):
 
     highpass = True
 
-    def __init__(self, min_cutoff: float = 40.0, max_cutoff: float = 400.0, order: int = 4,
-                 sample_rate: int | None = None, p: float = 0.5, seed: int | None = None,
-                 domain: str = "waveform"):  # fmt: skip
+    def __init__(
+        self,
+        min_cutoff: float = 40.0,
+        max_cutoff: float = 400.0,
+        order: int = 4,
+        sample_rate: int | None = None,
+        p: float = 0.5,
+        seed: int | None = None,
+        domain: str = "waveform",
+    ):
         super().__init__(min_cutoff, max_cutoff, order, sample_rate, p, seed, domain)
 
 
@@ -208,9 +232,18 @@ class RandomEQ(_FrequencyResponse):
 
     identity = {"tilt": 0.0, "gains": 0.0}
 
-    def __init__(self, max_tilt_db: float = 2.0, bands: int = 2, max_gain_db: float = 6.0, min_freq: float = 100.0,
-                 max_freq: float = 6000.0, sample_rate: int | None = None, p: float = 0.5, seed: int | None = None,
-                 domain: str = "spectrogram"):  # fmt: skip
+    def __init__(
+        self,
+        max_tilt_db: float = 2.0,
+        bands: int = 2,
+        max_gain_db: float = 6.0,
+        min_freq: float = 100.0,
+        max_freq: float = 6000.0,
+        sample_rate: int | None = None,
+        p: float = 0.5,
+        seed: int | None = None,
+        domain: str = "spectrogram",
+    ):
         super().__init__(sample_rate, p, seed, domain)
         self.max_tilt_db = check_range("max_tilt_db", 0.0, max_tilt_db)[1]
         if not isinstance(bands, int) or isinstance(bands, bool) or bands < 0:
@@ -223,16 +256,20 @@ class RandomEQ(_FrequencyResponse):
     def _draw_response(self, n, device):
         k = self.bands
         log_f = self.uniform((n, k), math.log(self.min_freq), math.log(self.max_freq), device)
-        return {"tilt": self.uniform((n,), -self.max_tilt_db, self.max_tilt_db, device), "centers": log_f.exp(),
-                "gains": self.uniform((n, k), -self.max_gain_db, self.max_gain_db, device),
-                "widths": self.uniform((n, k), 0.3, 1.5, device)}  # fmt: skip
+        return {
+            "tilt": self.uniform((n,), -self.max_tilt_db, self.max_tilt_db, device),
+            "centers": log_f.exp(),
+            "gains": self.uniform((n, k), -self.max_gain_db, self.max_gain_db, device),
+            "widths": self.uniform((n, k), 0.3, 1.5, device),
+        }
 
     def gain(self, tilt, centers, gains, widths, freqs) -> torch.Tensor:
         """Magnitude response ``(B, F)`` at ``freqs`` ``(F,)`` Hz (1 everywhere for an identity draw)."""
         return torch.pow(10.0, eq_gain_db(freqs, tilt, centers, gains, widths) / 20.0)
 
-    def apply(self, x, tilt, centers, gains, widths, sample_rate: int | None = None, freqs=None,
-              power: float | None = None):  # fmt: skip
+    def apply(
+        self, x, tilt, centers, gains, widths, sample_rate: int | None = None, freqs=None, power: float | None = None
+    ):
         """Equalise ``x``: a waveform ``(B, C, samples)`` or a spectrogram ``(B, C, freq, frames)``, with one tilt
         ``(B,)`` and ``(B, bands)`` centres, gains and widths per item (see ``RandomLowpass.apply`` for the rest)."""
         params = {"tilt": tilt, "centers": centers, "gains": gains, "widths": widths}

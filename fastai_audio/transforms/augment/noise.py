@@ -55,8 +55,15 @@ class AddNoise(AudioAugment):
     identity = {"snr_db": math.inf}
     subset_on_cpu = False  # the per-clip CPU path skips the clips that are not augmented by itself
 
-    def __init__(self, min_snr_db: float = 10.0, max_snr_db: float = 40.0, color: str = "white", p: float = 0.5,
-                 seed: int | None = None, bank_samples: int = 2**20):  # fmt: skip
+    def __init__(
+        self,
+        min_snr_db: float = 10.0,
+        max_snr_db: float = 40.0,
+        color: str = "white",
+        p: float = 0.5,
+        seed: int | None = None,
+        bank_samples: int = 2**20,
+    ):
         super().__init__(p, seed)
         self.min_snr_db, self.max_snr_db = check_range("snr_db", min_snr_db, max_snr_db)
         self.color = check_choice("color", color, (*NOISE_EXPONENTS, "random"))
@@ -84,8 +91,12 @@ class AddNoise(AudioAugment):
         bank = self.bank(device)
         row = torch.randint(0, bank.shape[0], (n, 1), device=device, generator=self.generator(device))
         offset = torch.randint(0, self.bank_samples, (n, x.shape[1]), device=device, generator=self.generator(device))
-        return {"snr_db": self.uniform((n,), self.min_snr_db, self.max_snr_db, device), "row": row.expand_as(offset),
-                "offset": offset, "lengths": meta.get("lengths")}  # fmt: skip
+        return {
+            "snr_db": self.uniform((n,), self.min_snr_db, self.max_snr_db, device),
+            "row": row.expand_as(offset),
+            "offset": offset,
+            "lengths": meta.get("lengths"),
+        }
 
     def apply(self, x, snr_db, row, offset, lengths=None):
         """Add the excerpts of the bank that start at ``offset`` (``(B, C)`` samples) in ``row`` (``(B, C)``) at
@@ -132,13 +143,16 @@ class AddNoise(AudioAugment):
                 out[i].copy_(x[i])
                 continue
             means = [looped_sum(sums[r], pos, size, period) / size for r, pos in zip(rows, starts)]
-            noise_power = sum(looped_sum(squares[r], pos, size, period) / size - m * m
-                              for r, pos, m in zip(rows, starts, means)) / channels  # fmt: skip
+            noise_power = (
+                sum(looped_sum(squares[r], pos, size, period) / size - m * m for r, pos, m in zip(rows, starts, means))
+                / channels
+            )
             scale = math.sqrt(power / max(noise_power, 1e-24)) * 10.0 ** (-snr / 20.0)
             for c, (r, pos) in enumerate(zip(rows, starts)):
                 for at, piece in excerpt_pieces(bank[r], pos, size):
-                    torch.add(clip[c, at : at + piece.numel()], piece, alpha=scale,
-                              out=out[i, c, at : at + piece.numel()])  # fmt: skip
+                    torch.add(
+                        clip[c, at : at + piece.numel()], piece, alpha=scale, out=out[i, c, at : at + piece.numel()]
+                    )
                 out[i, c, :size].sub_(scale * means[c])
             if size < length:  # the padding of a padded batch
                 out[i, :, size:].copy_(x[i, :, size:])
@@ -172,8 +186,15 @@ class AddBackground(AudioAugment):
 
     identity = {"snr_db": math.inf}
 
-    def __init__(self, source, min_snr_db: float = 3.0, max_snr_db: float = 30.0, max_seconds: float = 600.0,
-                 p: float = 0.5, seed: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        source,
+        min_snr_db: float = 3.0,
+        max_snr_db: float = 30.0,
+        max_seconds: float = 600.0,
+        p: float = 0.5,
+        seed: int | None = None,
+    ):
         from ...files import get_audio_files
 
         super().__init__(p, seed)
@@ -221,8 +242,7 @@ class AddBackground(AudioAugment):
         offset = (self.uniform((n,), 0.0, 1.0, device) * lengths[which]).long()
         background = excerpts(audio, starts[which], lengths[which], offset, x.shape[-1])  # a short one loops
         background = background[:, None, :].expand(-1, x.shape[1], -1)
-        return {"snr_db": self.uniform((n,), self.min_snr_db, self.max_snr_db, device),
-                "background": background}  # fmt: skip
+        return {"snr_db": self.uniform((n,), self.min_snr_db, self.max_snr_db, device), "background": background}
 
     def apply(self, x, snr_db, background):
         scale = rms(x) / (rms(background).clamp_min(1e-12) * torch.pow(10.0, snr_db / 20.0))

@@ -68,8 +68,15 @@ class PitchShift(_GroupedAugment):
         torch.Size([2, 1, 8000])
     """
 
-    def __init__(self, min_semitones: float = -2.0, max_semitones: float = 2.0, step: float = 0.5, n_fft: int = 512,
-                 p: float = 0.3, seed: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        min_semitones: float = -2.0,
+        max_semitones: float = 2.0,
+        step: float = 0.5,
+        n_fft: int = 512,
+        p: float = 0.3,
+        seed: int | None = None,
+    ):
         super().__init__(p, seed)
         self.min_semitones, self.max_semitones = check_range("semitones", min_semitones, max_semitones)
         self.step = check_positive("step", step)
@@ -102,8 +109,15 @@ class TimeStretch(_GroupedAugment):
 
     identity = {"value": 1.0}
 
-    def __init__(self, min_rate: float = 0.8, max_rate: float = 1.25, step: float = 0.05, n_fft: int = 512,
-                 p: float = 0.3, seed: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        min_rate: float = 0.8,
+        max_rate: float = 1.25,
+        step: float = 0.05,
+        n_fft: int = 512,
+        p: float = 0.3,
+        seed: int | None = None,
+    ):
         super().__init__(p, seed)
         self.min_rate, self.max_rate = check_range("rate", min_rate, max_rate)
         check_positive("min_rate", self.min_rate)

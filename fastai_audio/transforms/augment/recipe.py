@@ -11,11 +11,22 @@ from .waveform import RandomGain, RandomShift
 __all__ = ["audio_aug_tfms"]
 
 
-def audio_aug_tfms(*, gain_db: float | None = None, shift: float | None = None, noise_snr_db=(15.0, 40.0),
-                   lowpass: bool = True, reverb: bool = False, eq: bool = False, freq_masks: int = 0,
-                   freq_mask_width: int = 8, time_masks: int = 0, time_mask_width: int = 25, time_warp: int = 0,
-                   p: float = 0.5,
-                   seed: int | None = None) -> list:  # fmt: skip
+def audio_aug_tfms(
+    *,
+    gain_db: float | None = None,
+    shift: float | None = None,
+    noise_snr_db=(15.0, 40.0),
+    lowpass: bool = True,
+    reverb: bool = False,
+    eq: bool = False,
+    freq_masks: int = 0,
+    freq_mask_width: int = 8,
+    time_masks: int = 0,
+    time_mask_width: int = 25,
+    time_warp: int = 0,
+    p: float = 0.5,
+    seed: int | None = None,
+) -> list:
     """An augmentation recipe, like fastai's ``aug_transforms``: add it to ``batch_tfms`` with the front-end.
 
     By default ``AddNoise`` (a random colour per clip, ``noise_snr_db`` range) on the waveform and

@@ -42,9 +42,17 @@ class RandomReverb(AudioAugment):
 
     identity = {"drr_db": math.inf}  # an infinitely dry mix: no reverb
 
-    def __init__(self, min_rt60: float = 0.2, max_rt60: float = 1.0, min_drr_db: float = 0.0,
-                 max_drr_db: float = 15.0, n_rirs: int = 32, sample_rate: int | None = None, p: float = 0.5,
-                 seed: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        min_rt60: float = 0.2,
+        max_rt60: float = 1.0,
+        min_drr_db: float = 0.0,
+        max_drr_db: float = 15.0,
+        n_rirs: int = 32,
+        sample_rate: int | None = None,
+        p: float = 0.5,
+        seed: int | None = None,
+    ):
         super().__init__(p, seed)
         self.min_rt60, self.max_rt60 = check_range("rt60", min_rt60, max_rt60)
         check_positive("min_rt60", self.min_rt60)
@@ -85,8 +93,11 @@ class RandomReverb(AudioAugment):
 
     def _draw(self, x, n, device, meta):
         rir = torch.randint(0, self.n_rirs, (n,), device=device, generator=self.generator(device))
-        return {"rir": rir, "drr_db": self.uniform((n,), self.min_drr_db, self.max_drr_db, device),
-                "sample_rate": self._rate(meta)}  # fmt: skip
+        return {
+            "rir": rir,
+            "drr_db": self.uniform((n,), self.min_drr_db, self.max_drr_db, device),
+            "sample_rate": self._rate(meta),
+        }
 
     def apply(self, x, rir, drr_db, sample_rate: int | None = None):
         """``x + 10 ** (-drr_db / 20) * (x convolved with tail rir)`` for each item of ``(B, C, samples)``:

@@ -26,8 +26,9 @@ class _Mask(_SpecAugment):
     identity = {"widths": 0}
     axis = -2
 
-    def __init__(self, max_width: int, n_masks: int = 2, value: float | str = 0.0, p: float = 0.5,
-                 seed: int | None = None):  # fmt: skip
+    def __init__(
+        self, max_width: int, n_masks: int = 2, value: float | str = 0.0, p: float = 0.5, seed: int | None = None
+    ):
         super().__init__(p, seed)
         self.max_width = check_positive("max_width", max_width, integer=True)
         self.n_masks = check_positive("n_masks", n_masks, integer=True)
@@ -74,8 +75,9 @@ class FrequencyMask(_Mask):
 
     axis = -2
 
-    def __init__(self, max_width: int = 8, n_masks: int = 2, value: float | str = 0.0, p: float = 0.5,
-                 seed: int | None = None):  # fmt: skip
+    def __init__(
+        self, max_width: int = 8, n_masks: int = 2, value: float | str = 0.0, p: float = 0.5, seed: int | None = None
+    ):
         super().__init__(max_width, n_masks, value, p, seed)
 
 
@@ -92,8 +94,9 @@ class TimeMask(_Mask):
 
     axis = -1
 
-    def __init__(self, max_width: int = 25, n_masks: int = 2, value: float | str = 0.0, p: float = 0.5,
-                 seed: int | None = None):  # fmt: skip
+    def __init__(
+        self, max_width: int = 25, n_masks: int = 2, value: float | str = 0.0, p: float = 0.5, seed: int | None = None
+    ):
         super().__init__(max_width, n_masks, value, p, seed)
 
 

@@ -70,13 +70,20 @@ class RandomShift(AudioAugment):
 
     identity = {"shift": 0}
 
-    def __init__(self, min_shift: float = -0.5, max_shift: float = 0.5, rollover: bool = True, p: float = 0.5,
-                 seed: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        min_shift: float = -0.5,
+        max_shift: float = 0.5,
+        rollover: bool = True,
+        p: float = 0.5,
+        seed: int | None = None,
+    ):
         super().__init__(p, seed)
         self.min_shift, self.max_shift = check_range("shift", min_shift, max_shift)
         if max(abs(self.min_shift), abs(self.max_shift)) > 1:
-            raise ParameterError(f"shift is a fraction of the clip's length: keep it within [-1, 1], got "
-                                 f"({min_shift}, {max_shift})")  # fmt: skip
+            raise ParameterError(
+                f"shift is a fraction of the clip's length: keep it within [-1, 1], got ({min_shift}, {max_shift})"
+            )
         self.rollover = rollover
 
     def _draw(self, x, n, device, meta):
