@@ -86,12 +86,10 @@ class Shim:
 SHIMS: dict[str, Shim] = {}
 
 
-def _shim(name: str, *, replaces: str, gain: str, fallback: str):
-    def register(probe):
-        SHIMS[name] = Shim(name, replaces, gain, fallback, probe)
-        return SHIMS[name]
-
-    return register
+def _register(shim: Shim) -> Shim:
+    """Add ``shim`` to ``SHIMS`` (the registry ``check_framework`` and ``use_shims`` go through) and return it."""
+    SHIMS[shim.name] = shim
+    return shim
 
 
 def _is_tuple(x) -> bool:
@@ -108,17 +106,7 @@ def _signature_names(f) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@_shim(
-    "direct_encodes",
-    replaces="fasttransform's Transform._call / Transform._do_call for `encodes`: the hasattr check (plum builds a "
-    "bound dispatcher on every attribute access), plum's method resolution, and retain_type, which changes nothing "
-    "for these transforms (their results are never a superclass of their input)",
-    gain="~3.3 us per transform call (3.8 -> 0.45 us): without it a loader with no worker runs at 0.92 of its speed "
-    "(its labels and readers still go through transforms), one with an item transform at 0.86 (bench/seam.py, "
-    "2-core CPU, 2026-12-04)",
-    fallback="fasttransform's own call path: the same `encodes` method, found by plum",
-)
-def DIRECT_ENCODES() -> str | None:
+def _probe_direct_encodes() -> str | None:
     for name, expected in (
         ("_call", ["self", "nm", "args", "split_idx", "kwargs"]),
         ("_do_call", ["self", "nm", "args", "kwargs"]),
@@ -136,6 +124,20 @@ def DIRECT_ENCODES() -> str | None:
     if _single_encodes(_Probe) is None:
         return "a Transform's `encodes` is no longer a plum Function whose one method is found in `.methods`"
     return None
+
+
+DIRECT_ENCODES = Shim(
+    "direct_encodes",
+    replaces="fasttransform's Transform._call / Transform._do_call for `encodes`: the hasattr check (plum builds a "
+    "bound dispatcher on every attribute access), plum's method resolution, and retain_type, which changes nothing "
+    "for these transforms (their results are never a superclass of their input)",
+    gain="~3.3 us per transform call (3.8 -> 0.45 us): without it a loader with no worker runs at 0.92 of its speed "
+    "(its labels and readers still go through transforms), one with an item transform at 0.86 (bench/seam.py, "
+    "2-core CPU, 2026-12-04)",
+    fallback="fasttransform's own call path: the same `encodes` method, found by plum",
+    probe=_probe_direct_encodes,
+)
+_register(DIRECT_ENCODES)
 
 
 _IMPLS: dict[type, tuple | None] = {}
@@ -195,16 +197,7 @@ class DirectEncodes:
 _ITEM_METHODS = ("create_item", "do_item")  # the DataLoader steps that item_maker unrolls
 
 
-@_shim(
-    "item_maker",
-    replaces="fastai's per-item path, DataLoader.do_item -> create_item -> Datasets.__getitem__ -> "
-    "TfmdLists.__getitem__ -> TfmdLists._after_item: the same pipelines composed directly, without the wrappers",
-    gain="3-10 us a clip, where items are made one by one (loaders with item transforms; the default loader fills "
-    "whole batches without it): without it such a loader with no worker runs at 0.95 of its speed (bench/seam.py, "
-    "2-core CPU, 2026-12-04); the first shim to delete if fastai's per-item path gets cheaper",
-    fallback="fastai's DataLoader.do_item",
-)
-def ITEM_MAKER() -> str | None:
+def _probe_item_maker() -> str | None:
     for owner, name in (
         (DataLoader, "create_item"),
         (DataLoader, "do_item"),
@@ -220,6 +213,19 @@ def ITEM_MAKER() -> str | None:
     if ds[1] != (2,):
         return "a fastai Datasets item is no longer the tuple of its pipelines' results"
     return None
+
+
+ITEM_MAKER = Shim(
+    "item_maker",
+    replaces="fastai's per-item path, DataLoader.do_item -> create_item -> Datasets.__getitem__ -> "
+    "TfmdLists.__getitem__ -> TfmdLists._after_item: the same pipelines composed directly, without the wrappers",
+    gain="3-10 us a clip, where items are made one by one (loaders with item transforms; the default loader fills "
+    "whole batches without it): without it such a loader with no worker runs at 0.95 of its speed (bench/seam.py, "
+    "2-core CPU, 2026-12-04); the first shim to delete if fastai's per-item path gets cheaper",
+    fallback="fastai's DataLoader.do_item",
+    probe=_probe_item_maker,
+)
+_register(ITEM_MAKER)
 
 
 def _plus_one(o):
@@ -269,15 +275,7 @@ def in_main_process(dl):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@_shim(
-    "predict_direct",
-    replaces="fastai's Learner.predict, which builds a test DataLoader for the one item and runs get_preds' callback "
-    "loop: the validation pipeline is applied to the item directly and the model runs under torch.inference_mode",
-    gain="~3-5 ms a call: predict p50 18.4 ms with it, 23.2 ms without (bench/seam.py, 2-core CPU, 2026-12-04; "
-    "9.6 and 12.9 ms on 2026-11-27)",
-    fallback="fastai's Learner.predict (identical result, tested)",
-)
-def PREDICT_DIRECT() -> str | None:
+def _probe_predict_direct() -> str | None:
     from fastai.learner import Learner
 
     params = _signature_names(Learner.predict)
@@ -287,6 +285,18 @@ def PREDICT_DIRECT() -> str | None:
         if not hasattr(DataLoader, name):
             return f"fastai's DataLoader.{name} is gone"
     return None
+
+
+PREDICT_DIRECT = Shim(
+    "predict_direct",
+    replaces="fastai's Learner.predict, which builds a test DataLoader for the one item and runs get_preds' callback "
+    "loop: the validation pipeline is applied to the item directly and the model runs under torch.inference_mode",
+    gain="~3-5 ms a call: predict p50 18.4 ms with it, 23.2 ms without (bench/seam.py, 2-core CPU, 2026-12-04; "
+    "9.6 and 12.9 ms on 2026-11-27)",
+    fallback="fastai's Learner.predict (identical result, tested)",
+    probe=_probe_predict_direct,
+)
+_register(PREDICT_DIRECT)
 
 
 def predict_direct(learn, item, first_tfm: int = 0):
