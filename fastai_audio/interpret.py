@@ -8,7 +8,7 @@ text users see no change.
 
 from __future__ import annotations
 
-from . import _compat  # noqa: F401  (first: it imports fastai with fastai's import-time warning silenced)
+from . import _compat  # (first: it imports fastai with fastai's import-time warning silenced)
 
 # isort: split
 import html
@@ -134,3 +134,6 @@ class AudioInterpretation(ClassificationInterpretation):
             from IPython.display import HTML, display
 
             display(HTML(top_losses_players(self, k, largest)))
+
+
+_compat.expect_dispatch(TensorAudio)  # check_framework checks that fastai dispatches the methods above

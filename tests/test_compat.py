@@ -299,3 +299,19 @@ def test_every_transform_of_the_package_takes_the_direct_path():
     assert len(classes) > 20
     slow = [c.__qualname__ for c in classes if _single_encodes(c) is None]
     assert not slow, f"these transforms take fasttransform's slow path: {slow}"
+
+
+def test_the_dispatch_contract_checks_the_types_handed_to_the_seam(monkeypatch):
+    """The seam imports nothing of the package: interpret.py hands it the audio type, and a type whose plot methods
+    fastai does not dispatch is reported."""
+    import fastai_audio.interpret  # noqa: F401  (registers TensorAudio's methods and hands the type over)
+    from fastai_audio.core import TensorAudio
+
+    assert TensorAudio in _compat._DISPATCHED and check_framework() == []
+
+    class Unregistered(torch.Tensor):
+        pass
+
+    monkeypatch.setattr(_compat, "_DISPATCHED", [Unregistered])
+    problems = check_framework()
+    assert len(problems) == 3 and all("contract 'type_dispatch'" in p and "not registered" in p for p in problems)
