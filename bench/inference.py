@@ -71,7 +71,7 @@ def onnx_predict_ms(learn, clip, runs: int):
     decoding included, as ``predict(path)`` is timed; ``None`` without the serve extra."""
     try:
         from fastai_audio.export import export_onnx
-        from fastai_audio.serve import OnnxClassifier
+        from fastai_audio.runtime import OnnxClassifier
     except ImportError:
         print("(onnxruntime not installed: no ONNX row; pip install 'fastai_audio[serve]')")
         return None

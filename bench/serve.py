@@ -39,7 +39,7 @@ from inference import long_recording
 from fastai_audio.data import AudioDataLoaders
 from fastai_audio.datasets import read_nsynth, synth_nsynth
 from fastai_audio.learner import audio_learner
-from fastai_audio.serve import OnnxClassifier
+from fastai_audio.runtime import OnnxClassifier
 from fastai_audio.transforms import mel_transforms
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"

@@ -298,7 +298,7 @@ def _predict_onnx(model: Path, files: list, window, hop):
     import pandas as pd
 
     from .inference import WindowPredictions
-    from .serve import OnnxClassifier
+    from .runtime import OnnxClassifier
 
     clf = OnnxClassifier(model)
     if window is None:

@@ -1,7 +1,7 @@
 """The decode core: where every audio byte the library reads becomes samples. numpy and soundfile only, no torch.
 
 The loaders (``io.read_span``, the batch filler), the shards, ``fastai-audio check`` and the torch-free ONNX
-runtime (``fastai_audio.serve``) and its server all read audio here, so a broken file gets the same typed error
+runtime (``fastai_audio.runtime``) and its server all read audio here, so a broken file gets the same typed error
 (``fastai_audio.errors``) whichever of them meets it:
 
 - ``EmptyAudioError``: 0 bytes, or no samples;

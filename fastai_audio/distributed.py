@@ -49,8 +49,8 @@ from fastai.torch_core import num_distrib, rank_distrib
 from fastcore.basics import noop
 from torch import nn
 
+from .data.audio_dl import AudioDL, ExactPass
 from .data.fill import filler_for
-from .data.loader import AudioDL, ExactPass
 from .data.workers import fork_available
 from .errors import ParameterError
 

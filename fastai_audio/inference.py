@@ -12,7 +12,7 @@ import torch
 from .core import TensorAudio
 from .errors import ParameterError
 from .io import load_audio
-from .serve import MAX_WINDOWS, check_windows, window_starts
+from .runtime import MAX_WINDOWS, check_windows, window_starts
 from .transforms import OpenAudio
 from .transforms.item import find_opener
 

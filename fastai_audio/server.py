@@ -36,7 +36,7 @@ from .errors import (
     ParameterError,
     UndecodableAudioError,
 )
-from .serve import OnnxClassifier, check_windows, decode_bytes
+from .runtime import OnnxClassifier, check_windows, decode_bytes
 
 __all__ = ["create_app"]
 

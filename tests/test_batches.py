@@ -18,10 +18,10 @@ import soundfile as sf
 import torch
 from conftest import assert_same_batches, sine, write
 
-import fastai_audio.data.loader as loader_module
+import fastai_audio.data.audio_dl as loader_module
 from fastai_audio.data import AudioDataLoaders
+from fastai_audio.data.audio_dl import AudioDL
 from fastai_audio.data.fill import filler_for
-from fastai_audio.data.loader import AudioDL
 from fastai_audio.data.transfer import _to_float
 from fastai_audio.errors import AudioFileError, TruncatedAudioError
 

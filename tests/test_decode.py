@@ -109,7 +109,7 @@ READERS = {
     "load_audio": lambda p: load_audio(p, sample_rate=16000, mono=True),
     "read_span (the loaders)": lambda p: read_span(p, lambda total, rate: (0, -1)),
     "scan_audio (check)": lambda p: scan_audio(p),
-    "decode_bytes (the server)": lambda p: __import__("fastai_audio.serve", fromlist=["decode_bytes"]).decode_bytes(
+    "decode_bytes (the server)": lambda p: __import__("fastai_audio.runtime", fromlist=["decode_bytes"]).decode_bytes(
         p.read_bytes()
     ),
     "shards": _shard_reader,

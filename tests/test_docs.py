@@ -63,6 +63,10 @@ PUBLIC_MODULES = [
     "fastai_audio.interpret",
     "fastai_audio.inference",
     "fastai_audio.models",
+    "fastai_audio.runtime",
+    "fastai_audio.server",
+    "fastai_audio.atomic",
+    "fastai_audio.distributed",
 ]
 
 

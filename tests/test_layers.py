@@ -27,7 +27,8 @@ RANK = {
     "models": 1,
     "_compat": 1,
     "files": 2,
-    "serve": 2.5,
+    "runtime": 2.5,
+    "serve": 2.55,  # (the runtime's old name: a deprecated alias)
     "server": 2.6,
     "io": 3,
     "core": 4,
@@ -42,7 +43,6 @@ RANK = {
     "cli": 9,
     "all": 9,
 }
-# imports against the order, made inside a function on purpose
 ALLOWED: dict = {}  # imports against the order, made inside a function on purpose (none today)
 
 

@@ -1,4 +1,4 @@
-"""fastai_audio.data.loader: AudioDL collates safely, pads variable-length batches, buckets by length, and makes
+"""fastai_audio.data.audio_dl: AudioDL collates safely, pads variable-length batches, buckets by length, and makes
 items as fastai's own per-item path does."""
 
 import numpy as np
@@ -110,3 +110,17 @@ def test_a_replaced_item_step_takes_fastais_item_path(mixed_folder):
     assert item_maker(dl) is None
     x, _ = dl.one_batch()
     assert made == [0, 1, 2, 3] and x.shape == (4, 1, 8000)
+
+
+def test_the_old_module_name_still_loads_learners_pickled_with_it():
+    """Exported learners name their loaders' class by module: ``fastai_audio.data.loader.AudioDL`` before the
+    rename. It still unpickles, with a deprecation warning."""
+    import pickle
+    import sys
+
+    from fastai_audio.data.audio_dl import AudioDL
+
+    sys.modules.pop("fastai_audio.data.loader", None)
+    with pytest.warns(DeprecationWarning, match="fastai_audio.data.loader is now fastai_audio.data.audio_dl"):
+        cls = pickle.loads(b"cfastai_audio.data.loader\nAudioDL\n.")
+    assert cls is AudioDL and AudioDL.__module__ == "fastai_audio.data.audio_dl"

@@ -270,7 +270,7 @@ def test_pretrained_without_the_file_says_where_to_get_it(dls32k, tmp_path, monk
 
 def test_a_panns_learner_exports_to_one_onnx_graph(dls32k, tmp_path):
     pytest.importorskip("onnxruntime")
-    from fastai_audio.serve import OnnxClassifier
+    from fastai_audio.runtime import OnnxClassifier
 
     learn = audio_learner(dls32k, "cnn6", pretrained=False)
     path = learn.export_onnx(tmp_path / "cnn6.onnx")  # checked against the model by ONNX Runtime as it is written

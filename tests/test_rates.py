@@ -13,7 +13,7 @@ from conftest import peak_frequency, sine
 from fastai_audio.errors import ParameterError
 from fastai_audio.io import _resampler, resample
 from fastai_audio.rates import MAX_KERNEL, kernel_size, resampled_length, resampling_pair
-from fastai_audio.serve import _sinc_kernel, resample_np
+from fastai_audio.runtime import _sinc_kernel, resample_np
 
 
 @pytest.mark.parametrize(

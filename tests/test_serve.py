@@ -1,4 +1,4 @@
-"""The torch-free runtime (fastai_audio.serve): the exported graph with the loaders' audio preparation."""
+"""The torch-free runtime (fastai_audio.runtime): the exported graph with the loaders' audio preparation."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ pytest.importorskip("onnxscript")
 from fastai_audio.all import AudioDataLoaders, mel_transforms  # noqa: E402
 from fastai_audio.errors import AudioFileError, ParameterError  # noqa: E402
 from fastai_audio.inference import predict_files, predict_windows  # noqa: E402
-from fastai_audio.serve import OnnxClassifier  # noqa: E402
+from fastai_audio.runtime import OnnxClassifier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +104,7 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split('.')[0] in ('torch', 'torchaudio', 'torchvision', 'fastai', 'fastcore', 'fasttransform'):
             raise ImportError('blocked: ' + name)
 sys.meta_path.insert(0, Block())
-from fastai_audio.serve import OnnxClassifier
+from fastai_audio.runtime import OnnxClassifier
 label, index, probs = OnnxClassifier({str(path)!r}).predict({str(files[0])!r})
 assert not any(m.split('.')[0] in ('torch', 'fastai') for m in sys.modules), sorted(sys.modules)
 print(label)
@@ -127,7 +127,7 @@ from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from fastai_audio.io import load_audio  # noqa: E402
-from fastai_audio.serve import decode_bytes  # noqa: E402
+from fastai_audio.runtime import decode_bytes  # noqa: E402
 
 # every container soundfile writes, with a subtype it accepts there
 FORMATS = [
@@ -303,7 +303,7 @@ def lying_wav(draw) -> bytes:
 @settings(max_examples=200, deadline=None)
 @given(data=lying_wav())
 def test_headers_that_lie_give_a_clip_or_a_typed_error_and_bounded_reads(data):
-    from fastai_audio.serve import decode_bytes
+    from fastai_audio.runtime import decode_bytes
 
     try:
         wav, rate = decode_bytes(data, max_samples=10**6)
@@ -343,7 +343,7 @@ def test_headers_that_lie_give_a_clip_or_a_typed_error_and_bounded_reads(data):
 )
 @example(meta={"labels": '["a"]', "sample_rate": "NAN"}, width=None)  # (found by this test: a raw ValueError)
 def test_any_metadata_is_read_whole_or_refused_naming_a_field(meta, width):
-    from fastai_audio.serve import _read_metadata
+    from fastai_audio.runtime import _read_metadata
 
     try:
         labels, config, multi, threshold = _read_metadata(meta, width)
@@ -353,3 +353,13 @@ def test_any_metadata_is_read_whole_or_refused_naming_a_field(meta, width):
     assert labels and all(isinstance(v, str) for v in labels) and len(set(labels)) == len(labels)
     assert width is None or width == len(labels)
     assert config.sample_rate > 0 and (config.duration is None or config.duration > 0) and 0 < threshold < 1
+
+
+def test_the_runtimes_old_module_name_still_works_and_warns():
+    import importlib
+    import sys
+
+    sys.modules.pop("fastai_audio.serve", None)
+    with pytest.warns(DeprecationWarning, match="fastai_audio.serve is now fastai_audio.runtime"):
+        old = importlib.import_module("fastai_audio.serve")
+    assert old.OnnxClassifier is OnnxClassifier and set(old.__all__) >= {"OnnxClassifier", "decode_bytes"}

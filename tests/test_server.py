@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from fastai_audio.all import AudioDataLoaders, mel_transforms  # noqa: E402
-from fastai_audio.serve import OnnxClassifier  # noqa: E402
+from fastai_audio.runtime import OnnxClassifier  # noqa: E402
 from fastai_audio.server import create_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

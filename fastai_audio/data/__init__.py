@@ -3,10 +3,10 @@
 from .. import _compat  # noqa: F401  (first: it imports fastai with fastai's import-time warning silenced)
 
 # isort: split
+from .audio_dl import AudioDL
 from .block import AudioBlock, RegexLabeller, get_audio_files
 from .check import check_audio_files, drop_bad_files
 from .itemlist import AudioItemList
-from .loader import AudioDL
 from .loaders import AudioDataLoaders
 from .pack import pack
 from .shards import ShardDL, read_shard_index, write_shards

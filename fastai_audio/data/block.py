@@ -12,7 +12,7 @@ from ..audio_config import AudioConfig
 from ..errors import ParameterError
 from ..files import get_audio_files
 from ..transforms.item import OpenAudio
-from .loader import AudioDL
+from .audio_dl import AudioDL
 
 __all__ = ["AudioBlock", "get_audio_files", "RegexLabeller"]
 

@@ -51,9 +51,9 @@ from ..errors import AudioFileError, ParameterError
 from ..files import audio_info
 from ..io import pcm_to_float
 from ..transforms.item import OpenAudio
+from .audio_dl import AudioDL, ExactPass
 from .fill import BatchFiller, ClipPlan, FilledBatch, RowError, compose, has_steps
 from .items import FastCategorize, is_multi_label, label_of, source_path
-from .loader import AudioDL, ExactPass
 from .tarstream import BrokenShardError, tar_samples
 from .workers import fork_available
 
