@@ -50,12 +50,8 @@ def test_windows_cover_a_long_file_exactly(df_learner, tmp_path, seconds):
     ],
 )
 def test_windows_out_of_bounds_are_refused_before_any_is_made(df_learner, kwargs, reason):
-    import time
-
     from fastai_audio.errors import ParameterError
     from fastai_audio.inference import predict_windows
 
-    start = time.perf_counter()
-    with pytest.raises(ParameterError, match=reason):
+    with pytest.raises(ParameterError, match=reason):  # (before, hop=1e-300 built windows without end)
         predict_windows(df_learner, np.zeros(6 * 16000, np.float32), sample_rate=16000, **kwargs)
-    assert time.perf_counter() - start < 1.0

@@ -173,10 +173,8 @@ def test_a_real_uvicorn_server_answers_a_burst_of_concurrent_requests(onnx_model
     ],
 )
 def test_a_query_string_out_of_bounds_gets_422_json_at_once(client, query, reason):
-    start = time.perf_counter()
-    res = client.post(f"/predict?{query}", content=wav_bytes())
+    res = client.post(f"/predict?{query}", content=wav_bytes())  # (before the fix, hop=1e-300 never came back)
     assert res.status_code == 422 and reason in res.json()["error"], res.text
-    assert time.perf_counter() - start < 1.0
 
 
 def test_a_long_recording_with_a_tiny_hop_is_refused_before_any_window_is_made(client):
@@ -208,22 +206,27 @@ def test_decoded_samples_are_bounded_from_the_header(client):
 
 
 def test_decoding_runs_off_the_event_loop(onnx_model, monkeypatch):
+    """A decode that waits until /health has been answered: on the event loop, neither could ever finish."""
     import fastai_audio.server as server
 
-    def slow(*args, **kwargs):
-        time.sleep(1.5)
+    started, answered = threading.Event(), threading.Event()
+
+    def waits_for_health(*args, **kwargs):
+        started.set()
+        assert answered.wait(30), "/health was not answered while a request was being decoded"
         return real(*args, **kwargs)
 
     real = server.decode_bytes
-    monkeypatch.setattr(server, "decode_bytes", slow)
+    monkeypatch.setattr(server, "decode_bytes", waits_for_health)
     with TestClient(create_app(onnx_model[0])) as c:
-        worker = threading.Thread(target=lambda: c.post("/predict", content=wav_bytes()))
+        statuses = []
+        worker = threading.Thread(target=lambda: statuses.append(c.post("/predict", content=wav_bytes()).status_code))
         worker.start()
-        time.sleep(0.3)
-        start = time.perf_counter()
-        assert c.get("/health").status_code == 200
-        assert time.perf_counter() - start < 0.5  # answered while the decode sleeps
+        assert started.wait(30)
+        assert c.get("/health").status_code == 200  # while the decode is still waiting
+        answered.set()
         worker.join()
+        assert statuses == [200]
 
 
 def test_every_error_is_json_with_an_error_key(client):
@@ -286,8 +289,8 @@ def test_stalled_and_slow_clients_are_cut_off_and_sigterm_drains(onnx_model):
         start = time.perf_counter()
         proc.terminate()
         log = proc.communicate(timeout=30)[1]
-    # uvicorn shuts down gracefully, then re-raises SIGTERM so that the exit status tells why the process ended
-    assert proc.returncode in (0, -15) and time.perf_counter() - start < 15 and "Traceback" not in log, log
+    # uvicorn shuts down gracefully (within its 10 s), then re-raises SIGTERM so that the exit status tells why
+    assert proc.returncode in (0, -15) and time.perf_counter() - start < 30 and "Traceback" not in log, log
 
 
 def test_a_request_at_the_limits_allocates_a_bounded_amount(onnx_model):

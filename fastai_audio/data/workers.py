@@ -180,6 +180,7 @@ class WorkerPool:
         for p in self._procs:
             p.start()
         self._tasks_of: dict[int, list] = {}
+        self._stale: set[int] = set()  # tasks of abandoned epochs whose results have not come back yet
         self._closed, self._owner = False, os.getpid()
         weakref.finalize(self, _shutdown, self._procs, self._queues, self._owner)
 
@@ -206,9 +207,11 @@ class WorkerPool:
         self._copying[slot] = event
 
     def in_use(self) -> int:
-        """Slots holding a batch that is not yet freed, or whose copy to a device is still running."""
+        """Slots holding a batch that is not yet freed, or whose copy to a device is still running (the tasks of
+        abandoned epochs are waited for first)."""
         if self.memory is None:
             return 0
+        self._settle()
         copying = sum(1 for slot in self._free if slot in self._copying and not self._copying[slot].query())
         return self.memory.count - len(self._free) + copying
 
@@ -220,6 +223,7 @@ class WorkerPool:
         if self._closed:
             raise RuntimeError("this loader's worker pool is closed")
         self._check_alive()
+        self._settle()
         tasks, pending, done = iter(tasks), deque(), {}
         try:
             while True:
@@ -258,7 +262,9 @@ class WorkerPool:
         tid, _, slot = msg[:3]
         if tid in wanted:
             done[tid] = msg
-        elif slot is not None:  # a task of an abandoned epoch: its slot is free again
+            return
+        self._stale.discard(tid)
+        if slot is not None:  # a task of an abandoned epoch: its slot is free again
             self._free.append(slot)
 
     def _result(self, msg):
@@ -281,10 +287,12 @@ class WorkerPool:
         """An epoch left before its end: drop its queued tasks and free the slots of its finished ones."""
         if self._closed:  # (the queue holds the workers' stop signals now)
             return
+        drained = set()
         for tasks in self._queues[: len(self._queues) if self.routed else 1]:
             try:
                 while True:
                     task = tasks.get_nowait()
+                    drained.add(task[0])
                     if task[3] is not None:
                         self._free.append(task[3])
             except queue.Empty:
@@ -292,7 +300,15 @@ class WorkerPool:
         for msg in done.values():
             if msg[2] is not None:
                 self._free.append(msg[2])
+        # tasks a worker had taken (or that were still on their way to the queue): their results come later
+        self._stale.update(tid for tid in pending if tid not in done and tid not in drained)
         self._tasks_of.clear()
+
+    def _settle(self):
+        """Wait for the results of the tasks of abandoned epochs still in the workers' hands, freeing their slots
+        (before an epoch starts, and before slots are counted)."""
+        while self._stale and not self._closed:
+            self._receive({}, set())
 
     def _check_alive(self):
         for w, p in enumerate(self._procs):
