@@ -1,9 +1,12 @@
-"""Networks made for audio, beside the ImageNet CNNs ``audio_learner`` adapts: PANNs' AudioSet CNNs (``panns``).
+"""Networks made for audio, beside the ImageNet CNNs ``audio_learner`` adapts: PANNs' AudioSet CNNs (``panns``) and
+MusiCNN with the ``musicnn`` package's MagnaTagATune and Million Song Dataset weights (``musicnn``, read by
+``tf_checkpoint`` without TensorFlow).
 
-Pure torch, no fastai: ``audio_learner(dls, "cnn14", weights=...)`` builds them; ``create_panns`` alone gives the
-network.
+Pure torch, no fastai: ``audio_learner(dls, "cnn14", weights=...)`` builds the PANNs; ``create_panns`` and
+``MusiCNN`` alone give the networks.
 """
 
+from .musicnn import MUSICNN_CHECKPOINTS, MusiCNN, load_musicnn_weights, musicnn_checkpoint
 from .panns import (
     PANNS_ARCHS,
     PANNS_CHECKPOINTS,
@@ -18,6 +21,10 @@ from .panns import (
 )
 
 __all__ = [
+    "MUSICNN_CHECKPOINTS",
+    "MusiCNN",
+    "load_musicnn_weights",
+    "musicnn_checkpoint",
     "PANNS_ARCHS",
     "PANNS_CHECKPOINTS",
     "Cnn6",

@@ -1,0 +1,196 @@
+"""MusiCNN (Pons and Serra, 2019) in PyTorch, loading the checkpoints the ``musicnn`` package ships, without
+TensorFlow.
+
+The network takes log-mel patches ``(batch, 1, 96 mels, frames)`` (``mel_transforms``' layout; the published models
+saw 3 s patches of 187 frames: 16 kHz, n_fft 512, hop 256, ``log10(1 + 10000 x)``) and returns 50 tag logits:
+
+- front-end: batch norm of the input, then five convolutions that read musical shapes: two timbral filter banks
+  (7 frames by 40 % and 70 % of the mel bands) and three temporal ones (128, 64 and 32 frames by one band), each
+  followed by ReLU, batch norm and a max over the bands;
+- mid-end: three 7-frame convolutions over the 561 front-end features, the last two residual;
+- back-end: max and mean over time of every feature (front- and mid-end, 753), batch norm, a dense layer of 200 with
+  ReLU and batch norm, and the tag layer.
+
+Weights come from the TensorFlow checkpoints (``read_tf_checkpoint``); the tensors are mapped by the order in which
+the original graph created its layers (``conv2d``, ``conv2d_1``... ``batch_normalization_10``, ``dense``,
+``dense_1``). TensorFlow's batch norm uses eps 1e-3, and its 'same' padding puts the odd sample at the end: both are
+kept here, so the outputs are the original's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import AudioFileError, ParameterError
+from .tf_checkpoint import read_tf_checkpoint
+
+__all__ = ["MUSICNN_CHECKPOINTS", "MusiCNN", "load_musicnn_weights", "musicnn_checkpoint"]
+
+#: The checkpoints the ``musicnn`` package ships, by the names ``musicnn_checkpoint`` takes.
+MUSICNN_CHECKPOINTS = ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg")
+_BN_EPS = 1e-3  # TensorFlow's batch-norm default
+
+
+def _bn(channels: int) -> nn.BatchNorm1d:
+    return nn.BatchNorm1d(channels, eps=_BN_EPS)
+
+
+def _bn2(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=_BN_EPS)
+
+
+class MusiCNN(nn.Module):
+    """MusiCNN (see the module's notes): log-mels ``(batch, 1, n_mels, frames)`` -> tag logits ``(batch, n_out)``.
+
+    Args:
+        n_out: outputs (50 tags for the published models).
+        n_mels: mel bands of the input (96 for the published models; the timbral filters span 40 % and 70 %).
+        mid_filters: filters of the mid-end convolutions (64; 512 for MSD's "big" model).
+        dense_units: units of the penultimate layer (200; 500 for "big").
+
+    Examples:
+        >>> model = MusiCNN().eval()
+        >>> model(torch.randn(2, 1, 96, 187)).shape
+        torch.Size([2, 50])
+    """
+
+    def __init__(self, n_out: int = 50, n_mels: int = 96, mid_filters: int = 64, dense_units: int = 200):
+        super().__init__()
+        timbral, temporal = 204, 51  # int(1.6 * 128), int(1.6 * 32)
+        self.input_bn = nn.BatchNorm2d(1, eps=_BN_EPS)
+        self.timbral = nn.ModuleList(nn.Conv2d(1, timbral, (int(f * n_mels), 7)) for f in (0.4, 0.7))
+        self.temporal = nn.ModuleList(nn.Conv2d(1, temporal, (1, k)) for k in (128, 64, 32))
+        self.front_bns = nn.ModuleList(_bn2(c) for c in (timbral, timbral, temporal, temporal, temporal))
+        front = 2 * timbral + 3 * temporal  # 561
+        self.mid = nn.ModuleList(
+            [nn.Conv1d(front, mid_filters, 7, padding=3)]
+            + [nn.Conv1d(mid_filters, mid_filters, 7, padding=3) for _ in range(2)]
+        )
+        self.mid_bns = nn.ModuleList(_bn(mid_filters) for _ in range(3))
+        features = front + 3 * mid_filters  # 753
+        self.pool_bn = _bn(2 * features)
+        self.dense = nn.Linear(2 * features, dense_units)
+        self.dense_bn = _bn(dense_units)
+        self.head = nn.Linear(dense_units, n_out)
+        self.dropout = nn.Dropout(0.5)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled features before the dense layers: ``(batch, 2 * 753)``, max and mean over time of each
+        front- and mid-end feature, interleaved as the original flattens them."""
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ParameterError(f"MusiCNN takes log-mels of shape (batch, 1, n_mels, frames), got {tuple(x.shape)}")
+        x = self.input_bn(x)
+        maps = []
+        for conv, bn in zip(self.timbral, self.front_bns[:2]):  # 'valid' over bands, time padded by 3 each side
+            maps.append(bn(F.relu(conv(F.pad(x, (3, 3))))).amax(dim=2))
+        for conv, bn in zip(self.temporal, self.front_bns[2:]):  # TensorFlow's 'same': the odd sample at the end
+            k = conv.kernel_size[1]
+            maps.append(bn(F.relu(conv(F.pad(x, ((k - 1) // 2, k // 2))))).amax(dim=2))
+        front = torch.cat(maps, dim=1)  # (batch, 561, frames)
+        mids, h = [], front
+        for i, (conv, bn) in enumerate(zip(self.mid, self.mid_bns)):
+            out = bn(F.relu(conv(h)))
+            h = out if i == 0 else out + h
+            mids.append(h)
+        every = torch.cat([front, *mids], dim=1)  # (batch, 753, frames)
+        return torch.stack([every.amax(dim=2), every.mean(dim=2)], dim=-1).flatten(1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer, ``(batch, dense_units)``: the embedding the MusiCNN papers probe."""
+        return self.dense_bn(F.relu(self.dense(self.dropout(self.pool_bn(self.features(x))))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.embed(x)))
+
+
+def musicnn_checkpoint(name: str = "MTT_musicnn") -> str:
+    """The prefix of one of the checkpoints the installed ``musicnn`` package ships (local files only; nothing is
+    downloaded), for ``read_tf_checkpoint`` or ``load_musicnn_weights``.
+
+    Raises:
+        ParameterError: an unknown name. AudioFileError: the package is not installed, or lacks the files.
+
+    Examples:
+        >>> musicnn_checkpoint("MTT_musicnn").endswith("MTT_musicnn/")  # doctest: +SKIP
+        True
+    """
+    if name not in MUSICNN_CHECKPOINTS:
+        raise ParameterError(f"unknown MusiCNN checkpoint {name!r}: pick one of {list(MUSICNN_CHECKPOINTS)}")
+    spec = importlib.util.find_spec("musicnn")
+    if spec is None or spec.origin is None:
+        raise AudioFileError(
+            "musicnn",
+            "is not installed: `pip install --no-deps musicnn` (29 MB; TensorFlow, which "
+            "it declares, is not needed to read its checkpoints)",
+        )
+    folder = Path(spec.origin).parent / name
+    if not (folder / ".index").is_file():
+        raise AudioFileError(folder, "holds no checkpoint (.index): reinstall the musicnn package")
+    return f"{folder}/"
+
+
+def load_musicnn_weights(model: MusiCNN, checkpoint: str, head: bool = True) -> MusiCNN:
+    """Copy a MusiCNN TensorFlow checkpoint (a ``musicnn_checkpoint`` name or a prefix) into ``model``.
+
+    Args:
+        model: a ``MusiCNN`` of the checkpoint's sizes.
+        checkpoint: ``'MTT_musicnn'``, ``'MSD_musicnn'``, or the prefix of a checkpoint of the same graph.
+        head: also copy the tag layer (``False`` keeps ``model.head``, e.g. for another number of classes).
+
+    Raises:
+        AudioFileError: a missing tensor, or one whose shape does not fit, naming both.
+
+    Examples:
+        >>> model = load_musicnn_weights(MusiCNN(), "MTT_musicnn")  # doctest: +SKIP
+    """
+    prefix = musicnn_checkpoint(checkpoint) if checkpoint in MUSICNN_CHECKPOINTS else checkpoint
+    tf = {k: v for k, v in read_tf_checkpoint(prefix).items() if "Adam" not in k and "power" not in k}
+    conv_w = lambda w: torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 1, 0)))  # noqa: E731  (t,f,in,out) -> (out,in,f,t)
+    mid_w = lambda w: torch.from_numpy(np.ascontiguousarray(w[:, :, 0, :].transpose(2, 1, 0)))  # noqa: E731
+    convs = [*model.timbral, *model.temporal]
+    targets = {}
+    for i, conv in enumerate(convs):
+        targets[f"conv2d{'' if i == 0 else f'_{i}'}"] = (conv, conv_w)
+    for i, conv in enumerate(model.mid):
+        targets[f"conv2d_{5 + i}"] = (conv, mid_w)
+    bns = [model.input_bn, *model.front_bns, *model.mid_bns, model.pool_bn, model.dense_bn]
+    for i, bn in enumerate(bns):
+        targets[f"batch_normalization{'' if i == 0 else f'_{i}'}"] = (bn, None)
+    transpose = lambda w: torch.from_numpy(np.ascontiguousarray(w.T))  # noqa: E731
+    targets["dense"] = (model.dense, transpose)
+    if head:
+        targets["dense_1"] = (model.head, transpose)
+    with torch.no_grad():
+        for scope, (layer, weight) in targets.items():
+            if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                pairs = {
+                    "beta": layer.bias,
+                    "gamma": layer.weight,
+                    "moving_mean": layer.running_mean,
+                    "moving_variance": layer.running_var,
+                }
+                for name, param in pairs.items():
+                    _copy(tf, f"{scope}/{name}", param, torch.from_numpy, prefix)
+            else:
+                _copy(tf, f"{scope}/kernel", layer.weight, weight, prefix)
+                _copy(tf, f"{scope}/bias", layer.bias, torch.from_numpy, prefix)
+    return model
+
+
+def _copy(tensors: dict, name: str, param: torch.Tensor, convert, prefix: str):
+    if name not in tensors:
+        raise AudioFileError(prefix, f"has no tensor {name!r}: not a checkpoint of this MusiCNN graph")
+    value = convert(tensors[name])
+    if tuple(value.shape) != tuple(param.shape):
+        raise AudioFileError(
+            prefix,
+            f"tensor {name!r} has shape {tuple(tensors[name].shape)}, which does not fit "
+            f"the model's {tuple(param.shape)}: build MusiCNN with the checkpoint's sizes",
+        )
+    param.copy_(value)

@@ -1,0 +1,61 @@
+"""MusiCNN in PyTorch (fastai_audio.models.musicnn): shapes, and the musicnn wheel's checkpoints loaded without
+TensorFlow. Equality with the original TensorFlow graph is bench/musicnn_check.py's (it needs TensorFlow): tag
+probabilities within 3.1e-6 of it on FSDD recordings and rendered notes."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+from test_tf_checkpoint import write_checkpoint
+
+from fastai_audio.errors import AudioFileError, ParameterError
+from fastai_audio.models import MusiCNN, load_musicnn_weights, musicnn_checkpoint
+from fastai_audio.models.tf_checkpoint import read_tf_checkpoint
+
+needs_musicnn = pytest.mark.skipif(
+    importlib.util.find_spec("musicnn") is None,
+    reason="the musicnn wheel is not installed (pip install --no-deps musicnn): its checkpoints are the test",
+)
+
+
+def test_shapes_of_the_published_network():
+    model = MusiCNN().eval()
+    x = torch.randn(3, 1, 96, 187)
+    assert model(x).shape == (3, 50) and model.embed(x).shape == (3, 200) and model.features(x).shape == (3, 1506)
+    assert model(torch.randn(1, 1, 96, 40)).shape == (1, 50)  # any length of at least a patch's filters
+    with pytest.raises(ParameterError, match=r"log-mels of shape \(batch, 1, n_mels, frames\), got \(3, 96, 187\)"):
+        model(x[:, 0])
+
+
+@needs_musicnn
+@pytest.mark.parametrize("name", ["MTT_musicnn", "MSD_musicnn"])
+def test_every_tensor_of_the_checkpoint_lands_in_the_network(name):
+    model = load_musicnn_weights(MusiCNN(), name)
+    tf = read_tf_checkpoint(musicnn_checkpoint(name))
+    assert torch.equal(model.head.weight, torch.from_numpy(tf["dense_1/kernel"].T))
+    assert torch.equal(model.timbral[0].weight[5, 0, :, 2], torch.from_numpy(tf["conv2d/kernel"][2, :, 0, 5]))
+    assert torch.equal(model.mid[1].weight[7, 3], torch.from_numpy(tf["conv2d_6/kernel"][:, 3, 0, 7]))
+    assert torch.equal(model.pool_bn.running_var, torch.from_numpy(tf["batch_normalization_9/moving_variance"]))
+    used = 2 * (5 + 3 + 2) + 4 * 11  # kernels and biases of 10 layers, 4 tensors of 11 batch norms
+    assert used == len([k for k in tf if "Adam" not in k and "power" not in k])
+
+
+@needs_musicnn
+def test_a_new_head_keeps_the_body_and_wrong_sizes_name_the_tensor():
+    model = load_musicnn_weights(MusiCNN(n_out=11), "MTT_musicnn", head=False)
+    assert model.head.weight.shape == (11, 200)
+    with pytest.raises(AudioFileError, match=r"tensor 'dense_1/kernel' has shape \(200, 50\), which does not fit"):
+        load_musicnn_weights(MusiCNN(n_out=11), "MTT_musicnn")
+    with pytest.raises(AudioFileError, match=r"tensor 'conv2d_5/kernel' has shape \(7, 561, 1, 64\)"):
+        load_musicnn_weights(MusiCNN(mid_filters=512), "MSD_musicnn")
+
+
+def test_a_checkpoint_of_another_graph_names_the_missing_tensor(tmp_path):
+    prefix = str(tmp_path / "other")
+    write_checkpoint(prefix, {"conv2d/kernel": torch.zeros(7, 38, 1, 204).numpy()}, {"conv2d/kernel": 1})
+    with pytest.raises(AudioFileError, match="has no tensor 'conv2d/bias': not a checkpoint of this MusiCNN graph"):
+        load_musicnn_weights(MusiCNN(), prefix)
+    with pytest.raises(ParameterError, match="unknown MusiCNN checkpoint 'MTT'"):
+        musicnn_checkpoint("MTT")
