@@ -36,6 +36,7 @@ from ._validate import check_positive
 from .atomic import atomic_file
 from .core import TensorAudio, TensorSpectrogram
 from .errors import AudioFileError, ParameterError
+from .models.musicnn import musicnn_splitter
 from .models.panns import PANNS_ARCHS, create_panns, panns_splitter, torch_load
 from .transforms.item import find_opener
 from .transforms.spectral import _SPECTRAL_TFMS, AudioFrontEnd, _device_of
@@ -492,6 +493,30 @@ def _panns_learner(dls, arch: str, n_out: int, *, pretrained: bool, weights, **k
     return model, weights
 
 
+def _musicnn_learner(dls, n_out: int, *, pretrained: bool, weights) -> tuple[nn.Module, bool]:
+    """MusiCNN for ``n_out`` outputs, with the ``musicnn`` package's weights (``'MTT'``, ``'MSD'``, or a checkpoint
+    prefix; ``pretrained`` without ``weights``: ``'MTT'``): its 50-tag layer kept for 50 outputs, a new one
+    otherwise."""
+    from .models.musicnn import MusiCNN, load_musicnn_weights
+
+    x = dls.one_batch()[0]
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ParameterError(
+            f"MusiCNN takes log-mel batches (batch, 1, mels, frames); the loaders give {type(x).__name__} "
+            f"{tuple(x.shape)}: build them with sample_rate=16000 and a 96-mel front-end in batch_tfms"
+        )
+    model = MusiCNN(n_out, n_mels=int(x.shape[2]))
+    if weights is None and pretrained:
+        weights = "MTT"
+    if weights is None:
+        return model, False
+    if int(x.shape[2]) != 96:
+        raise ParameterError(f"MusiCNN's checkpoints were trained on 96 mel bands; the loaders give {x.shape[2]}")
+    name = {"MTT": "MTT_musicnn", "MSD": "MSD_musicnn"}.get(str(weights).upper(), str(weights))
+    load_musicnn_weights(model, name, head=n_out == 50)
+    return model, True
+
+
 def audio_learner(
     dls,
     arch=None,
@@ -515,6 +540,11 @@ def audio_learner(
     The spectrogram's channel count comes from one batch of ``dls``; the classes from ``dls.c``. With ``pretrained``
     the body is frozen (``fine_tune`` / ``fit_one_cycle`` then ``unfreeze`` as usual). Offline with the weights not
     cached, an ``AudioFileError`` names the file and where to put it within seconds.
+
+    ``audio_learner(dls, "musicnn", weights="MTT")`` (or ``"MSD"``) builds MusiCNN with the weights the ``musicnn``
+    package ships (:mod:`fastai_audio.models.musicnn`; ``pip install --no-deps musicnn``): the 50-tag layer is kept
+    when ``n_out`` is 50 (tagging), replaced by a new one otherwise (fine-tuning), and what was loaded is frozen. The
+    loaders must give 96-mel log-mels of 16 kHz audio.
 
     PANNs' AudioSet CNNs are named by string: ``audio_learner(dls, "cnn14", weights="Cnn14_mAP=0.431.pth")``
     (also ``"cnn6"``, ``"cnn10"``, ``"mobilenetv1"``; :mod:`fastai_audio.models.panns`) loads the published
@@ -548,10 +578,29 @@ def audio_learner(
     n_out = n_out if n_out is not None else getattr(dls, "c", None)
     if not n_out:
         raise ParameterError("n_out is not set and dls.c is unknown; pass n_out=<number of classes>")
+    if isinstance(arch, str) and arch.lower() == "musicnn":
+        if front_end is not None:
+            raise ParameterError("front_end= is for the ImageNet CNNs; MusiCNN takes the loaders' 96-mel log-mels")
+        model, loaded = _musicnn_learner(dls, n_out, pretrained=pretrained, weights=weights)
+        learn = AudioLearner(
+            dls,
+            model,
+            loss_func=loss_func,
+            opt_func=opt_func,
+            lr=lr,
+            cbs=cbs,
+            metrics=metrics,
+            splitter=splitter or musicnn_splitter,
+            path=path,
+            model_dir=model_dir,
+        )
+        if loaded:
+            learn.freeze()
+        return learn
     if isinstance(arch, str):
         if arch.lower() not in PANNS_ARCHS:
             raise ParameterError(
-                f"unknown arch {arch!r}: pass a torchvision builder (resnet18, ...) or one of the "
+                f"unknown arch {arch!r}: pass a torchvision builder (resnet18, ...), 'musicnn', or one of the "
                 f"PANNs names {sorted(PANNS_ARCHS)}"
             )
         if front_end is not None:

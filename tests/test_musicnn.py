@@ -59,3 +59,42 @@ def test_a_checkpoint_of_another_graph_names_the_missing_tensor(tmp_path):
         load_musicnn_weights(MusiCNN(), prefix)
     with pytest.raises(ParameterError, match="unknown MusiCNN checkpoint 'MTT'"):
         musicnn_checkpoint("MTT")
+
+
+@pytest.fixture(scope="module")
+def mel96_dls(toy_folder):
+    from fastai_audio.all import AudioDataLoaders, mel_transforms
+
+    return AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, batch_tfms=mel_transforms("speech", n_mels=96))
+
+
+@needs_musicnn
+def test_audio_learner_fine_tunes_musicnn_with_a_new_head_and_tags_with_its_own(mel96_dls):
+    from fastai_audio.learner import audio_learner
+
+    learn = audio_learner(mel96_dls, "musicnn", weights="MTT")
+    model = learn.model
+    tf = read_tf_checkpoint(musicnn_checkpoint("MTT_musicnn"))
+    assert model.head.out_features == mel96_dls.c == 2
+    assert torch.equal(model.dense.weight, torch.from_numpy(tf["dense/kernel"].T))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert {"head.weight", "head.bias"} <= trainable and "timbral.0.weight" not in trainable  # frozen body
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3)
+    assert torch.equal(model.dense.weight, torch.from_numpy(tf["dense/kernel"].T))  # the frozen body kept its weights
+    tagger = audio_learner(mel96_dls, "musicnn", weights="MSD", n_out=50)
+    assert torch.equal(
+        tagger.model.head.weight,
+        torch.from_numpy(read_tf_checkpoint(musicnn_checkpoint("MSD_musicnn"))["dense_1/kernel"].T),
+    )
+
+
+def test_audio_learner_builds_musicnn_from_scratch_and_refuses_other_mels(toy_folder, mel96_dls):
+    from fastai_audio.all import AudioDataLoaders, mel_transforms
+    from fastai_audio.learner import audio_learner
+
+    learn = audio_learner(mel96_dls, "musicnn", pretrained=False)
+    assert all(p.requires_grad for p in learn.model.parameters()) and learn.model.head.out_features == 2
+    dls64 = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, batch_tfms=mel_transforms("speech"))
+    with pytest.raises(ParameterError, match="trained on 96 mel bands; the loaders give 80"):
+        audio_learner(dls64, "musicnn", weights="MTT")

@@ -6,7 +6,7 @@ Pure torch, no fastai: ``audio_learner(dls, "cnn14", weights=...)`` builds the P
 ``MusiCNN`` alone give the networks.
 """
 
-from .musicnn import MUSICNN_CHECKPOINTS, MusiCNN, load_musicnn_weights, musicnn_checkpoint
+from .musicnn import MUSICNN_CHECKPOINTS, MusiCNN, load_musicnn_weights, musicnn_checkpoint, musicnn_splitter
 from .panns import (
     PANNS_ARCHS,
     PANNS_CHECKPOINTS,
@@ -25,6 +25,7 @@ __all__ = [
     "MusiCNN",
     "load_musicnn_weights",
     "musicnn_checkpoint",
+    "musicnn_splitter",
     "PANNS_ARCHS",
     "PANNS_CHECKPOINTS",
     "Cnn6",

@@ -30,7 +30,7 @@ from torch import nn
 from ..errors import AudioFileError, ParameterError
 from .tf_checkpoint import read_tf_checkpoint
 
-__all__ = ["MUSICNN_CHECKPOINTS", "MusiCNN", "load_musicnn_weights", "musicnn_checkpoint"]
+__all__ = ["MUSICNN_CHECKPOINTS", "MusiCNN", "load_musicnn_weights", "musicnn_checkpoint", "musicnn_splitter"]
 
 #: The checkpoints the ``musicnn`` package ships, by the names ``musicnn_checkpoint`` takes.
 MUSICNN_CHECKPOINTS = ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg")
@@ -194,3 +194,15 @@ def _copy(tensors: dict, name: str, param: torch.Tensor, convert, prefix: str):
             f"the model's {tuple(param.shape)}: build MusiCNN with the checkpoint's sizes",
         )
     param.copy_(value)
+
+
+def musicnn_splitter(model: MusiCNN) -> list[list[nn.Parameter]]:
+    """fastai parameter groups: everything the checkpoint holds but the tag layer, then the tag layer (so
+    ``freeze()`` trains the head, with fastai's habit of keeping batch norm trainable).
+
+    Examples:
+        >>> [len(group) for group in musicnn_splitter(MusiCNN(11))]
+        [40, 2]
+    """
+    head = set(map(id, model.head.parameters()))
+    return [[p for p in model.parameters() if id(p) not in head], list(model.head.parameters())]
