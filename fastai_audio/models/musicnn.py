@@ -151,21 +151,18 @@ def load_musicnn_weights(model: MusiCNN, checkpoint: str, head: bool = True) -> 
     """
     prefix = musicnn_checkpoint(checkpoint) if checkpoint in MUSICNN_CHECKPOINTS else checkpoint
     tf = {k: v for k, v in read_tf_checkpoint(prefix).items() if "Adam" not in k and "power" not in k}
-    conv_w = lambda w: torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 1, 0)))  # noqa: E731  (t,f,in,out) -> (out,in,f,t)
-    mid_w = lambda w: torch.from_numpy(np.ascontiguousarray(w[:, :, 0, :].transpose(2, 1, 0)))  # noqa: E731
     convs = [*model.timbral, *model.temporal]
     targets = {}
     for i, conv in enumerate(convs):
-        targets[f"conv2d{'' if i == 0 else f'_{i}'}"] = (conv, conv_w)
+        targets[f"conv2d{'' if i == 0 else f'_{i}'}"] = (conv, _conv2d_kernel)
     for i, conv in enumerate(model.mid):
-        targets[f"conv2d_{5 + i}"] = (conv, mid_w)
+        targets[f"conv2d_{5 + i}"] = (conv, _conv1d_kernel)
     bns = [model.input_bn, *model.front_bns, *model.mid_bns, model.pool_bn, model.dense_bn]
     for i, bn in enumerate(bns):
         targets[f"batch_normalization{'' if i == 0 else f'_{i}'}"] = (bn, None)
-    transpose = lambda w: torch.from_numpy(np.ascontiguousarray(w.T))  # noqa: E731
-    targets["dense"] = (model.dense, transpose)
+    targets["dense"] = (model.dense, _dense_kernel)
     if head:
-        targets["dense_1"] = (model.head, transpose)
+        targets["dense_1"] = (model.head, _dense_kernel)
     with torch.no_grad():
         for scope, (layer, weight) in targets.items():
             if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -181,6 +178,22 @@ def load_musicnn_weights(model: MusiCNN, checkpoint: str, head: bool = True) -> 
                 _copy(tf, f"{scope}/kernel", layer.weight, weight, prefix)
                 _copy(tf, f"{scope}/bias", layer.bias, torch.from_numpy, prefix)
     return model
+
+
+def _conv2d_kernel(w: np.ndarray) -> torch.Tensor:
+    """TensorFlow's (time, bands, in, out) kernel as torch's (out, in, bands, time) over (batch, 1, mels, frames)."""
+    return torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 1, 0)))
+
+
+def _conv1d_kernel(w: np.ndarray) -> torch.Tensor:
+    """A mid-end kernel (time, features, 1, out), which TensorFlow runs over features laid out as bands, as
+    torch's Conv1d (out, features, time)."""
+    return torch.from_numpy(np.ascontiguousarray(w[:, :, 0, :].transpose(2, 1, 0)))
+
+
+def _dense_kernel(w: np.ndarray) -> torch.Tensor:
+    """TensorFlow's (in, out) dense kernel as torch's (out, in)."""
+    return torch.from_numpy(np.ascontiguousarray(w.T))
 
 
 def _copy(tensors: dict, name: str, param: torch.Tensor, convert, prefix: str):
