@@ -1,4 +1,5 @@
-"""Proof of equality: fastai_audio's MusiCNN (PyTorch, weights read without TensorFlow) against the original graph.
+"""Proof of equality: fastai_audio's MusiCNN and MusicVGG (PyTorch, weights read without TensorFlow) against the
+original graphs.
 
 The original runs in a side environment with TensorFlow: the checkpoint's own ``.meta`` graph is imported
 (``import_meta_graph``; the ``_output_shapes`` hints of its training nodes, which TensorFlow 2 rejects, are
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fastai_audio.datasets import synth_nsynth  # noqa: E402
-from fastai_audio.models.musicnn import MusiCNN, load_musicnn_weights, musicnn_checkpoint  # noqa: E402
+from fastai_audio.models.musicnn import MusiCNN, MusicVGG, load_musicnn_weights, musicnn_checkpoint  # noqa: E402
 
 CACHE = ROOT / ".cache" / "bench"
 FSDD = ROOT.parent / "shared" / "data" / "fsdd"
@@ -107,9 +108,10 @@ def main():
     print("| checkpoint | audio | clips | max abs diff of tag probabilities | same top-5 tags |")
     print("|---|---|---|---|---|")
     worst, same = 0.0, True
-    for name in ("MTT_musicnn", "MSD_musicnn"):
+    for name in ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg"):
         prefix = musicnn_checkpoint(name)
-        model = load_musicnn_weights(MusiCNN(), name).eval()
+        net = MusicVGG(pools=name[:3]) if name.endswith("vgg") else MusiCNN()
+        model = load_musicnn_weights(net, name).eval()
         for label, files in sources.items():
             x = log_mel_patches(files)
             with tempfile.TemporaryDirectory() as tmp:

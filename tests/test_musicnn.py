@@ -98,3 +98,29 @@ def test_audio_learner_builds_musicnn_from_scratch_and_refuses_other_mels(toy_fo
     dls64 = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, batch_tfms=mel_transforms("speech"))
     with pytest.raises(ParameterError, match="trained on 96 mel bands; the loaders give 80"):
         audio_learner(dls64, "musicnn", weights="MTT")
+
+
+def test_the_vgg_baseline_takes_3_s_patches_with_either_checkpoints_pooling():
+    from fastai_audio.models import MusicVGG
+
+    for pools in ("MTT", "MSD"):
+        model = MusicVGG(pools=pools).eval()
+        assert model(torch.randn(2, 1, 96, 187)).shape == (2, 50) and model.features(
+            torch.randn(1, 1, 96, 187)
+        ).shape == (1, 256)
+    with pytest.raises(ParameterError, match=r"log-mel patches of shape \(batch, 1, 96, 187\), got \(1, 1, 96, 100\)"):
+        MusicVGG()(torch.randn(1, 1, 96, 100))
+    with pytest.raises(ParameterError, match="pools must be one of"):
+        MusicVGG(pools="big")
+
+
+@needs_musicnn
+def test_each_vgg_checkpoint_loads_into_its_own_pooling():
+    from fastai_audio.models import MusicVGG
+
+    tf = read_tf_checkpoint(musicnn_checkpoint("MSD_vgg"))
+    model = load_musicnn_weights(MusicVGG(pools="MSD"), "MSD_vgg")
+    assert torch.equal(model.convs[4].weight[9, 3], torch.from_numpy(tf["5CNN/kernel"][:, :, 3, 9].T))
+    assert torch.equal(model.head.weight, torch.from_numpy(tf["dense/kernel"].T))
+    with pytest.raises(ParameterError, match=r"MSD_vgg pools as MusicVGG\(pools='MSD'\); this model has 'MTT'"):
+        load_musicnn_weights(MusicVGG(), "MSD_vgg")

@@ -6,7 +6,14 @@ Pure torch, no fastai: ``audio_learner(dls, "cnn14", weights=...)`` builds the P
 ``MusiCNN`` alone give the networks.
 """
 
-from .musicnn import MUSICNN_CHECKPOINTS, MusiCNN, load_musicnn_weights, musicnn_checkpoint, musicnn_splitter
+from .musicnn import (
+    MUSICNN_CHECKPOINTS,
+    MusiCNN,
+    MusicVGG,
+    load_musicnn_weights,
+    musicnn_checkpoint,
+    musicnn_splitter,
+)
 from .panns import (
     PANNS_ARCHS,
     PANNS_CHECKPOINTS,
@@ -23,6 +30,7 @@ from .panns import (
 __all__ = [
     "MUSICNN_CHECKPOINTS",
     "MusiCNN",
+    "MusicVGG",
     "load_musicnn_weights",
     "musicnn_checkpoint",
     "musicnn_splitter",

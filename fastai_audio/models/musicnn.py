@@ -30,7 +30,14 @@ from torch import nn
 from ..errors import AudioFileError, ParameterError
 from .tf_checkpoint import read_tf_checkpoint
 
-__all__ = ["MUSICNN_CHECKPOINTS", "MusiCNN", "load_musicnn_weights", "musicnn_checkpoint", "musicnn_splitter"]
+__all__ = [
+    "MUSICNN_CHECKPOINTS",
+    "MusiCNN",
+    "MusicVGG",
+    "load_musicnn_weights",
+    "musicnn_checkpoint",
+    "musicnn_splitter",
+]
 
 #: The checkpoints the ``musicnn`` package ships, by the names ``musicnn_checkpoint`` takes.
 MUSICNN_CHECKPOINTS = ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg")
@@ -109,6 +116,51 @@ class MusiCNN(nn.Module):
         return self.head(self.dropout(self.embed(x)))
 
 
+# the (bands, frames) kernel and stride of each pool of the two VGG checkpoints, read from their own graphs (the
+# musicnn package's Python code describes the MTT one; the MSD checkpoint's graph pools 4 frames, then 4 bands)
+_VGG_POOLS = {
+    "MTT": [((1, 4), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((4, 4), (4, 4))],
+    "MSD": [((1, 4), (1, 4)), ((4, 1), (4, 1)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((4, 4), (4, 4))],
+}
+
+
+class MusicVGG(nn.Module):
+    """The VGG-like baseline the ``musicnn`` package ships beside MusiCNN: five 3x3 convolutions of 128 filters, each
+    with ReLU, batch norm and max pooling, and one dense tag layer over the flattened maps. Its dense layer fixes the
+    input: log-mels ``(batch, 1, 96, 187)`` (3 s patches) -> tag logits ``(batch, n_out)``. ``pools`` picks the
+    pooling of the ``'MTT'`` or the ``'MSD'`` checkpoint (they differ in their first two pools).
+
+    Examples:
+        >>> MusicVGG().eval()(torch.randn(2, 1, 96, 187)).shape
+        torch.Size([2, 50])
+    """
+
+    def __init__(self, n_out: int = 50, filters: int = 128, pools: str = "MTT"):
+        super().__init__()
+        if pools not in _VGG_POOLS:
+            raise ParameterError(f"pools must be one of {sorted(_VGG_POOLS)} (the checkpoint's layout), got {pools!r}")
+        self.layout = pools
+        self.input_bn = nn.BatchNorm2d(1, eps=_BN_EPS)
+        self.convs = nn.ModuleList(nn.Conv2d(1 if i == 0 else filters, filters, 3, padding=1) for i in range(5))
+        self.bns = nn.ModuleList(_bn2(filters) for _ in range(5))
+        self.pools = nn.ModuleList(nn.MaxPool2d(k, s) for k, s in _VGG_POOLS[pools])
+        self.dropout, self.final_dropout = nn.Dropout(0.25), nn.Dropout(0.5)
+        self.head = nn.Linear(2 * filters, n_out)  # 2 frames x 1 band x filters left of a 187 x 96 patch
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The flattened maps before the tag layer, ``(batch, 256)``, in the original's (frames, bands, filters)
+        order."""
+        if x.ndim != 4 or x.shape[1:] != (1, 96, 187):
+            raise ParameterError(f"MusicVGG takes log-mel patches of shape (batch, 1, 96, 187), got {tuple(x.shape)}")
+        x = self.input_bn(x)
+        for i, (conv, bn, pool) in enumerate(zip(self.convs, self.bns, self.pools)):
+            x = pool(bn(F.relu(conv(x if i == 0 else self.dropout(x)))))
+        return x.permute(0, 3, 2, 1).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.final_dropout(self.features(x)))
+
+
 def musicnn_checkpoint(name: str = "MTT_musicnn") -> str:
     """The prefix of one of the checkpoints the installed ``musicnn`` package ships (local files only; nothing is
     downloaded), for ``read_tf_checkpoint`` or ``load_musicnn_weights``.
@@ -135,12 +187,14 @@ def musicnn_checkpoint(name: str = "MTT_musicnn") -> str:
     return f"{folder}/"
 
 
-def load_musicnn_weights(model: MusiCNN, checkpoint: str, head: bool = True) -> MusiCNN:
-    """Copy a MusiCNN TensorFlow checkpoint (a ``musicnn_checkpoint`` name or a prefix) into ``model``.
+def load_musicnn_weights(model: MusiCNN | MusicVGG, checkpoint: str, head: bool = True) -> MusiCNN | MusicVGG:
+    """Copy a TensorFlow checkpoint of the ``musicnn`` package (a ``musicnn_checkpoint`` name or a prefix) into
+    ``model``.
 
     Args:
-        model: a ``MusiCNN`` of the checkpoint's sizes.
-        checkpoint: ``'MTT_musicnn'``, ``'MSD_musicnn'``, or the prefix of a checkpoint of the same graph.
+        model: a ``MusiCNN`` (for ``'MTT_musicnn'``, ``'MSD_musicnn'``) or a ``MusicVGG`` (``'MTT_vgg'``,
+            ``'MSD_vgg'``) of the checkpoint's sizes.
+        checkpoint: a name of ``MUSICNN_CHECKPOINTS``, or the prefix of a checkpoint of the same graph.
         head: also copy the tag layer (``False`` keeps ``model.head``, e.g. for another number of classes).
 
     Raises:
@@ -151,18 +205,27 @@ def load_musicnn_weights(model: MusiCNN, checkpoint: str, head: bool = True) -> 
     """
     prefix = musicnn_checkpoint(checkpoint) if checkpoint in MUSICNN_CHECKPOINTS else checkpoint
     tf = {k: v for k, v in read_tf_checkpoint(prefix).items() if "Adam" not in k and "power" not in k}
-    convs = [*model.timbral, *model.temporal]
     targets = {}
-    for i, conv in enumerate(convs):
-        targets[f"conv2d{'' if i == 0 else f'_{i}'}"] = (conv, _conv2d_kernel)
-    for i, conv in enumerate(model.mid):
-        targets[f"conv2d_{5 + i}"] = (conv, _conv1d_kernel)
-    bns = [model.input_bn, *model.front_bns, *model.mid_bns, model.pool_bn, model.dense_bn]
+    if isinstance(model, MusicVGG):
+        wanted = "MSD" if checkpoint == "MSD_vgg" else "MTT" if checkpoint == "MTT_vgg" else model.layout
+        if model.layout != wanted:
+            raise ParameterError(f"{checkpoint} pools as MusicVGG(pools={wanted!r}); this model has {model.layout!r}")
+        for i, conv in enumerate(model.convs):
+            targets[f"{i + 1}CNN"] = (conv, _conv2d_kernel)
+        bns = [model.input_bn, *model.bns]
+        if head:
+            targets["dense"] = (model.head, _dense_kernel)
+    else:
+        for i, conv in enumerate([*model.timbral, *model.temporal]):
+            targets[f"conv2d{'' if i == 0 else f'_{i}'}"] = (conv, _conv2d_kernel)
+        for i, conv in enumerate(model.mid):
+            targets[f"conv2d_{5 + i}"] = (conv, _conv1d_kernel)
+        bns = [model.input_bn, *model.front_bns, *model.mid_bns, model.pool_bn, model.dense_bn]
+        targets["dense"] = (model.dense, _dense_kernel)
+        if head:
+            targets["dense_1"] = (model.head, _dense_kernel)
     for i, bn in enumerate(bns):
         targets[f"batch_normalization{'' if i == 0 else f'_{i}'}"] = (bn, None)
-    targets["dense"] = (model.dense, _dense_kernel)
-    if head:
-        targets["dense_1"] = (model.head, _dense_kernel)
     with torch.no_grad():
         for scope, (layer, weight) in targets.items():
             if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -209,7 +272,7 @@ def _copy(tensors: dict, name: str, param: torch.Tensor, convert, prefix: str):
     param.copy_(value)
 
 
-def musicnn_splitter(model: MusiCNN) -> list[list[nn.Parameter]]:
+def musicnn_splitter(model: MusiCNN | MusicVGG) -> list[list[nn.Parameter]]:
     """fastai parameter groups: everything the checkpoint holds but the tag layer, then the tag layer (so
     ``freeze()`` trains the head, with fastai's habit of keeping batch norm trainable).
 
