@@ -37,6 +37,16 @@ def _sync(path: Path):
         os.close(fd)
 
 
+def commit(tmp: Path, dest: Path):
+    """Put the complete file ``tmp`` (written under ``temporary_name(dest)``) in place: flushed to the disk, then
+    renamed over ``dest`` in one step. For writers that cannot write inside an ``atomic_file`` block (a file kept
+    open across a loop); raises ``OSError`` as the system does."""
+    if not Path(tmp).exists():
+        raise OSError(f"the writer produced no file at {tmp}")
+    _sync(tmp)
+    os.replace(tmp, dest)
+
+
 @contextlib.contextmanager
 def atomic_file(dest, what: str = "file"):
     """Write ``dest`` whole or not at all: the block writes the path it is given (a temporary name beside ``dest``);
@@ -67,10 +77,7 @@ def atomic_file(dest, what: str = "file"):
     tmp = temporary_name(dest)
     try:
         yield tmp
-        if not tmp.exists():
-            raise OSError(f"the writer produced no file at {tmp}")
-        _sync(tmp)
-        os.replace(tmp, dest)
+        commit(tmp, dest)
     except OSError as err:
         _remove(tmp)
         before = "it was left as it was" if dest.exists() else "nothing was written"

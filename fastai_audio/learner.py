@@ -578,63 +578,38 @@ def audio_learner(
     n_out = n_out if n_out is not None else getattr(dls, "c", None)
     if not n_out:
         raise ParameterError("n_out is not set and dls.c is unknown; pass n_out=<number of classes>")
-    if isinstance(arch, str) and arch.lower() == "musicnn":
-        if front_end is not None:
-            raise ParameterError("front_end= is for the ImageNet CNNs; MusiCNN takes the loaders' 96-mel log-mels")
-        model, loaded = _musicnn_learner(dls, n_out, pretrained=pretrained, weights=weights)
-        learn = AudioLearner(
-            dls,
-            model,
-            loss_func=loss_func,
-            opt_func=opt_func,
-            lr=lr,
-            cbs=cbs,
-            metrics=metrics,
-            splitter=splitter or musicnn_splitter,
-            path=path,
-            model_dir=model_dir,
-        )
-        if loaded:
-            learn.freeze()
-        return learn
-    if isinstance(arch, str):
-        if arch.lower() not in PANNS_ARCHS:
+    if isinstance(arch, str):  # a network made for audio, named: MusiCNN or a PANNs CNN
+        name = arch.lower()
+        if name != "musicnn" and name not in PANNS_ARCHS:
             raise ParameterError(
                 f"unknown arch {arch!r}: pass a torchvision builder (resnet18, ...), 'musicnn', or one of the "
                 f"PANNs names {sorted(PANNS_ARCHS)}"
             )
         if front_end is not None:
-            raise ParameterError(
-                "front_end= is for the ImageNet CNNs; a PANNs network takes the loaders' mel_transforms('panns')"
+            takes = {"musicnn": "MusiCNN takes the loaders' 96-mel log-mels"}.get(
+                name, "a PANNs network takes the loaders' mel_transforms('panns')"
             )
-        model, weights = _panns_learner(dls, arch, n_out, pretrained=pretrained, weights=weights, **kwargs)
-        learn = AudioLearner(
-            dls,
-            model,
-            loss_func=loss_func,
-            opt_func=opt_func,
-            lr=lr,
-            cbs=cbs,
-            metrics=metrics,
-            splitter=splitter or panns_splitter,
-            path=path,
-            model_dir=model_dir,
+            raise ParameterError(f"front_end= is for the ImageNet CNNs; {takes}")
+        if name == "musicnn":
+            model, freeze = _musicnn_learner(dls, n_out, pretrained=pretrained, weights=weights)
+            split = musicnn_splitter
+        else:
+            model, weights = _panns_learner(dls, arch, n_out, pretrained=pretrained, weights=weights, **kwargs)
+            freeze, split = weights is not None, panns_splitter
+    else:
+        meta = model_meta.get(arch, _DEFAULT_META)
+        front = None
+        if front_end is not None:
+            front = front_end if isinstance(front_end, AudioFrontEnd) else AudioFrontEnd(front_end)
+            front.setup(dls.train)
+        model = create_audio_model(
+            arch, n_out, _input_channels(dls, front), pretrained=pretrained, weights=weights, **kwargs
         )
-        if weights is not None:
-            learn.freeze()
-        return learn
-    meta = model_meta.get(arch, _DEFAULT_META)
-    front = None
-    if front_end is not None:
-        front = front_end if isinstance(front_end, AudioFrontEnd) else AudioFrontEnd(front_end)
-        front.setup(dls.train)
-    model = create_audio_model(
-        arch, n_out, _input_channels(dls, front), pretrained=pretrained, weights=weights, **kwargs
-    )
-    split = meta["split"]
-    if front is not None:
-        model, split = nn.Sequential(front, model), _FrontEndSplitter(split)
-        model.register_forward_hook(_plain_output)
+        split = meta["split"]
+        if front is not None:
+            model, split = nn.Sequential(front, model), _FrontEndSplitter(split)
+            model.register_forward_hook(_plain_output)
+        freeze = pretrained or weights is not None
     learn = AudioLearner(
         dls,
         model,
@@ -647,7 +622,7 @@ def audio_learner(
         path=path,
         model_dir=model_dir,
     )
-    if pretrained or weights is not None:
+    if freeze:
         learn.freeze()
     return learn
 

@@ -274,14 +274,7 @@ class OnnxClassifier:
             raise ParameterError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
         x = self._mono(item, sample_rate, whole=True)
         sr = self.sample_rate
-        starts, n_win = window_starts(len(x), sr, window, hop, max_windows)
-        budget = max_windows * (self._target or n_win)  # the audio all windows may cover: max_windows model clips
-        if len(starts) * n_win > budget:
-            raise ParameterError(
-                f"{len(starts)} windows of {window:g} s would cover {len(starts) * n_win / sr:.0f} s "
-                f"of audio, more than the {budget / sr:.0f} s allowed ({max_windows} of the model's "
-                f"clips): pass a longer hop or a shorter window"
-            )
+        starts, n_win = window_starts(len(x), sr, window, hop, max_windows, clip_samples=self._target)
         bs = max(1, min(bs, 2 * _BLOCK_VALUES // n_win))  # windows made at a time: at most ~16 MB of them
         probs = []
         for s in range(0, len(starts), bs):
@@ -308,12 +301,18 @@ class OnnxClassifier:
 
 
 def window_starts(
-    n_total: int, sample_rate: int, window: float, hop: float, max_windows: int = MAX_WINDOWS
+    n_total: int,
+    sample_rate: int,
+    window: float,
+    hop: float,
+    max_windows: int = MAX_WINDOWS,
+    clip_samples: int | None = None,
 ) -> tuple[np.ndarray, int]:
     """Where the windows over ``n_total`` samples start (samples, int64 ``(windows,)``) and their length: every
     ``hop`` s from 0 until one ends at or after the end (one window when the recording is shorter). ``window`` and
-    ``hop`` are checked first (``check_windows``), and more than ``max_windows`` windows are refused before any
-    start is computed.
+    ``hop`` are checked first (``check_windows``), and more than ``max_windows`` windows, or windows covering more
+    audio than ``max_windows`` clips of ``clip_samples`` (the model's clip; default: a window), are refused before
+    any start is computed.
 
     Examples:
         >>> starts, n = window_starts(5 * 16000, 16000, window=1.0, hop=0.5)
@@ -329,6 +328,13 @@ def window_starts(
             f"a {n_total / sample_rate:.1f} s recording with window={window:g} s and hop={hop:g} s "
             f"gives {n_windows} windows, more than the {max_windows} allowed: pass a hop of at "
             f"least {least:.3g} s"
+        )
+    budget = max_windows * (clip_samples or n_win)  # the audio all windows may cover
+    if n_windows * n_win > budget:
+        raise ParameterError(
+            f"{n_windows} windows of {window:g} s would cover {n_windows * n_win / sample_rate:.0f} s of audio, more "
+            f"than the {budget / sample_rate:.0f} s allowed ({max_windows} of the model's clips): pass a longer hop or "
+            "a shorter window"
         )
     starts = np.minimum(np.round(np.arange(n_windows) * hop * sample_rate), max(0, n_total - 1)).astype(np.int64)
     return starts, n_win

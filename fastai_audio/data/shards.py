@@ -27,7 +27,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import random
 import re
 import time
@@ -44,7 +43,7 @@ from torch.utils.data import get_worker_info
 
 from .._compat import dataset_pipelines
 from .._validate import check_choice, check_positive
-from ..atomic import atomic_file, temporary_name
+from ..atomic import atomic_file, commit, temporary_name
 from ..core import TensorAudio
 from ..decode import decode_audio
 from ..errors import AudioFileError, ParameterError
@@ -199,7 +198,7 @@ def _write_split(
     def close():
         sink.close()
         final = dest / shards[-1]["name"]
-        os.replace(temporary_name(final), final)
+        commit(temporary_name(final), final)
         written.append(final)
 
     for n, i in enumerate(progress_bar(order, leave=False) if progress else order):
@@ -386,18 +385,34 @@ class ShardStream:
     def decode_sample(self, sample):
         """One raw sample -> ``(TensorAudio, label)`` before the type transforms; ``None`` (with a warning naming
         the shard, the key and the decode core's reason) when it cannot be decoded."""
-        key, url = sample.get("__key__"), sample.get("__url__")
+        name = _sample_name(sample)
         try:
-            meta = json.loads(sample["json"])
-            audio = next((v for k, v in sample.items() if not k.startswith("__") and k != "json"), None)
-            if audio is None:
-                raise ValueError(f"no audio member, only {sorted(k for k in sample if not k.startswith('__'))}")
-            samples, rate = decode_audio(audio, integer=True, name=f"sample {key} of shard {url}")
-            return TensorAudio(pcm_to_float(samples), sample_rate=rate), meta["label"]
+            label, audio = _label_and_audio(sample)
+            samples, rate = decode_audio(audio, integer=True, name=name)
+            return TensorAudio(pcm_to_float(samples), sample_rate=rate), label
         except Exception as err:  # noqa: BLE001 - any broken sample is skipped, never the epoch
-            reason = err.reason if isinstance(err, AudioFileError) else str(err)
-            warnings.warn(f"skipped sample {key} of shard {url}: {type(err).__name__}: {reason}", stacklevel=2)
+            _warn_skipped(name, _reason(err))
             return None
+
+
+def _sample_name(sample: dict) -> str:
+    """A raw sample as warnings name it: its key and its shard."""
+    return f"sample {sample.get('__key__')} of shard {sample.get('__url__')}"
+
+
+def _label_and_audio(sample: dict) -> tuple:
+    """A raw sample's label (from its JSON record) and the bytes of its audio member (the one that is not JSON)."""
+    label = json.loads(sample["json"])["label"]
+    audio = next((v for k, v in sample.items() if not k.startswith("__") and k != "json"), None)
+    if audio is None:
+        raise ValueError(f"no audio member, only {sorted(k for k in sample if not k.startswith('__'))}")
+    return label, audio
+
+
+def _reason(err: Exception) -> str:
+    """Why a sample was skipped: the error's type and, for the decode core's errors, their reason alone (the sample
+    is named beside it)."""
+    return f"{type(err).__name__}: {err.reason if isinstance(err, AudioFileError) else err}"
 
 
 @dataclass(frozen=True)
@@ -482,7 +497,7 @@ class ShardFiller(BatchFiller):
         return FilledBatch(audio, rate, lengths, (fa_collate([self._label(y) for y in labels]),), self._reports)
 
     def _label(self, label):
-        key = json.dumps(label)
+        key = label if isinstance(label, str) else json.dumps(label)  # (multi-label: a list)
         if key not in self._labels:
             self._labels[key] = self.y_tfms(label)
         return self._labels[key]
@@ -492,23 +507,18 @@ class ShardFiller(BatchFiller):
         draw_crops = self.stream.train and self.config.duration is not None
         bad = 0
         for sample in samples:
-            key, url = sample.get("__key__"), sample.get("__url__")
-            name = f"sample {key} of shard {url}"
+            name = _sample_name(sample)
             draw = crops.random() if draw_crops else None
             try:
-                label = json.loads(sample["json"])["label"]
-                audio = next((v for k, v in sample.items() if not k.startswith("__") and k != "json"), None)
-                if audio is None:
-                    raise ValueError(f"no audio member, only {sorted(k for k in sample if not k.startswith('__'))}")
+                label, audio = _label_and_audio(sample)
                 return self._open_member(audio, name, draw), label
             except Exception as err:  # noqa: BLE001 - any broken sample is skipped, never the epoch
-                reason = err.reason if isinstance(err, AudioFileError) else str(err)
-                self._report(name, f"{type(err).__name__}: {reason}")
+                self._report(name, _reason(err))
                 bad += 1
                 if bad >= _MAX_BAD_RUN:  # an endless training stream of broken samples would never end
                     raise ParameterError(
-                        f"{bad} samples in a row could not be decoded (the last from {url}): check "
-                        "the shards and the warnings"
+                        f"{bad} samples in a row could not be decoded (the last from {sample.get('__url__')}): "
+                        "check the shards and the warnings"
                     ) from None
         return None
 
@@ -621,18 +631,21 @@ class ShardDL(ExactPass, AudioDL):
             world=self.world_size,
         )
 
-    def _tasks(self, workers: int):
-        """``(ShardTask, None, worker)`` for each batch of the epoch, dealt to the workers in turn (as PyTorch
-        deals an iterable dataset's batches): in an exact pass each worker's share from the index's counts, in
-        training ``len(self)`` batches of ``bs``."""
+    def _shares(self, workers: int) -> list[list[int]]:
+        """The sizes of the batches each of ``workers`` yields this epoch: in an exact pass its share of the index's
+        counts, in training an equal share of ``epoch_size // (world size * bs)`` batches of ``bs``."""
         bs = self.bs or 1
         if self.exact:
             slots = self.world_size * workers
             counts = [self.dataset.exact_plan(self.rank * workers + w, slots)[2] for w in range(workers)]
-            shares = [[min(bs, c - j * bs) for j in range(math.ceil(c / bs))] for c in counts]
-        else:
-            total = len(self)
-            shares = [[bs] * (total // workers + (w < total % workers)) for w in range(workers)]
+            return [[min(bs, c - j * bs) for j in range(math.ceil(c / bs))] for c in counts]
+        total = self._planned_items() // bs
+        return [[bs] * (total // workers + (w < total % workers)) for w in range(workers)]
+
+    def _tasks(self, workers: int):
+        """``(ShardTask, None, worker)`` for each batch of the epoch, dealt to the workers in turn (as PyTorch
+        deals an iterable dataset's batches)."""
+        shares = self._shares(workers)
         for j in range(max(map(len, shares), default=0)):
             for w in range(workers):
                 if j < len(shares[w]):
@@ -667,13 +680,7 @@ class ShardDL(ExactPass, AudioDL):
         return (self.epoch_size or len(self.dataset)) // self.world_size
 
     def __len__(self) -> int:
-        bs = self.bs or 1
-        if self.exact:
-            workers, slots = self._workers(), self.world_size * self._workers()
-            return sum(
-                math.ceil(self.dataset.exact_plan(self.rank * workers + w, slots)[2] / bs) for w in range(workers)
-            )
-        return self._planned_items() // bs
+        return sum(map(len, self._shares(self._workers())))
 
     def before_iter(self):
         self.epoch += 1  # workers start afresh each epoch and take it with them
@@ -705,20 +712,15 @@ class ShardDL(ExactPass, AudioDL):
                 yield item
             except Exception as err:  # noqa: BLE001
                 bad += 1
-                warnings.warn(
-                    f"skipped sample {sample.get('__key__')} of shard {sample.get('__url__')}: "
-                    f"{type(err).__name__}: {err}",
-                    stacklevel=2,
-                )
+                _warn_skipped(_sample_name(sample), f"{type(err).__name__}: {err}")
 
     def create_batches(self, samps):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         items = self._items(worker, workers)
         if not self.exact:  # this worker's share of the epoch's fixed number of batches
-            total, bs = len(self), self.bs or 1
-            mine = total // workers + (worker < total % workers)
-            items = (item for _, item in zip(range(mine * bs), items))
+            mine = sum(self._shares(workers)[worker])
+            items = (item for _, item in zip(range(mine), items))
         yield from map(self.do_batch, self.chunkify(items))
 
     def create_item(self, s):

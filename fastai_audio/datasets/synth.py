@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .._validate import check_sample_rate
+from ..atomic import commit
 from ..errors import AudioError, AudioFileError, ParameterError
 from ..io import save_audio
 from .gm import FAMILY_PITCH_RANGES, GM_EXCLUDED, GM_PROGRAMS
@@ -225,9 +226,9 @@ def _example(note: _Note, note_id: int, sample_rate: int, fonts: list[Path], tim
 
 
 def _write_json(path: Path, obj, indent: int | None = 2) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + ".tmp")  # (a name _remove_ours knows, should a run stop between the two)
     tmp.write_text(json.dumps(obj, indent=indent, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    commit(tmp, path)
 
 
 def _is_complete(dest: Path, manifest: dict) -> bool:

@@ -64,7 +64,7 @@ def crc32c(data) -> int:
         '0xe3069283'
     """
     crc, table = 0xFFFFFFFF, _TABLE
-    for byte in bytes(data):
+    for byte in data if isinstance(data, (bytes, memoryview)) else bytes(data):
         crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
 
@@ -240,8 +240,8 @@ def read_tf_checkpoint(prefix, names=None) -> dict[str, np.ndarray]:
                 data_path,
                 f"is cut short: tensor {name!r} needs bytes {offset}-{offset + size}, the file has {data.size}",
             )
-        raw = np.array(data[offset : offset + size])
-        if 6 in fields and crc32c(raw.tobytes()) != _unmask(fields[6]):
+        raw = np.array(data[offset : offset + size])  # (the one copy out of the map: checked, then viewed)
+        if 6 in fields and crc32c(memoryview(raw)) != _unmask(fields[6]):
             raise AudioFileError(data_path, f"tensor {name!r} does not match its checksum: the file is damaged")
         out[name] = raw.view(dtype).reshape(shape)
     return out
