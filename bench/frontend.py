@@ -22,8 +22,8 @@ import torch
 import torchaudio
 
 from fastai_audio.core import TensorAudio
-from fastai_audio.functional import amplitude_to_db, stft_power
-from fastai_audio.transforms.spectral import CQT, AmplitudeToDB, MelSpectrogram
+from fastai_audio.functional import stft_power
+from fastai_audio.transforms.spectral import CQT, AmplitudeToDB, MelSpectrogram, SpectralTransform
 
 try:
     import nnAudio.features as nnaudio_features
@@ -71,8 +71,9 @@ def logmel_contenders(x: torch.Tensor, device: torch.device) -> dict:
 
     mel = MelSpectrogram(sample_rate=SR, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, f_min=F_MIN, f_max=F_MAX)
     to_db = AmplitudeToDB(top_db=TOP_DB)
-    mel(audio)  # moves the layer to the device once, as the first batch does in a DataLoader
-    layer = mel.layer
+    # what a DataLoader runs: each step in the fastai adapter, which moves it to the batch's device at the first batch
+    mel_tfm, db_tfm = SpectralTransform(mel), SpectralTransform(to_db)
+    mel_tfm(audio)
 
     ta_mel = torchaudio.transforms.MelSpectrogram(
         sample_rate=SR,
@@ -91,13 +92,13 @@ def logmel_contenders(x: torch.Tensor, device: torch.device) -> dict:
     # torchaudio gets (B, 1, samples) so that its dB clamp, like ours, is per item: torchaudio's AmplitudeToDB treats
     # a 3-d input as one (channel, freq, time) item and a 4-d input as a batch.
     rows = {
-        OURS: lambda: to_db(mel(audio)),
+        OURS: lambda: db_tfm(mel_tfm(audio)),
         TA: lambda: ta_db(ta_mel(x3)),
         FLOOR: lambda: torch.stft(x2, N_FFT, HOP, window=window, center=True, pad_mode="reflect", return_complex=True),
         # the breakdown: where the time goes
         "  fastai_audio stft_power (STFT + |.|^2)": lambda: stft_power(x2, N_FFT, hop_length=HOP, window=window),
-        "  fastai_audio layer (+ mel matmul), plain tensor": lambda: layer(x3),
-        "  + functional amplitude_to_db, plain tensor": lambda: amplitude_to_db(layer(x3), top_db=TOP_DB),
+        "  fastai_audio MelSpectrogram module, plain tensor": lambda: mel(x3),
+        "  + AmplitudeToDB module, plain tensor": lambda: to_db(mel(x3)),
         "  torchaudio Spectrogram(power=2)": lambda: ta_spec(x3),
         "  torchaudio MelSpectrogram": lambda: ta_mel(x3),
     }
@@ -115,7 +116,7 @@ def cqt_contenders(x: torch.Tensor, device: torch.device) -> dict:
     x2 = x.to(device)
     audio = TensorAudio(x2[:, None], sample_rate=SR)
     kw = dict(sample_rate=SR, hop_length=CQT_HOP, f_min=CQT_FMIN, n_bins=CQT_BINS, bins_per_octave=CQT_BPO)
-    ours_mag, ours_pow = CQT(**kw, output="magnitude"), CQT(**kw)
+    ours_mag, ours_pow = SpectralTransform(CQT(**kw, output="magnitude")), SpectralTransform(CQT(**kw))
     rows = {CQT_OURS: lambda: ours_mag(audio), CQT_OURS_POWER: lambda: ours_pow(audio)}
     if nnaudio_features is not None:
         nna = nnaudio_features.CQT1992v2(

@@ -380,39 +380,56 @@ def _check_same_data(dls):
 
 def batch_state(dls) -> list[dict]:
     """The tensors that the batch transforms of each loader of ``dls`` (``DataLoaders`` or a list of loaders) hold:
-    statistics estimated from data, such as ``SpecNormalize``'s mean and std.
+    the spectral steps' buffers, among them statistics estimated from data such as ``SpecNormalize``'s mean and
+    std (and the window and filterbank, the same in every process), and other transforms' tensor attributes.
 
     Returns:
-        ``[{(transform index, attribute): tensor}]``, one dict per loader, tensors on the CPU.
+        ``[{(transform index, name): tensor}]``, one dict per loader, tensors on the CPU.
 
     Examples:
-        >>> state = batch_state(dls)                 # one dict per loader
+        >>> state = batch_state(dls)                 # one dict per loader: MelSpectrogram, AmplitudeToDB, SpecNormalize
         >>> sorted(name for _, name in state[0]), state[0][(2, "mean")].shape
-        (['mean', 'std'], torch.Size([1, 1, 64, 1]))
+        (['fb', 'mean', 'std', 'window'], torch.Size([1, 1, 64, 1]))
         >>> load_batch_state(dls, state)             # e.g. into loaders built the same way in another process
     """
     return [
-        {
-            (i, k): v.detach().cpu()
-            for i, t in enumerate(dl.after_batch.fs)
-            for k, v in vars(t).items()
-            if isinstance(v, torch.Tensor)
-        }
+        {(i, k): v.detach().cpu() for i, t in enumerate(dl.after_batch.fs) for k, v in _tensors_of(t).items()}
         for dl in _loaders(dls)
     ]
 
 
 def load_batch_state(dls, state: list[dict]):
     """Put :func:`batch_state`'s tensors into the batch transforms of ``dls``, each on the device of the tensor it
-    replaces (``dls`` built the same way, with the same batch transforms).
+    replaces, if any (``dls`` built the same way, with the same batch transforms).
 
     Examples:
         >>> torch.save(batch_state(dls), "batch_state.pt")
         >>> load_batch_state(dls, torch.load("batch_state.pt"))
     """
     for dl, tensors in zip(_loaders(dls), state):
-        for (i, k), v in tensors.items():
-            setattr(dl.after_batch.fs[i], k, v.to(getattr(dl.after_batch.fs[i], k).device))
+        for i, t in enumerate(dl.after_batch.fs):
+            mine = {k: v for (j, k), v in tensors.items() if j == i}
+            if not mine:
+                continue
+            module = getattr(t, "module", None)
+            if isinstance(module, nn.Module):  # a spectral step: its buffers (SpecNormalize's mean and std)
+                have = dict(module.named_buffers())
+                module.load_state_dict({k: v.to(_device(have.get(k), v)) for k, v in mine.items()}, strict=False)
+            else:
+                for k, v in mine.items():
+                    setattr(t, k, v.to(_device(getattr(t, k, None), v)))
+
+
+def _tensors_of(t) -> dict:
+    """The tensors a batch transform holds: a spectral step's buffers, or the transform's tensor attributes."""
+    module = getattr(t, "module", None)
+    if isinstance(module, nn.Module):
+        return dict(module.named_buffers())
+    return {k: v for k, v in vars(t).items() if isinstance(v, torch.Tensor)}
+
+
+def _device(old, new: torch.Tensor) -> torch.device:
+    return old.device if isinstance(old, torch.Tensor) else new.device
 
 
 def _loaders(dls) -> list:

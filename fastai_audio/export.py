@@ -27,7 +27,7 @@ from .atomic import atomic_file
 from .audio_config import AudioConfig
 from .errors import ParameterError
 from .transforms.item import audio_config_of
-from .transforms.spectral import AudioFrontEnd, _LayerTransform, _SpecTransform
+from .transforms.spectral import AudioFrontEnd, SpectralTransform, spectral_steps
 
 __all__ = ["InferenceGraph", "export_onnx"]
 
@@ -35,14 +35,15 @@ __all__ = ["InferenceGraph", "export_onnx"]
 TOLERANCE = 1e-4
 
 
-class InferenceGraph(nn.Module):
-    """What ``export_onnx`` exports: ``(batch, samples)`` waveforms -> ``(batch, classes)`` probabilities.
+class InferenceGraph(nn.Sequential):
+    """What ``export_onnx`` exports: ``Sequential(front_end, network, softmax)``, ``(batch, samples)`` waveforms ->
+    ``(batch, classes)`` probabilities.
 
     Args:
-        steps: spectral transforms (``MelSpectrogram``, ``AmplitudeToDB``, ``SpecNormalize``...), run on plain
-            tensors in order.
-        model: the network that takes their output.
-        multi_label: a sigmoid per class instead of a softmax.
+        steps: the spectral steps (``MelSpectrogram``, ``AmplitudeToDB``, ``SpecNormalize``...), in order: they
+            become the ``AudioFrontEnd`` ``graph[0]``.
+        model: the network that takes their output (``graph[1]``).
+        multi_label: a sigmoid per class instead of a softmax (``graph[2]``).
 
     Examples:
         >>> graph = InferenceGraph.from_learner(learn)
@@ -51,47 +52,43 @@ class InferenceGraph(nn.Module):
     """
 
     def __init__(self, steps: list, model: nn.Module, multi_label: bool = False):
-        super().__init__()
-        self.steps, self.model, self.multi_label = list(steps), model, multi_label
-        # the steps' layers as submodules: a trainable front-end's weights travel as the graph's parameters
-        self.layers = nn.ModuleList([t.layer for t in self.steps if isinstance(t, _LayerTransform)])
+        last = nn.Sigmoid() if multi_label else nn.Softmax(dim=-1)
+        super().__init__(AudioFrontEnd(steps), model, last)
+        self.multi_label = multi_label
+
+    @property
+    def front_end(self) -> AudioFrontEnd:
+        return self[0]
+
+    @property
+    def model(self) -> nn.Module:
+        return self[1]
 
     @classmethod
     def from_learner(cls, learn) -> InferenceGraph:
-        """The learner's inference pipeline after decoding: its spectral steps, a CPU copy of its network."""
+        """The learner's inference pipeline after decoding: CPU copies of its spectral steps and its network."""
         model = copy.deepcopy(learn.model).cpu().eval()
         steps = []
         for t in getattr(getattr(learn.dls, "after_batch", None), "fs", []):
-            if isinstance(t, (_LayerTransform, _SpecTransform)):
-                steps.append(copy.deepcopy(t))
+            if isinstance(t, SpectralTransform):
+                steps += spectral_steps([copy.deepcopy(t.module)])
             elif getattr(t, "split_idx", None) == 0:
                 continue  # a training-only augmentation: not run at inference
             else:
                 raise ParameterError(
-                    f"{type(t).__name__} in the batch transforms cannot be exported: only the spectral transforms "
+                    f"{type(t).__name__} in the batch transforms cannot be exported: only the spectral steps "
                     "(Spectrogram, MelSpectrogram, CQT, AmplitudeToDB, MFCC, Delta, SpecNormalize) and training-only "
                     "augmentations are supported; move its work into the model or drop it"
                 )
         if isinstance(model, nn.Sequential) and len(model) == 2 and isinstance(model[0], AudioFrontEnd):
-            steps += list(model[0].tfms)
+            steps += list(model[0])
             model = model[1]
-        for t in steps:
-            t._layer_device = None  # (copied transforms hold their layer on the CPU now)
-            if isinstance(t, _LayerTransform):
-                t.layer.cpu()
         if not steps:
             raise ParameterError(
                 "the learner computes no spectrogram (no spectral batch_tfms, no front_end=): the "
                 "exported graph must take raw audio"
             )
-        return cls(steps, model, multi_label=_is_multi_label(learn))
-
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        x = waveform[:, None, :]
-        for t in self.steps:
-            x = t._plain(x)
-        logits = self.model(x)
-        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+        return cls([step.cpu() for step in steps], model, multi_label=_is_multi_label(learn))
 
 
 def _is_multi_label(learn) -> bool:
@@ -155,17 +152,17 @@ def export_onnx(learn, path, *, opset: int = 18, check: bool = True) -> Path:
     config = _audio_config(learn)
     rate, duration = config.sample_rate, config.duration
     graph = InferenceGraph.from_learner(learn).eval()
-    shortest = 1 + max([getattr(t, "n_fft", 0) // 2 for t in graph.steps] + [0])
+    shortest = 1 + max([getattr(t, "n_fft", 0) // 2 for t in graph.front_end] + [0])
     # a network that pools its input down needs some frames (PANNs: 16 or 32): as many samples as they take
-    hop = next((t.hop_length for t in graph.steps if getattr(t, "hop_length", None)), 1)
+    hop = next((t.hop_length for t in graph.front_end if getattr(t, "hop_length", None)), 1)
     shortest = max(shortest, (getattr(graph.model, "min_frames", 1) - 1) * hop)
     example = torch.randn(2, int(rate * (duration or 1.0)), generator=torch.Generator().manual_seed(0)) * 0.1
-    dims = {
-        "waveform": {
+    dims = (  # the graph's one input, named "waveform" in the ONNX file
+        {
             0: torch.export.Dim("batch", min=1, max=4096),
             1: torch.export.Dim("samples", min=max(shortest, 2), max=10**8),
-        }
-    }
+        },
+    )
     with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # (the exporter prints its progress)
         program = torch.onnx.export(
             graph,

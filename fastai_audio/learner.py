@@ -39,7 +39,14 @@ from .errors import AudioFileError, ParameterError
 from .models.musicnn import musicnn_splitter
 from .models.panns import PANNS_ARCHS, create_panns, panns_splitter, torch_load
 from .transforms.item import find_opener
-from .transforms.spectral import _SPECTRAL_TFMS, AudioFrontEnd, _device_of
+from .transforms.spectral import (
+    AmplitudeToDB,
+    AudioFrontEnd,
+    MelSpectrogram,
+    SpecNormalize,
+    SpectralTransform,
+    spectral_steps,
+)
 
 __all__ = [
     "AudioLearner",
@@ -309,14 +316,14 @@ _DEFAULT_META = {"cut": None, "split": default_split}
 def _input_channels(dls, front: AudioFrontEnd | None = None) -> int:
     x = dls.one_batch()[0]
     if front is not None:
-        spectral = [type(t).__name__ for t in dls.after_batch.fs if isinstance(t, _SPECTRAL_TFMS)]
+        spectral = [type(t.module).__name__ for t in dls.after_batch.fs if isinstance(t, SpectralTransform)]
         if spectral:
             raise ParameterError(
                 f"the DataLoaders already compute spectrograms ({', '.join(spectral)} in batch_tfms); with "
                 "front_end= the model computes them: build the loaders without the spectral batch_tfms"
             )
         with torch.no_grad():
-            x = front(x.to(_device_of(front, x)))
+            x = front.to(x.device)(x)  # (the learner puts the whole model on the loaders' device anyway)
     if not isinstance(x, TensorSpectrogram) and x.ndim != 4:
         raise ParameterError(
             f"the batches are {type(x).__name__} {tuple(x.shape)}, not spectrograms (batch, channels, freq, time): "
@@ -430,10 +437,9 @@ def _panns_front_end_issues(dls, front_tensors: dict | None = None) -> list[str]
     and whether the checkpoint's own mel filterbank (``logmel_extractor.melW``) is that preset's."""
     from .functional.spectral import mel_filterbank
     from .transforms.presets import MEL_PRESETS
-    from .transforms.spectral import AmplitudeToDB, MelSpectrogram, SpecNormalize
 
     want, issues = MEL_PRESETS["panns"], []
-    tfms = list(getattr(getattr(dls, "after_batch", None), "fs", []))
+    tfms = spectral_steps(getattr(dls, "after_batch", None))
     mel = next((t for t in tfms if isinstance(t, MelSpectrogram)), None)
     if mel is None:
         issues.append("the loaders compute no MelSpectrogram")

@@ -28,7 +28,8 @@ from fastai_audio.all import (  # noqa: E402
 )
 from fastai_audio.cli import main  # noqa: E402
 from fastai_audio.errors import ParameterError  # noqa: E402
-from fastai_audio.export import export_onnx  # noqa: E402
+from fastai_audio.export import InferenceGraph, export_onnx  # noqa: E402
+from fastai_audio.transforms import spectral_steps  # noqa: E402
 from fastai_audio.transforms.item import find_opener  # noqa: E402
 
 
@@ -74,6 +75,10 @@ def test_a_log_mel_model_exports_with_the_model_s_probabilities_for_60_clips(cli
     files = sorted(clips.glob("*/*.wav"))
     assert len(files) == 60
     meta = assert_parity(learn, path, files)
+    graph = InferenceGraph.from_learner(learn)  # what was exported: Sequential(front_end, network, softmax)
+    assert [type(m).__name__ for m in graph] == ["AudioFrontEnd", "Sequential", "Softmax"]
+    assert [type(s).__name__ for s in graph.front_end] == ["MelSpectrogram", "AmplitudeToDB", "SpecNormalize"]
+    assert graph.front_end[0] is not spectral_steps(learn.dls.after_batch)[0]  # copies: the learner keeps its own
     assert json.loads(meta["labels"]) == ["high", "low"] and meta["sample_rate"] == "16000"
     assert meta["duration"] == "1.0" and meta["multi_label"] == "false" and meta["fastai_audio_version"]
     session, _ = session_and_meta(path)

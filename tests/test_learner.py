@@ -155,7 +155,7 @@ def test_fast_predict_equals_fastais_predict(df_learner, tmp_path):
     with df_learner.added_cbs(spy):
         df_learner.predict(clip)
     assert calls == [1]
-    assert isinstance(df_learner.dls.after_batch[0], MelSpectrogram)
+    assert isinstance(df_learner.dls.after_batch[0].module, MelSpectrogram)
 
 
 @pytest.mark.filterwarnings("ignore:load_learner` uses Python's insecure pickle:UserWarning")
@@ -232,7 +232,7 @@ def test_trainable_front_end_is_optimised_with_the_network(toy_folder, tmp_path)
     torch.manual_seed(0)
     learn = audio_learner(dls, resnet18, pretrained=False, front_end=front, path=tmp_path)
     fe = learn.model[0]
-    assert type(fe).__name__ == "AudioFrontEnd" and fe.tfms[0] is front[0]
+    assert type(fe).__name__ == "AudioFrontEnd" and fe[0] is front[0]
     # SpecNormalize got dataset statistics from training batches passed through the transforms before it
     assert front[2].mean.shape == (1, 1, 32, 1) and float(front[2].std.min()) > 0
     x = dls.one_batch()[0]

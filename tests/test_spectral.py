@@ -1,5 +1,5 @@
-"""fastai_audio.transforms.spectral: transforms equal their functions, keep metadata, work in DataLoaders, pickle,
-train."""
+"""fastai_audio.transforms.spectral: the steps equal their functions, keep metadata, work in DataLoaders through the
+adapter, pickle, train, and load state dicts of 0.1."""
 
 import pickle
 
@@ -21,8 +21,11 @@ from fastai_audio.transforms import (
     Delta,
     MelSpectrogram,
     SpecNormalize,
+    SpectralStep,
+    SpectralTransform,
     Spectrogram,
     mel_transforms,
+    spectral_steps,
 )
 
 
@@ -59,9 +62,11 @@ def test_a_batch_equals_its_items(batch):
 
 
 def test_plain_tensors_and_labels(batch):
-    tfm = Spectrogram(n_fft=256, hop_length=64)
+    step = Spectrogram(n_fft=256, hop_length=64)
+    assert type(step(torch.randn(2, 1000))) is torch.Tensor  # the module: plain in, plain out (torchaudio's shape)
+    tfm = SpectralTransform(step)  # the adapter: a spectrogram of known axes in the batch, labels untouched
     plain = tfm(torch.randn(2, 1000))
-    assert isinstance(plain, TensorSpectrogram) and plain.shape == (2, 1, 129, 16)
+    assert isinstance(plain, TensorSpectrogram) and plain.shape == (2, 1, 129, 16) and plain.scale == "linear"
     label = TensorCategory([1, 2, 0])
     x, y = tfm((batch, label))
     assert y is label and x.shape[:2] == (3, 1)
@@ -120,11 +125,13 @@ def test_normalize_dataset_statistics_and_decode(toy_folder):
     dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=tfms)
     norm = dls.after_batch.fs[-1]
     assert norm.mean.shape == (1, 1, 16, 1) and norm.std.shape == (1, 1, 16, 1)
+    assert norm.module is tfms[-1] and {"mean", "std"} <= set(tfms[-1].state_dict())  # the step's buffers
     epoch = torch.cat([x.as_subclass(torch.Tensor) for x, _ in dls.train])  # the 12 training clips, new crops
     assert dls.train.one_batch()[0].normalized
     per_row = epoch.mean(dim=(0, 3)).flatten()
     assert per_row.abs().max() < 1.0 and abs(float(epoch.std()) - 1) < 0.5  # standardised per frequency row
-    raw = AmplitudeToDB()(MelSpectrogram(n_mels=16, n_fft=512)(dls.train.one_batch()[0]))  # not the same batch
+    audio = dls.train.new(after_batch=None).one_batch()[0]  # another batch of training clips, as audio
+    raw = AmplitudeToDB()(MelSpectrogram(n_mels=16, n_fft=512)(audio))
     decoded = norm.decode(norm(raw))
     torch.testing.assert_close(decoded.as_subclass(torch.Tensor), raw.as_subclass(torch.Tensor), rtol=1e-4, atol=1e-3)
 
@@ -164,12 +171,12 @@ def test_trainable_front_end_gets_gradients(batch):
     mel = MelSpectrogram(n_mels=16, n_fft=256, trainable=True)
     front = AudioFrontEnd([mel, AmplitudeToDB(top_db=None)])
     params = dict(front.named_parameters())
-    assert {"layers.0.window", "layers.0.fb"} <= set(params)
+    assert {"0.window", "0.fb"} <= set(params)
     out = front(batch.as_subclass(torch.Tensor))
     out.mean().backward()
-    assert params["layers.0.fb"].grad is not None and params["layers.0.fb"].grad.abs().sum() > 0
-    assert params["layers.0.window"].grad is not None and torch.isfinite(params["layers.0.window"].grad).all()
-    assert not mel(batch).requires_grad  # as a batch transform in a DataLoader it builds no autograd graph
+    assert params["0.fb"].grad is not None and params["0.fb"].grad.abs().sum() > 0
+    assert params["0.window"].grad is not None and torch.isfinite(params["0.window"].grad).all()
+    assert not SpectralTransform(mel)(batch).requires_grad  # as a batch transform it builds no autograd graph
 
 
 def test_mixed_precision_runs_the_stft_in_float32(batch):
@@ -206,7 +213,8 @@ def test_every_function_parameter_is_exposed():
 def test_cpu_chunking_gives_the_whole_batch_result():
     tfm = MelSpectrogram(n_mels=32, n_fft=512)
     x = torch.randn(40, 1, 16000)  # 40 clips: more than one chunk of 32
-    torch.testing.assert_close(tfm(x).as_subclass(torch.Tensor), tfm.layer._forward(x), rtol=0, atol=0)
+    whole = torch.matmul(tfm.fb, stft_power(x, 512, hop_length=128, window=tfm.window))  # one call, no chunks
+    torch.testing.assert_close(tfm(x), whole, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
@@ -244,10 +252,10 @@ def test_the_front_end_on_the_gpu_equals_the_cpu(batch, monkeypatch):
     """Every spectral transform computes where the batch is and keeps its metadata; cuFFT and MKL agree. The CQT's
     convolutions follow torch's cuDNN TF32 switch like any convolution: exact with it off, and with it on (torch's
     default) within the bound its docstring states (5.7e-5 of the maximum measured on an H200)."""
-    tfms = [
-        MelSpectrogram(sample_rate=16000, n_fft=512, hop_length=128, n_mels=40),
-        Spectrogram(n_fft=512),
-        CQT(sample_rate=16000, hop_length=256, n_bins=60),
+    tfms = [  # in the adapter, as a DataLoader runs them: it moves each step to the batch's device
+        SpectralTransform(MelSpectrogram(sample_rate=16000, n_fft=512, hop_length=128, n_mels=40)),
+        SpectralTransform(Spectrogram(n_fft=512)),
+        SpectralTransform(CQT(sample_rate=16000, hop_length=256, n_bins=60)),
     ]
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     for tfm in tfms:
@@ -261,3 +269,81 @@ def test_the_front_end_on_the_gpu_equals_the_cpu(batch, monkeypatch):
     assert float((gpu - cpu).abs().max()) <= 2e-4 * float(cpu.abs().max())
     db = AmplitudeToDB()(tfms[0](batch.cuda()))
     assert db.device.type == "cuda" and float(db.amax()) == 0.0
+    front = AudioFrontEnd([MelSpectrogram(n_mels=40), AmplitudeToDB()]).cuda()  # a module, moved as modules are
+    torch.testing.assert_close(front(batch.cuda()).cpu(), front.cpu()(batch), rtol=1e-3, atol=1e-3)
+
+
+def test_a_front_end_is_its_steps_in_sequence_with_their_metadata(batch):
+    steps = [MelSpectrogram(n_mels=16, n_fft=256), AmplitudeToDB(top_db=60), MFCC(n_mfcc=8), Delta(order=1)]
+    front = AudioFrontEnd(steps)
+    assert isinstance(front, torch.nn.Sequential) and list(front) == steps
+    one_by_one = batch
+    for step in steps:
+        one_by_one = step(one_by_one)
+    typed = front(batch)
+    assert type(typed) is TensorSpectrogram and typed.__dict__ == one_by_one.__dict__
+    assert (typed.scale, typed.db, typed.deltas, typed.sample_rate) == ("mfcc", True, 1, 16000)
+    torch.testing.assert_close(typed.as_subclass(torch.Tensor), one_by_one.as_subclass(torch.Tensor))
+    plain = front(batch.as_subclass(torch.Tensor))
+    assert type(plain) is torch.Tensor and torch.equal(plain, typed.as_subclass(torch.Tensor))
+    assert type(front[:2]) is AudioFrontEnd and front[:2](batch).db  # slices are front-ends too
+    with pytest.raises(ParameterError, match="built for sample_rate=8000"):  # checked before any computation
+        AudioFrontEnd([MelSpectrogram(sample_rate=8000), AmplitudeToDB()])(batch)
+    with pytest.raises(ParameterError, match="AmplitudeToDB takes TensorSpectrogram batches, got a TensorAudio"):
+        AmplitudeToDB()(batch)
+    with pytest.raises(ParameterError, match="got torch.nn.modules.linear.Linear"):
+        AudioFrontEnd([MelSpectrogram(), torch.nn.Linear(2, 2)])
+
+
+def test_statistics_are_buffers_that_load_into_a_step_without_them(batch):
+    spec = AmplitudeToDB()(MelSpectrogram(n_mels=16)(batch))
+    fitted = SpecNormalize().fit([spec])
+    assert set(fitted.state_dict()) == {"mean", "std"}
+    fresh = SpecNormalize()
+    assert fresh.state_dict() == {} and not fresh.fitted
+    fresh.load_state_dict(fitted.state_dict())  # strict: no key called unexpected
+    assert fresh.fitted
+    torch.testing.assert_close(fresh(spec), fitted(spec))
+    # in a front-end the statistics are part of the model's state
+    front = AudioFrontEnd([MelSpectrogram(n_mels=16), AmplitudeToDB(), fitted])
+    again = AudioFrontEnd([MelSpectrogram(n_mels=16), AmplitudeToDB(), SpecNormalize()])
+    again.load_state_dict(front.state_dict())
+    torch.testing.assert_close(again(batch), front(batch))
+
+
+def test_a_state_dict_of_version_0_1_loads(batch):
+    """fastai_audio 0.1's AudioFrontEnd kept the waveform steps' tensors under ``layers.<k>``."""
+    trained = AudioFrontEnd([MelSpectrogram(n_mels=16, n_fft=256, trainable=True), AmplitudeToDB()])
+    with torch.no_grad():
+        trained[0].fb.mul_(2.0)
+    old = {"layers.0.window": trained[0].window.detach().clone(), "layers.0.fb": trained[0].fb.detach().clone()}
+    model = torch.nn.Sequential(AudioFrontEnd([MelSpectrogram(n_mels=16, n_fft=256, trainable=True), AmplitudeToDB()]))
+    model.load_state_dict({f"0.{k}": v for k, v in old.items()})  # strict, nested under the model's prefix
+    torch.testing.assert_close(model[0][0].fb, trained[0].fb)
+    torch.testing.assert_close(model(batch), trained(batch))
+
+
+def test_a_pickled_transform_of_version_0_1_is_refused_with_what_to_do():
+    old_state = {"n_fft": 1024, "split_idx": None, "layer": object()}  # a fastai Transform's __dict__ in 0.1
+    step = MelSpectrogram.__new__(MelSpectrogram)
+    with pytest.raises(ParameterError, match="MelSpectrogram of fastai_audio 0.1.*export it with export_onnx"):
+        step.__setstate__(old_state)
+
+
+def test_the_adapter_reaches_the_step_and_takes_other_modules(batch, toy_folder):
+    tfms = [MelSpectrogram(n_mels=16, n_fft=512), AmplitudeToDB(), SpecNormalize(n_batches=2)]
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, num_workers=0, batch_tfms=tfms)
+    assert [type(t).__name__ for t in dls.after_batch.fs] == ["SpectralTransform"] * 3
+    assert spectral_steps(dls.after_batch) == tfms and dls.after_batch.fs[0].n_mels == 16
+    assert isinstance(tfms[0], SpectralStep) and "MelSpectrogram(sample_rate=16000" in dls.after_batch.fs[0].name
+    norm = dls.after_batch.fs[-1]
+    norm.mean = torch.zeros(1, 1, 16, 1)  # sets the step's statistics
+    assert torch.equal(tfms[-1].mean, torch.zeros(1, 1, 16, 1)) and "mean" not in vars(norm)
+    # a module that is not a SpectralStep (torchaudio's) runs on the plain tensor and keeps the batch's metadata
+    torchaudio = pytest.importorskip("torchaudio")
+    spec = MelSpectrogram(n_mels=16)(batch)
+    out = SpectralTransform(torchaudio.transforms.AmplitudeToDB(top_db=80.0))(spec)
+    assert type(out) is TensorSpectrogram and out.scale == "mel" and out.hop_length == spec.hop_length
+    torch.testing.assert_close(out.amax(dim=(1, 2, 3)), 10 * torch.log10(spec.amax(dim=(1, 2, 3))))
+    with pytest.raises(ParameterError, match="SpectralTransform takes an nn.Module"):
+        SpectralTransform(lambda x: x)

@@ -23,6 +23,7 @@ from ..functional import pad
 from ..io import audio_info
 from ..packed import PackedClip
 from ..transforms.item import find_opener
+from ..transforms.spectral import as_batch_transforms
 from .fill import check_batchable, filler_for, meta_of_batch
 from .transfer import DeviceFeed
 from .workers import WorkerPool, fork_available
@@ -100,7 +101,8 @@ class AudioDL(TfmdDL):
         on_error: ``'skip'`` a file that cannot be decoded (its row takes the next item, and a warning names it)
             or ``'raise'`` its error.
         prefetch_factor: batches each worker prepares ahead.
-        **kwargs: fastai's ``TfmdDL`` arguments (``bs``, ``shuffle``, ``num_workers``, ``device``...).
+        **kwargs: fastai's ``TfmdDL`` arguments (``bs``, ``shuffle``, ``num_workers``, ``device``...). The
+            spectral steps in ``after_batch`` (``nn.Module``s) run through the ``SpectralTransform`` adapter.
 
     Examples:
         >>> dls = AudioDataLoaders.from_folder("speech_commands", duration=None, valid_pct=0.2, bs=4, seed=0)
@@ -127,6 +129,8 @@ class AudioDL(TfmdDL):
         self.prefetch_factor = check_positive("prefetch_factor", prefetch_factor, integer=True)
         self.workers = int(kwargs.get("num_workers", 0) or 0)
         self._lengths, self._main_only, self._pool, self._pool_key, self._skipped = lengths, False, None, None, set()
+        if "after_batch" in kwargs:  # the spectral steps (nn.Modules) as batch transforms, through fastai's adapter
+            kwargs["after_batch"] = as_batch_transforms(kwargs["after_batch"])
         super().__init__(dataset, **kwargs)
 
     def new(self, dataset=None, **kwargs):

@@ -34,7 +34,10 @@ from .spectral import (
     MelSpectrogram,
     Normalize,  # noqa: F401  (SpecNormalize's old name; left out of __all__, see SpecNormalize)
     SpecNormalize,
+    SpectralStep,
+    SpectralTransform,
     Spectrogram,
+    spectral_steps,
 )
 
 __all__ = [
@@ -70,7 +73,10 @@ __all__ = [
     "OpenAudio",
     "Resample",
     "Spectrogram",
+    "SpectralStep",
+    "SpectralTransform",
     "TypedTransform",
     "get_frequency_batch_transforms",
     "mel_transforms",
+    "spectral_steps",
 ]
