@@ -20,10 +20,11 @@ import librosa
 import numpy as np
 import torch
 import torchaudio
+from fasttransform import Pipeline
 
 from fastai_audio.core import TensorAudio
 from fastai_audio.functional import stft_power
-from fastai_audio.transforms.spectral import CQT, AmplitudeToDB, MelSpectrogram, SpectralTransform
+from fastai_audio.transforms.spectral import CQT, AmplitudeToDB, AudioFrontEnd, MelSpectrogram, SpectralTransform
 
 try:
     import nnAudio.features as nnaudio_features
@@ -110,6 +111,37 @@ def logmel_contenders(x: torch.Tensor, device: torch.device) -> dict:
         rows[NNA] = lambda: ta_db(nna_mel(x2)[:, None])
         rows["  nnAudio MelSpectrogram"] = lambda: nna_mel(x2)
     return rows
+
+
+OVERHEAD_CALLS = 100  # calls per timed run of the per-call overhead table
+OVH_OURS = "fastai_audio Pipeline(MelSpectrogram, AmplitudeToDB)"
+OVH_TA = "torchaudio MelSpectrogram + AmplitudeToDB"
+
+
+def overhead_contenders(device: torch.device) -> dict:
+    """The same front-end on a tiny batch (2 clips of 1024 samples), so the time is the Python and launch cost per
+    call, which is what a GPU step waits on: the steps in fastai's Pipeline through the adapter, on the
+    ``(TensorAudio,)`` tuple a DataLoader hands over, against torchaudio's modules on the plain tensor."""
+    x3 = torch.randn(2, 1, 1024, generator=torch.Generator().manual_seed(0)).to(device)
+    audio = TensorAudio(x3, sample_rate=SR)
+    kw = dict(n_fft=256, hop_length=256, n_mels=8)
+    steps = [MelSpectrogram(sample_rate=SR, **kw), AmplitudeToDB(top_db=TOP_DB)]
+    pipe = Pipeline([SpectralTransform(s) for s in steps])
+    front = AudioFrontEnd(steps).to(device)
+    ta = torch.nn.Sequential(
+        torchaudio.transforms.MelSpectrogram(SR, norm="slaney", mel_scale="slaney", **kw),
+        torchaudio.transforms.AmplitudeToDB(top_db=TOP_DB),
+    ).to(device)
+    pipe((audio,))  # the adapter moves the steps to the device at the first batch
+
+    def repeat(fn):
+        return lambda: [fn() for _ in range(OVERHEAD_CALLS)]
+
+    return {
+        OVH_OURS: repeat(lambda: pipe((audio,))),
+        OVH_TA: repeat(lambda: ta(x3)),
+        "  fastai_audio AudioFrontEnd, plain tensor": repeat(lambda: front(x3)),
+    }
 
 
 def cqt_contenders(x: torch.Tensor, device: torch.device) -> dict:
@@ -322,6 +354,18 @@ def main():
             times,
             OURS,
             [FLOOR] + [n for n in times if n.startswith("  ")] + [TA, OURS],
+        )
+
+    # ---------------------------------------------------------------------------------------- per-call overhead
+    for device in devices:
+        fns = overhead_contenders(device)
+        times = time_round_robin(fns, {name: runs for name in fns}, device, warmup)
+        print_table(
+            f"## Per-call cost on {device.type.upper()}: a tiny batch (2 clips of 1024 samples), ms per "
+            f"{OVERHEAD_CALLS} calls (the Python and launch cost a GPU step waits on)",
+            times,
+            OVH_OURS,
+            [OVH_OURS, OVH_TA, "  fastai_audio AudioFrontEnd, plain tensor"],
         )
 
     # -------------------------------------------------------------------------------------------------- CQT

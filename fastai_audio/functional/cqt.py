@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from .._validate import check_choice, check_positive, check_sample_rate
 from ..errors import ParameterError
+from .spectral import full_precision
 
 __all__ = ["cqt", "cqt_frequencies", "cqt_kernels"]
 
@@ -275,7 +276,7 @@ def cqt(
 
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     lead = x.shape[:-1]
-    with torch.autocast(device_type=x.device.type, enabled=False):
+    with full_precision(x):
         flat = x.reshape(-1, 1, samples).to(dtype)
         if center:
             # One extra sample on the right gives librosa's frame count, 1 + samples // hop_length, for an odd kernel.

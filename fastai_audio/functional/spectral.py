@@ -7,6 +7,7 @@ parity in float64) and uses ``torchaudio``'s parameter names.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import warnings
@@ -60,9 +61,19 @@ def _compute_dtype(x, name: str) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def _no_autocast(x: torch.Tensor):
-    """Autocast off on ``x``'s device: FFTs and decibels lose too much in float16/bfloat16."""
-    return torch.autocast(device_type=x.device.type, enabled=False)
+def full_precision(x: torch.Tensor):
+    """A context with autocast off on ``x``'s device (FFTs, filterbank products and decibels lose too much in
+    float16/bfloat16); when autocast is already off there, a no-op context, which costs nothing per call.
+
+    Examples:
+        >>> x = torch.ones(2, 8)
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16), full_precision(x):
+        ...     (x @ x.T).dtype
+        torch.float32
+    """
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.autocast(device_type=x.device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 # ----------------------------------------------------------------------------------------------------------- STFT
@@ -174,7 +185,7 @@ def stft_power(
         window = window.to(device=x.device, dtype=dtype)
 
     lead = x.shape[:-1]
-    with _no_autocast(x):
+    with full_precision(x):
         spec = torch.stft(
             x.reshape(-1, samples).to(dtype),
             n_fft,
@@ -417,7 +428,7 @@ def amplitude_to_db(
     check_db_args(stype, ref, amin, top_db)
     multiplier = 10.0 if stype == "power" else 20.0
     item_dims = tuple(range(max(x.ndim - 3, 0), x.ndim))
-    with _no_autocast(x):
+    with full_precision(x):
         db = multiplier * torch.log10(x.to(dtype).clamp(min=amin))
         if isinstance(ref, str):
             # log is monotonic, so the max of the dB values is the dB of max(x, amin)
@@ -483,7 +494,7 @@ def mfcc(mel_db: torch.Tensor, n_mfcc: int = 20, *, dct_norm: str | None = "orth
     if n_mfcc > n_mels:
         raise ParameterError(f"n_mfcc={n_mfcc} is more than the {n_mels} mel bands; use n_mfcc <= {n_mels}")
     basis = _dct_matrix_f64(n_mfcc, n_mels, dct_norm).to(device=mel_db.device, dtype=dtype)
-    with _no_autocast(mel_db):
+    with full_precision(mel_db):
         return basis @ mel_db.to(dtype)
 
 
@@ -533,7 +544,7 @@ def deltas(x: torch.Tensor, width: int = 9) -> torch.Tensor:
     half = width // 2
     offsets = torch.arange(-half, half + 1, dtype=dtype, device=x.device)
     kernel = (offsets / offsets.square().sum()).view(1, 1, width)
-    with _no_autocast(x):
+    with full_precision(x):
         slope = F.conv1d(x.reshape(-1, 1, frames).to(dtype), kernel)  # frames half .. frames - 1 - half
         # the line through the first (last) `width` frames is the fit centred on frame `half` (frames - 1 - half)
         out = F.pad(slope, (half, half), mode="replicate")

@@ -29,7 +29,7 @@ from .._validate import check_choice, check_positive, check_sample_rate
 from ..core import TensorAudio, TensorSpectrogram
 from ..errors import ParameterError
 from ..functional import amplitude_to_db, cqt, cqt_kernels, deltas, mel_filterbank, mfcc, stft_power
-from ..functional.spectral import check_db_args, check_delta_width, check_mfcc_args, check_stft_args
+from ..functional.spectral import check_db_args, check_delta_width, check_mfcc_args, check_stft_args, full_precision
 from .base import TypedTransform
 
 __all__ = [
@@ -120,9 +120,7 @@ class SpectralStep(nn.Module):
                 f"{type(x).__name__}: put it after the step that makes those (see the `order` of each step)"
             )
         meta = self.describe(x.__dict__)
-        out = TensorSpectrogram(super().__call__(x.as_subclass(torch.Tensor), *args, **kwargs))
-        out.__dict__.update(meta)
-        return out
+        return _typed(super().__call__(x.as_subclass(torch.Tensor), *args, **kwargs), meta)
 
     def describe(self, meta: dict) -> dict:
         """The metadata of the output, from the input's (``sample_rate``, ``lengths``, the axes...); raises a
@@ -142,6 +140,13 @@ class SpectralStep(nn.Module):
                 "export_onnx, or retrain"
             )
         super().__setstate__(state)
+
+
+def _typed(value: torch.Tensor, meta: dict) -> TensorSpectrogram:
+    """``value`` as a ``TensorSpectrogram`` with ``meta`` (``as_subclass``: no copy, none of fastai's casting)."""
+    out = value.as_subclass(TensorSpectrogram)
+    out.__dict__.update(meta)
+    return out
 
 
 def _frame_lengths(lengths, hop_length: int, center: bool, n_fft: int):
@@ -335,7 +340,7 @@ class MelSpectrogram(Spectrogram):
 
     def _power(self, x: torch.Tensor) -> torch.Tensor:
         spec = super()._power(x)  # float32 (or float64) whatever the autocast state
-        with torch.autocast(spec.device.type, enabled=False):  # keep the filterbank product in that precision
+        with full_precision(spec):  # keep the filterbank product in that precision
             return torch.matmul(self.fb.to(spec.dtype), spec)
 
     def _axes(self, meta: dict) -> dict:
@@ -824,19 +829,16 @@ class SpectralTransform(TypedTransform):
         if not self.takes(x):
             return x
         step = self.module
+        plain = x if type(x) is torch.Tensor else x.as_subclass(torch.Tensor)  # (no fastai hook per attribute read)
         with torch.no_grad():  # a constant in a DataLoader, even when trainable: no autograd graph per batch
-            if x.device != self._device:
-                step.to(x.device)
-                self._device = x.device
+            if plain.device != self._device:
+                step.to(plain.device)
+                self._device = plain.device
             if isinstance(step, SpectralStep):
-                if type(x) is not torch.Tensor:
-                    return step(x)  # the step's own metadata
-                meta = step.describe({})
+                meta = step.describe({} if plain is x else x.__dict__)
             else:
                 meta = {k: v for k, v in x.__dict__.items() if k not in ("path", "lengths")}
-            out = TensorSpectrogram(step(x.as_subclass(torch.Tensor)))
-        out.__dict__.update(meta)
-        return out
+            return _typed(step(plain), meta)
 
     def decodes(self, x: TensorSpectrogram):
         decode = getattr(self.module, "decode", None)
