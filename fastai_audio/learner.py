@@ -15,6 +15,7 @@ from . import _compat  # noqa: F401  (first: it imports fastai with fastai's imp
 # isort: split
 import urllib.error
 import urllib.request
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from .transforms.item import find_opener
 from .transforms.spectral import (
     AmplitudeToDB,
     AudioFrontEnd,
+    LogCompress,
     MelSpectrogram,
     SpecNormalize,
     SpectralTransform,
@@ -432,31 +434,51 @@ def create_audio_model(
     return add_head(body, num_features_model(body), n_out, **head_kwargs)
 
 
-def _panns_front_end_issues(dls, front_tensors: dict | None = None) -> list[str]:
-    """How the loaders' front-end differs from the log-mel the PANNs checkpoints expect (``MEL_PRESETS['panns']``),
-    and whether the checkpoint's own mel filterbank (``logmel_extractor.melW``) is that preset's."""
-    from .functional.spectral import mel_filterbank
+def _front_end_issues(dls, preset: str) -> list[str]:
+    """How the loaders' front-end differs from ``MEL_PRESETS[preset]``, the log-mel a checkpoint was trained on:
+    the mel parameters, the compression (decibels or ``LogCompress``), and no ``SpecNormalize`` (the networks'
+    first BatchNorm normalises)."""
     from .transforms.presets import MEL_PRESETS
 
-    want, issues = MEL_PRESETS["panns"], []
+    want, issues = MEL_PRESETS[preset], []
     tfms = spectral_steps(getattr(dls, "after_batch", None))
     mel = next((t for t in tfms if isinstance(t, MelSpectrogram)), None)
     if mel is None:
         issues.append("the loaders compute no MelSpectrogram")
     else:
-        for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "mel_scale", "norm", "power"):
+        names = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "mel_scale", "norm", "power")
+        for name in (*names, "pad_mode"):
             have, expected = getattr(mel, name), getattr(want, name)
+            if name == "f_max":  # None is the Nyquist frequency
+                have, expected = have or mel.sample_rate / 2, expected or want.sample_rate / 2
             if (float(have) if isinstance(have, (int, float)) else have) != expected:
                 issues.append(f"{name}={have!r} (the checkpoints: {expected!r})")
     db = next((t for t in tfms if isinstance(t, AmplitudeToDB)), None)
-    if db is None or db.ref != want.ref or db.top_db is not None:
+    log = next((t for t in tfms if isinstance(t, LogCompress)), None)
+    if want.compression is not None:
+        if log is None or log.scale != want.compression:
+            have = "no LogCompress" if log is None else f"LogCompress(scale={log.scale:g})"
+            issues.append(f"{have} (the checkpoints: LogCompress(scale={want.compression:g}))")
+        if db is not None:
+            issues.append("AmplitudeToDB takes decibels of what the checkpoints saw log-compressed")
+    elif db is None or db.ref != want.ref or db.top_db is not None:
         issues.append(
             "AmplitudeToDB(ref=1.0, top_db=None) is missing"
             if db is None
             else f"AmplitudeToDB(ref={db.ref!r}, top_db={db.top_db!r}) (the checkpoints: ref=1.0, top_db=None)"
         )
     if any(isinstance(t, SpecNormalize) for t in tfms):
-        issues.append("SpecNormalize rescales the log-mel the network's bn0 statistics expect raw")
+        issues.append("SpecNormalize rescales the log-mel the network's first BatchNorm expects raw")
+    return issues
+
+
+def _panns_front_end_issues(dls, front_tensors: dict | None = None) -> list[str]:
+    """``_front_end_issues`` for ``'panns'``, and whether the checkpoint's own mel filterbank
+    (``logmel_extractor.melW``) is that preset's."""
+    from .functional.spectral import mel_filterbank
+    from .transforms.presets import MEL_PRESETS
+
+    want, issues = MEL_PRESETS["panns"], _front_end_issues(dls, "panns")
     melw = (front_tensors or {}).get("logmel_extractor.melW")
     if melw is not None:
         fb = mel_filterbank(
@@ -474,7 +496,6 @@ def _panns_front_end_issues(dls, front_tensors: dict | None = None) -> list[str]
 
 
 def _panns_learner(dls, arch: str, n_out: int, *, pretrained: bool, weights, **kwargs):
-    import warnings
 
     from .models.panns import find_panns_checkpoint, load_panns_weights
 
@@ -520,6 +541,13 @@ def _musicnn_learner(dls, n_out: int, *, pretrained: bool, weights) -> tuple[nn.
         raise ParameterError(f"MusiCNN's checkpoints were trained on 96 mel bands; the loaders give {x.shape[2]}")
     name = {"MTT": "MTT_musicnn", "MSD": "MSD_musicnn"}.get(str(weights).upper(), str(weights))
     load_musicnn_weights(model, name, head=n_out == 50)
+    issues = _front_end_issues(dls, "musicnn")
+    if issues:
+        warnings.warn(
+            f"the musicnn checkpoints were trained on the 'musicnn' log-mel; these loaders differ: {'; '.join(issues)}"
+            ". Build them with AudioDataLoaders...(sample_rate=16000, batch_tfms=mel_transforms('musicnn'))",
+            stacklevel=3,
+        )
     return model, True
 
 

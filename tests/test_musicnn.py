@@ -65,7 +65,7 @@ def test_a_checkpoint_of_another_graph_names_the_missing_tensor(tmp_path):
 def mel96_dls(toy_folder):
     from fastai_audio.all import AudioDataLoaders, mel_transforms
 
-    return AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, batch_tfms=mel_transforms("speech", n_mels=96))
+    return AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, batch_tfms=mel_transforms("musicnn"))
 
 
 @needs_musicnn
@@ -98,6 +98,21 @@ def test_audio_learner_builds_musicnn_from_scratch_and_refuses_other_mels(toy_fo
     dls64 = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, batch_tfms=mel_transforms("speech"))
     with pytest.raises(ParameterError, match="trained on 96 mel bands; the loaders give 80"):
         audio_learner(dls64, "musicnn", weights="MTT")
+
+
+@needs_musicnn
+def test_loaders_unlike_the_checkpoints_front_end_are_named_in_a_warning(toy_folder):
+    from fastai_audio.all import AudioDataLoaders, mel_transforms
+    from fastai_audio.learner import audio_learner
+
+    speech96 = AudioDataLoaders.from_folder(
+        toy_folder, bs=4, duration=1.0, batch_tfms=mel_transforms("speech", n_mels=96)
+    )
+    with pytest.warns(UserWarning, match=r"differ: hop_length=160 \(the checkpoints: 256\); pad_mode.*no LogCompress") as got:
+        audio_learner(speech96, "musicnn", weights="MTT")
+    message = str(got[0].message)
+    assert "pad_mode='reflect' (the checkpoints: 'constant')" in message and "SpecNormalize rescales" in message
+    assert "mel_transforms('musicnn')" in message
 
 
 def test_the_vgg_baseline_takes_3_s_patches_with_either_checkpoints_pooling():

@@ -23,6 +23,7 @@ __all__ = [
     "amplitude_to_db",
     "deltas",
     "hz_to_mel",
+    "log_compress",
     "mel_filterbank",
     "mel_to_hz",
     "mfcc",
@@ -384,6 +385,39 @@ def check_db_args(stype: str = "power", ref="max", amin: float = 1e-10, top_db: 
         isinstance(top_db, bool) or not isinstance(top_db, (int, float)) or not math.isfinite(top_db) or top_db < 0
     ):
         raise ParameterError(f"top_db must be None or a number >= 0 (dB), got {top_db!r}")
+
+
+def check_compression(scale: float) -> float:
+    """The ``scale`` of ``log_compress``: a finite number > 0 (the check the ``LogCompress`` step shares)."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+        raise ParameterError(f"scale must be a finite number > 0, got {scale!r}")
+    return float(scale)
+
+
+def log_compress(x: torch.Tensor, scale: float = 10000.0) -> torch.Tensor:
+    """``log10(1 + scale * x)``: the log compression of the MusiCNN front-end (musicnn, Essentia), per value.
+
+    Unlike decibels it needs no floor and no reference: 0 stays 0, and quiet bins are compressed smoothly.
+
+    Args:
+        x: power (or magnitude) spectrogram, any shape, non-negative.
+        scale: the gain before the log (musicnn: 10,000 on a power mel spectrogram).
+
+    Returns:
+        Tensor of ``x``'s shape. Output dtype: float64 for float64 input, else float32 (autocast is switched off
+        inside). Differentiable.
+
+    Raises:
+        ParameterError: ``x`` is not a floating-point tensor; ``scale`` is not a finite number > 0.
+
+    Examples:
+        >>> log_compress(torch.tensor([0.0, 0.0009, 1.0]))     # log10(1), log10(10), log10(10001)
+        tensor([0.0000, 1.0000, 4.0000])
+    """
+    dtype = _compute_dtype(x, "x")
+    scale = check_compression(scale)
+    with full_precision(x):
+        return torch.log1p(x.to(dtype) * scale) / math.log(10.0)
 
 
 def amplitude_to_db(

@@ -31,6 +31,7 @@ from .spectral import (
     AmplitudeToDB,
     AudioFrontEnd,
     Delta,
+    LogCompress,
     MelSpectrogram,
     Normalize,  # noqa: F401  (SpecNormalize's old name; left out of __all__, see SpecNormalize)
     SpecNormalize,
@@ -65,6 +66,7 @@ __all__ = [
     "CropPad",
     "Delta",
     "DownmixMono",
+    "LogCompress",
     "MEL_PRESETS",
     "MFCC",
     "MelConfig",

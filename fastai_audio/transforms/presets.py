@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import ParameterError
-from .spectral import AmplitudeToDB, MelSpectrogram, SpecNormalize
+from .spectral import AmplitudeToDB, LogCompress, MelSpectrogram, SpecNormalize
 
 __all__ = ["MelConfig", "MEL_PRESETS", "mel_transforms", "get_frequency_batch_transforms"]
 
@@ -18,8 +18,10 @@ __all__ = ["MelConfig", "MEL_PRESETS", "mel_transforms", "get_frequency_batch_tr
 class MelConfig:
     """The parameters of a log-mel front-end.
 
-    Attributes mirror ``MelSpectrogram`` (torchaudio's names) plus ``top_db`` and ``ref`` for ``AmplitudeToDB`` and
-    ``normalize``, the ``SpecNormalize`` mode (``None``: none, e.g. for a network that normalises its input itself).
+    Attributes mirror ``MelSpectrogram`` (torchaudio's names) plus ``top_db`` and ``ref`` for ``AmplitudeToDB``,
+    ``compression``, the ``LogCompress`` scale that replaces the decibels when set (MusiCNN's ``log10(1 + 10000 x)``),
+    and ``normalize``, the ``SpecNormalize`` mode (``None``: none, e.g. for a network that normalises its input
+    itself).
 
     Examples:
         >>> MEL_PRESETS["nsynth"].hop_length
@@ -37,15 +39,18 @@ class MelConfig:
     mel_scale: str = "slaney"
     norm: str | None = "slaney"
     power: float = 2.0
+    pad_mode: str = "reflect"
     top_db: float | None = 80.0
     ref: str | float = "max"
     normalize: str | None = "dataset"
+    compression: float | None = None
 
     def transforms(self, *, decibels: bool = True, normalize: str | None | object = ..., **kwargs) -> list:
-        """``[MelSpectrogram, AmplitudeToDB, SpecNormalize]`` for this config.
+        """``[MelSpectrogram, AmplitudeToDB, SpecNormalize]`` for this config (``LogCompress`` in place of
+        ``AmplitudeToDB`` when ``compression`` is set).
 
         Args:
-            decibels: include ``AmplitudeToDB(top_db=self.top_db)``.
+            decibels: include ``AmplitudeToDB(top_db=self.top_db)`` (or the ``LogCompress`` step).
             normalize: ``'dataset'`` (per-frequency statistics of the training set), ``'item'``, or None; default:
                 the config's ``normalize``.
             **kwargs: config fields to change first (e.g. ``n_mels=128``), or other ``MelSpectrogram`` arguments
@@ -54,9 +59,11 @@ class MelConfig:
         names = {f.name for f in fields(self)}
         cfg = replace(self, **{k: v for k, v in kwargs.items() if k in names})
         extra = {k: v for k, v in kwargs.items() if k not in names}
-        mel_kwargs = {k: v for k, v in asdict(cfg).items() if k not in ("top_db", "ref", "normalize")}
+        mel_kwargs = {k: v for k, v in asdict(cfg).items() if k not in ("top_db", "ref", "normalize", "compression")}
         tfms = [MelSpectrogram(**mel_kwargs, **extra)]
-        if decibels:
+        if decibels and cfg.compression is not None:
+            tfms.append(LogCompress(cfg.compression))
+        elif decibels:
             stype = "power" if cfg.power == 2.0 else "magnitude"
             tfms.append(AmplitudeToDB(stype=stype, ref=cfg.ref, top_db=cfg.top_db))
         normalize = cfg.normalize if normalize is ... else normalize
@@ -81,13 +88,27 @@ MEL_PRESETS = {
         ref=1.0,
         normalize=None,
     ),
+    "musicnn": MelConfig(
+        sample_rate=16000,
+        n_fft=512,
+        hop_length=256,
+        n_mels=96,
+        pad_mode="constant",
+        top_db=None,
+        ref=1.0,
+        compression=10000.0,
+        normalize=None,
+    ),
 }
 """Named configurations. ``nsynth``: the seed's settings (16 kHz, n_fft 1024, hop 256, 20-8000 Hz) with 64 mels;
 ``nsynth40``: the same with the seed's 40 mels; ``speech``: 25 ms windows, 10 ms hop, 80 mels to 8 kHz (the common
 ASR front-end); ``music``: 22.05 kHz, n_fft 2048, hop 512, 128 mels (librosa's defaults); ``panns``: the log-mel
 the PANNs AudioSet checkpoints were trained on (32 kHz, n_fft 1024, hop 320, 64 mels, 50-14,000 Hz, ``10 log10``
 of the power with ``ref=1.0``, no ``top_db`` and no ``SpecNormalize``: the network's first BatchNorm normalises),
-tested equal to the reference implementation's (``audio_learner(dls, "cnn14", ...)``)."""
+tested equal to the reference implementation's (``audio_learner(dls, "cnn14", ...)``); ``musicnn``: the front-end
+of the musicnn package's MusiCNN and VGG checkpoints (16 kHz, n_fft 512, hop 256, 96 mels, librosa's
+``melspectrogram`` with its zero padding, then ``log10(1 + 10000 x)``, no normalisation: the network's first
+BatchNorm normalises), tested equal to the package's own (``audio_learner(dls, "musicnn", ...)``)."""
 
 
 def mel_transforms(preset: str = "nsynth", **kwargs) -> list:

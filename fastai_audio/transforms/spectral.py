@@ -28,8 +28,15 @@ from .._compat import in_main_process
 from .._validate import check_choice, check_positive, check_sample_rate
 from ..core import TensorAudio, TensorSpectrogram
 from ..errors import ParameterError
-from ..functional import amplitude_to_db, cqt, cqt_kernels, deltas, mel_filterbank, mfcc, stft_power
-from ..functional.spectral import check_db_args, check_delta_width, check_mfcc_args, check_stft_args, full_precision
+from ..functional import amplitude_to_db, cqt, cqt_kernels, deltas, log_compress, mel_filterbank, mfcc, stft_power
+from ..functional.spectral import (
+    check_compression,
+    check_db_args,
+    check_delta_width,
+    check_mfcc_args,
+    check_stft_args,
+    full_precision,
+)
 from .base import TypedTransform
 
 __all__ = [
@@ -38,6 +45,7 @@ __all__ = [
     "MelSpectrogram",
     "CQT",
     "AmplitudeToDB",
+    "LogCompress",
     "MFCC",
     "Delta",
     "SpecNormalize",
@@ -491,6 +499,37 @@ class AmplitudeToDB(SpectralStep):
 
     def extra_repr(self) -> str:
         return f"stype={self.stype!r}, ref={self.ref!r}, amin={self.amin}, top_db={self.top_db}"
+
+
+class LogCompress(SpectralStep):
+    """Log compression ``log10(1 + scale * x)`` of a power spectrogram: ``(B, C, F, T)`` -> same shape.
+
+    Calls :func:`fastai_audio.functional.log_compress`. The MusiCNN front-end (musicnn, Essentia) uses it with
+    ``scale=10000`` where others take decibels (``mel_transforms('musicnn')``); it stands where ``AmplitudeToDB``
+    does (order 30), and needs no reference or floor.
+
+    Args:
+        scale: the gain before the log.
+
+    Examples:
+        >>> LogCompress(scale=10000)(torch.full((1, 1, 2, 3), 0.0009)).unique()
+        tensor([1.])
+    """
+
+    order = 30
+
+    def __init__(self, scale: float = 10000.0):
+        super().__init__()
+        self.scale = check_compression(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return log_compress(as_spec_batch(x), self.scale)
+
+    def describe(self, meta: dict) -> dict:
+        return {**super().describe(meta), "db": False, "log_scale": self.scale}
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}"
 
 
 class MFCC(SpectralStep):
