@@ -108,7 +108,8 @@ def test_loaders_unlike_the_checkpoints_front_end_are_named_in_a_warning(toy_fol
     speech96 = AudioDataLoaders.from_folder(
         toy_folder, bs=4, duration=1.0, batch_tfms=mel_transforms("speech", n_mels=96)
     )
-    with pytest.warns(UserWarning, match=r"differ: hop_length=160 \(the checkpoints: 256\); pad_mode.*no LogCompress") as got:
+    differ = r"differ: hop_length=160 \(the checkpoints: 256\); pad_mode.*no LogCompress"
+    with pytest.warns(UserWarning, match=differ) as got:
         audio_learner(speech96, "musicnn", weights="MTT")
     message = str(got[0].message)
     assert "pad_mode='reflect' (the checkpoints: 'constant')" in message and "SpecNormalize rescales" in message
