@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import AudioError, AudioFileError
+from .errors import AudioError, AudioFileError, ParameterError
 
 __all__ = ["main"]
 
@@ -351,6 +351,45 @@ def _predict(args) -> int:
     return 0
 
 
+def _tag(args) -> int:
+    """``tag``: the top tags of each file (its windows' mean), and the taggrams on request."""
+    import pandas as pd
+
+    from .inference import MusicTagger, plot_taggram
+
+    if args.top < 1:
+        raise ParameterError(f"--top must be a positive number of tags, got {args.top}")
+    tagger = MusicTagger(args.weights)
+    rows = []
+    for f in [Path(f) for f in args.files]:
+        res = tagger.predict_windows(f, hop=args.hop)
+        order = res.clip_probs.argsort()[::-1][: args.top]
+        rows += [
+            {"path": str(f), "rank": r + 1, "tag": res.classes[i], "probability": float(res.clip_probs[i])}
+            for r, i in enumerate(order)
+        ]
+        if args.taggram is not None:
+            import matplotlib.pyplot as plt
+
+            from .atomic import atomic_file
+
+            folder = Path(args.taggram)
+            folder.mkdir(parents=True, exist_ok=True)
+            ax = plot_taggram(res, top=max(args.top, 10), figsize=(10, 4))
+            ax.set_title(f"{f.name}: {res.label} ({args.weights} tags, {len(res.starts)} windows of 3 s)")
+            with atomic_file(folder / f"{f.stem}.png", "taggram") as tmp:
+                ax.figure.savefig(tmp, format="png", bbox_inches="tight")
+            plt.close(ax.figure)
+    table = pd.DataFrame(rows)
+    if args.format == "csv":
+        print(table.to_csv(index=False), end="")
+    elif args.format == "json":
+        print(table.to_json(orient="records", indent=2))
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
 def _export(args) -> int:
     from .export import export_onnx
 
@@ -465,6 +504,18 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--hop", type=float, default=None, help="seconds between windows (default: window / 2)")
     predict.add_argument("--format", choices=("table", "csv", "json"), default="table")
     predict.set_defaults(func=_predict)
+
+    tag = sub.add_parser(
+        "tag",
+        help="tag music with a pretrained MusiCNN (the musicnn package's weights: pip install --no-deps musicnn)",
+    )
+    tag.add_argument("files", nargs="+", help="audio files")
+    tag.add_argument("--weights", choices=("MTT", "MSD"), default="MTT", help="MagnaTagATune or Million Song tags")
+    tag.add_argument("--hop", type=float, default=None, help="seconds between 3 s windows (default 3)")
+    tag.add_argument("--top", type=int, default=5, help="tags per file in the table")
+    tag.add_argument("--taggram", default=None, help="a folder: write <file stem>.png, the taggram of each file")
+    tag.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    tag.set_defaults(func=_tag)
 
     export = sub.add_parser("export", help="write an exported model as one ONNX graph (raw audio in, labels out)")
     export.add_argument(

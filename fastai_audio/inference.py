@@ -8,15 +8,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from .core import TensorAudio
 from .errors import ParameterError
-from .io import load_audio
+from .io import load_audio, resample
+from .models.musicnn import MusiCNN, load_musicnn_weights, musicnn_tags
 from .runtime import MAX_WINDOWS, check_windows, window_starts
 from .transforms import OpenAudio
 from .transforms.item import find_opener
+from .transforms.presets import mel_transforms
+from .transforms.spectral import AudioFrontEnd
 
-__all__ = ["predict_files", "predict_windows", "WindowPredictions", "plot_taggram"]
+__all__ = ["predict_files", "predict_windows", "WindowPredictions", "plot_taggram", "MusicTagger"]
 
 
 def _opener(learn) -> OpenAudio:
@@ -142,62 +146,161 @@ def predict_windows(
         >>> res.starts[:4], res.probs.shape, res.label in learn.dls.vocab
         (array([0. , 0.5, 1. , 1.5]), (39, 2), True)
     """
+    if aggregate not in ("mean", "max"):
+        raise ParameterError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
     opener = _opener(learn)
     window = window if window is not None else opener.duration
     if window is None:
         raise ParameterError("the model was trained on whole clips (duration=None): pass window=<seconds>")
     hop = hop if hop is not None else window / 2
-    check_windows(window, hop)
-    if aggregate not in ("mean", "max"):
-        raise ParameterError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
+    check_windows(window, hop)  # before anything is decoded
+    wav, sr = _recording(source, opener.sample_rate, opener.mono, sample_rate)
+    starts, clips = _windows(wav, sr, window, hop, max_windows)
+    dl = learn.dls.test_dl([TensorAudio(c, sample_rate=sr) for c in clips], bs=bs or learn.dls.bs, num_workers=0)
+    probs, _ = learn.get_preds(dl=dl)
+    return _window_predictions(
+        probs.numpy(), starts, clips.shape[-1], wav.shape[-1], sr, list(learn.dls.vocab), aggregate
+    )
+
+
+def _recording(source, rate: int | None, mono: bool, sample_rate: int | None) -> tuple[torch.Tensor, int]:
+    """A file path (decoded at ``rate``), a ``TensorAudio``, or an array with ``sample_rate``: ``(wav, rate)``."""
     if isinstance(source, (str, Path)):
-        wav, sr = load_audio(source, sample_rate=opener.sample_rate, mono=opener.mono)
-    elif isinstance(source, TensorAudio):
-        wav, sr = source.as_subclass(torch.Tensor), source.sample_rate
-    else:
-        if sample_rate is None:
-            raise ParameterError("predict_windows on an array needs its rate: pass sample_rate=<Hz>")
-        wav, sr = TensorAudio.create(source, sample_rate=sample_rate).as_subclass(torch.Tensor), int(sample_rate)
-    n_total = wav.shape[-1]
-    duration = n_total / sr
-    starts, n_win = window_starts(n_total, sr, window, hop, max_windows)
+        return load_audio(source, sample_rate=rate, mono=mono)
+    if isinstance(source, TensorAudio):
+        return source.as_subclass(torch.Tensor), source.sample_rate
+    if sample_rate is None:
+        raise ParameterError("predicting windows of an array needs its rate: pass sample_rate=<Hz>")
+    return TensorAudio.create(source, sample_rate=sample_rate).as_subclass(torch.Tensor), int(sample_rate)
+
+
+def _windows(wav: torch.Tensor, sr: int, window: float, hop: float, max_windows: int):
+    """``(starts in samples, clips (n_windows, channels, samples))``: windows every ``hop`` covering the whole
+    recording, the last one padded with silence (``window`` and ``hop`` already passed ``check_windows``; the
+    count is checked before any window is made)."""
+    starts, n_win = window_starts(wav.shape[-1], sr, window, hop, max_windows)
     clips = []
     for s in starts:
         piece = wav[..., s : s + n_win]
         if piece.shape[-1] < n_win:  # the last window runs past the end: pad with silence
             piece = torch.nn.functional.pad(piece, (0, n_win - piece.shape[-1]))
-        clips.append(TensorAudio(piece, sample_rate=sr))
-    dl = learn.dls.test_dl(clips, bs=bs or learn.dls.bs, num_workers=0)
-    probs, _ = learn.get_preds(dl=dl)
-    probs = probs.numpy()
+        clips.append(piece)
+    return starts, torch.stack(clips)
+
+
+def _window_predictions(probs, starts, n_win: int, n_total: int, sr: int, classes: list, aggregate: str):
     clip_probs = probs.mean(0) if aggregate == "mean" else probs.max(0)
-    classes = list(learn.dls.vocab)
-    return WindowPredictions(
-        starts / sr, n_win / sr, duration, probs, clip_probs, classes, str(classes[int(clip_probs.argmax())])
-    )
+    label = str(classes[int(clip_probs.argmax())])
+    return WindowPredictions(starts / sr, n_win / sr, n_total / sr, probs, clip_probs, classes, label)
 
 
-def plot_taggram(result: WindowPredictions, ax=None, figsize=(10, 3), cmap: str = "viridis"):
+def plot_taggram(result: WindowPredictions, ax=None, figsize=(10, 3), cmap: str = "viridis", top: int | None = None):
     """Draw the per-window probabilities over time: one row per class (a "taggram"); return the axes.
+
+    Args:
+        result: what ``predict_windows`` (or ``MusicTagger.predict_windows``) returns.
+        top: draw only the ``top`` classes of the whole recording (its ``clip_probs``), most probable at the top;
+            default all, in their order.
 
     Examples:
         >>> ax = plot_taggram(predict_windows(learn, "concert.flac"))
         >>> ax.get_xlabel()
         'time (s, window centres)'
+        >>> ax = plot_taggram(MusicTagger("MTT").predict_windows("song.wav"), top=10)   # doctest: +SKIP
     """
     import matplotlib.pyplot as plt
 
+    rows = np.arange(len(result.classes))
+    if top is not None:
+        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+            raise ParameterError(f"top must be a positive number of classes, got {top!r}")
+        rows = np.argsort(result.clip_probs, kind="stable")[::-1][:top][::-1]  # the most probable drawn on top
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
     hop = result.starts[1] - result.starts[0] if len(result.starts) > 1 else result.window
     centres = result.starts + result.window / 2
-    extent = (centres[0] - hop / 2, centres[-1] + hop / 2, -0.5, len(result.classes) - 0.5)
+    extent = (centres[0] - hop / 2, centres[-1] + hop / 2, -0.5, len(rows) - 0.5)
     im = ax.imshow(
-        result.probs.T, aspect="auto", origin="lower", cmap=cmap, vmin=0, vmax=1, interpolation="nearest", extent=extent
+        result.probs[:, rows].T,
+        aspect="auto",
+        origin="lower",
+        cmap=cmap,
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+        extent=extent,
     )
-    ax.set_yticks(range(len(result.classes)))
-    ax.set_yticklabels([str(c) for c in result.classes])
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([str(result.classes[i]) for i in rows])
     ax.set_xlabel("time (s, window centres)")
     ax.set_title(f"{result.label} (clip, {len(result.starts)} windows of {result.window:g} s)")
     ax.figure.colorbar(im, ax=ax, label="probability")
     return ax
+
+
+class MusicTagger(nn.Sequential):
+    """A music tagger that works out of the box: the ``musicnn`` package's MusiCNN, trained on MagnaTagATune
+    (``'MTT'``: instruments, voices, moods) or the Million Song Dataset (``'MSD'``: genres, decades), with its 50
+    tags and behind the front-end it was trained on. No data, no training, no TensorFlow
+    (``pip install --no-deps musicnn``).
+
+    ``Sequential(front_end, network, sigmoid)``: waveforms ``(batch, samples)`` at 16 kHz -> tag probabilities
+    ``(batch, 50)``; ``predict_windows`` tags a recording every ``hop`` seconds (Essentia's taggram), and
+    ``plot_taggram`` draws it.
+
+    Args:
+        weights: ``'MTT'`` or ``'MSD'``.
+
+    Attributes:
+        tags: the 50 tag names, in the order of the outputs.
+
+    Examples:
+        >>> tagger = MusicTagger("MTT")                                     # doctest: +SKIP
+        >>> res = tagger.predict_windows("song.wav")                         # doctest: +SKIP
+        >>> [res.classes[i] for i in res.clip_probs.argsort()[::-1][:3]]     # doctest: +SKIP
+        ['guitar', 'classical', 'slow']
+    """
+
+    sample_rate = 16000
+    window = 3.0  # seconds: the 187-frame patches the networks were trained on
+
+    def __init__(self, weights: str = "MTT"):
+        key = str(weights).upper()
+        if key not in ("MTT", "MSD"):
+            raise ParameterError(f"weights must be 'MTT' or 'MSD', got {weights!r}")
+        network = load_musicnn_weights(MusiCNN(50), f"{key}_musicnn", head=True)
+        super().__init__(AudioFrontEnd(mel_transforms("musicnn")), network, nn.Sigmoid())
+        self.weights, self.tags = key, musicnn_tags(key)
+        self.eval()
+
+    def predict_windows(
+        self,
+        source,
+        *,
+        hop: float | None = None,
+        sample_rate: int | None = None,
+        aggregate: str = "mean",
+        bs: int = 32,
+        max_windows: int = MAX_WINDOWS,
+    ) -> WindowPredictions:
+        """Tag ``source`` (a file, a ``TensorAudio``, or an array with ``sample_rate``) in 3 s windows every ``hop``
+        seconds (default 3: one patch after the other, as musicnn does); windows ``(n, 50)`` and the recording's
+        aggregate, as ``predict_windows`` returns them. Decoded at 16 kHz, mono.
+
+        Raises:
+            ParameterError: ``hop`` out of ``check_windows``' bounds, more than ``max_windows`` windows, or an
+                array without ``sample_rate``.
+        """
+        if aggregate not in ("mean", "max"):
+            raise ParameterError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
+        hop = self.window if hop is None else hop
+        check_windows(self.window, hop)
+        wav, sr = _recording(source, self.sample_rate, True, sample_rate)
+        wav = wav.reshape(-1, wav.shape[-1]).mean(0, keepdim=True)  # mono (a file is decoded mono already)
+        if sr != self.sample_rate:
+            wav, sr = resample(wav, sr, self.sample_rate), self.sample_rate
+        starts, clips = _windows(wav, sr, self.window, hop, max_windows)
+        device = next(self.parameters()).device
+        with torch.no_grad():
+            probs = torch.cat([self(c[:, 0].to(device)).cpu() for c in clips.split(bs)]).numpy()
+        return _window_predictions(probs, starts, clips.shape[-1], wav.shape[-1], sr, list(self.tags), aggregate)

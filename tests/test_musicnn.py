@@ -140,3 +140,111 @@ def test_each_vgg_checkpoint_loads_into_its_own_pooling():
     assert torch.equal(model.head.weight, torch.from_numpy(tf["dense/kernel"].T))
     with pytest.raises(ParameterError, match=r"MSD_vgg pools as MusicVGG\(pools='MSD'\); this model has 'MTT'"):
         load_musicnn_weights(MusicVGG(), "MSD_vgg")
+
+
+@needs_musicnn
+def test_the_tag_lists_are_read_as_data_in_the_order_of_the_outputs():
+    from fastai_audio.models import musicnn_tags
+
+    mtt, msd = musicnn_tags("MTT"), musicnn_tags("msd")
+    assert len(mtt) == len(msd) == 50 and mtt[:3] == ["guitar", "classical", "slow"] and msd[:2] == ["rock", "pop"]
+    assert {"piano", "violin", "drums", "choir"} <= set(mtt) and "jazz" in msd
+    with pytest.raises(ParameterError, match="dataset must be 'MTT' or 'MSD'"):
+        musicnn_tags("AudioSet")
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    if importlib.util.find_spec("musicnn") is None:
+        pytest.skip("the musicnn wheel is not installed (pip install --no-deps musicnn)")
+    from fastai_audio.inference import MusicTagger
+
+    return MusicTagger("MTT")
+
+
+def test_the_tagger_tags_3_s_windows_of_any_rate_and_channels(tagger):
+    import numpy as np
+
+    from fastai_audio.functional.spectral import log_compress
+    from fastai_audio.io import resample
+
+    t = np.arange(16000 * 7) / 16000
+    mono = (0.3 * np.sin(2 * np.pi * 440 * t) * np.exp(-(t % 1) * 3)).astype(np.float32)
+    res = tagger.predict_windows(mono, sample_rate=16000)
+    assert res.probs.shape == (3, 50) and res.starts.tolist() == [0.0, 3.0, 6.0] and res.window == 3.0
+    assert res.duration == 7.0 and res.classes == tagger.tags and res.label == tagger.tags[res.clip_probs.argmax()]
+    # each window: the published network on the musicnn log-mel of those 3 s (the last one padded with silence)
+    wav = torch.from_numpy(mono)
+    last = torch.nn.functional.pad(wav[96000:], (0, 48000 - (wav.numel() - 96000)))
+    mel = tagger[0][0](torch.stack([wav[:48000], wav[48000:96000], last]))
+    with torch.no_grad():
+        want = torch.sigmoid(tagger[1](log_compress(mel)))
+    torch.testing.assert_close(torch.from_numpy(res.probs), want, rtol=1e-5, atol=1e-6)
+    # stereo at 22.05 kHz: downmixed and resampled to what the network takes
+    at22 = resample(wav[None], 16000, 22050)[0].numpy()
+    stereo = tagger.predict_windows(np.stack([at22, at22]), sample_rate=22050, hop=2.0)
+    assert stereo.starts.tolist() == [0.0, 2.0, 4.0] and stereo.probs.shape == (3, 50)
+    assert np.abs(stereo.probs[0] - res.probs[0]).max() < 0.02  # the same 3 s, through a resampling round trip
+    with pytest.raises(ParameterError, match="hop"):
+        tagger.predict_windows(mono, sample_rate=16000, hop=0.0)
+    with pytest.raises(ParameterError, match="weights must be 'MTT' or 'MSD'"):
+        type(tagger)("imagenet")
+
+
+def test_a_taggram_draws_the_recording_s_top_tags(tagger):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    from matplotlib import pyplot as plt
+
+    from fastai_audio.inference import plot_taggram
+
+    t = np.arange(16000 * 6) / 16000
+    res = tagger.predict_windows((0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sample_rate=16000)
+    ax = plot_taggram(res, top=4)
+    best = [res.classes[i] for i in np.argsort(res.clip_probs)[::-1][:4]]
+    assert [label.get_text() for label in ax.get_yticklabels()] == best[::-1]  # the most probable at the top
+    assert ax.images[0].get_array().shape == (4, 2)
+    with pytest.raises(ParameterError, match="top must be a positive number"):
+        plot_taggram(res, top=0)
+    plt.close("all")
+
+
+def test_the_tag_command_prints_each_file_s_top_tags_and_writes_taggrams(tagger, tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from fastai_audio.cli import main
+
+    t = np.arange(22050 * 4) / 22050
+    for name, f in (("low.wav", 110.0), ("high.flac", 1760.0)):
+        sf.write(tmp_path / name, (0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32), 22050)
+    files = [str(tmp_path / "low.wav"), str(tmp_path / "high.flac")]
+    assert main(["tag", *files, "--top", "3", "--format", "json", "--taggram", str(tmp_path / "tg")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["path"], r["rank"]) for r in rows] == [(f, k) for f in files for k in (1, 2, 3)]
+    assert all(r["tag"] in tagger.tags and 0 <= r["probability"] <= 1 for r in rows)
+    want = tagger.predict_windows(files[0])
+    assert rows[0]["tag"] == want.label and rows[0]["probability"] == pytest.approx(float(want.clip_probs.max()))
+    assert sorted(p.name for p in (tmp_path / "tg").iterdir()) == ["high.png", "low.png"]
+    assert main(["tag", files[0], "--top", "0"]) == 1 and "--top must be a positive" in capsys.readouterr().err
+
+
+@needs_musicnn
+def test_a_fine_tuned_musicnn_exports_to_one_onnx_graph(mel96_dls, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import numpy as np
+    import onnxruntime as ort
+
+    from fastai_audio.export import export_onnx
+    from fastai_audio.learner import audio_learner
+
+    learn = audio_learner(mel96_dls, "musicnn", weights="MTT")
+    path = export_onnx(learn, tmp_path / "musicnn.onnx")  # checked against the model before it is kept
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    probs = session.run(None, {"waveform": np.zeros((3, 16000), np.float32)})[0]
+    assert probs.shape == (3, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)

@@ -13,6 +13,7 @@ from .musicnn import (
     load_musicnn_weights,
     musicnn_checkpoint,
     musicnn_splitter,
+    musicnn_tags,
 )
 from .panns import (
     PANNS_ARCHS,
@@ -34,6 +35,7 @@ __all__ = [
     "load_musicnn_weights",
     "musicnn_checkpoint",
     "musicnn_splitter",
+    "musicnn_tags",
     "PANNS_ARCHS",
     "PANNS_CHECKPOINTS",
     "Cnn6",

@@ -19,6 +19,7 @@ kept here, so the outputs are the original's.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 from pathlib import Path
 
@@ -37,6 +38,7 @@ __all__ = [
     "load_musicnn_weights",
     "musicnn_checkpoint",
     "musicnn_splitter",
+    "musicnn_tags",
 ]
 
 #: The checkpoints the ``musicnn`` package ships, by the names ``musicnn_checkpoint`` takes.
@@ -174,6 +176,13 @@ def musicnn_checkpoint(name: str = "MTT_musicnn") -> str:
     """
     if name not in MUSICNN_CHECKPOINTS:
         raise ParameterError(f"unknown MusiCNN checkpoint {name!r}: pick one of {list(MUSICNN_CHECKPOINTS)}")
+    folder = _musicnn_folder() / name
+    if not (folder / ".index").is_file():
+        raise AudioFileError(folder, "holds no checkpoint (.index): reinstall the musicnn package")
+    return f"{folder}/"
+
+
+def _musicnn_folder() -> Path:
     spec = importlib.util.find_spec("musicnn")
     if spec is None or spec.origin is None:
         raise AudioFileError(
@@ -181,10 +190,40 @@ def musicnn_checkpoint(name: str = "MTT_musicnn") -> str:
             "is not installed: `pip install --no-deps musicnn` (29 MB; TensorFlow, which "
             "it declares, is not needed to read its checkpoints)",
         )
-    folder = Path(spec.origin).parent / name
-    if not (folder / ".index").is_file():
-        raise AudioFileError(folder, "holds no checkpoint (.index): reinstall the musicnn package")
-    return f"{folder}/"
+    return Path(spec.origin).parent
+
+
+def musicnn_tags(dataset: str = "MTT") -> list[str]:
+    """The 50 tags of the ``musicnn`` package's checkpoints trained on ``'MTT'`` (MagnaTagATune: instruments, moods,
+    voices) or ``'MSD'`` (the Million Song Dataset's last.fm tags: genres, decades), in the order of their outputs.
+    Read from the installed package's ``configuration.py`` as data (``ast.literal_eval``): none of its code runs.
+
+    Raises:
+        ParameterError: another ``dataset``. AudioFileError: the package is not installed, or its lists are not there.
+
+    Examples:
+        >>> musicnn_tags("MTT")[:4]  # doctest: +SKIP
+        ['guitar', 'classical', 'slow', 'techno']
+    """
+    key = str(dataset).upper()
+    if key not in ("MTT", "MSD"):
+        raise ParameterError(f"dataset must be 'MTT' or 'MSD' (what the checkpoints were trained on), got {dataset!r}")
+    path = _musicnn_folder() / "configuration.py"
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found = {
+            t.id: node.value
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for t in node.targets
+            if isinstance(t, ast.Name)
+        }
+        tags = ast.literal_eval(found[f"{key}_LABELS"])
+    except (OSError, SyntaxError, KeyError, ValueError) as err:
+        raise AudioFileError(path, f"holds no {key}_LABELS list ({err}): reinstall the musicnn package") from err
+    if not (isinstance(tags, list) and len(tags) == 50 and all(isinstance(t, str) for t in tags)):
+        raise AudioFileError(path, f"{key}_LABELS is not a list of 50 tags: reinstall the musicnn package")
+    return tags
 
 
 def load_musicnn_weights(model: MusiCNN | MusicVGG, checkpoint: str, head: bool = True) -> MusiCNN | MusicVGG:
