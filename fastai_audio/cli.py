@@ -390,6 +390,55 @@ def _tag(args) -> int:
     return 0
 
 
+def _embed(args) -> int:
+    """``embed``: a table with ``path`` (``start``, ``end`` per window) and the columns ``e0``, ``e1``..."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from .atomic import atomic_file
+    from .inference import embed_windows
+
+    out = Path(args.out)
+    kind = out.suffix.lower()
+    if kind not in (".parquet", ".csv", ".npz"):
+        raise ParameterError(f"--out must end in .parquet, .csv or .npz, got {out.name!r}")
+    if kind == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as err:
+            raise ImportError(
+                "writing .parquet needs pyarrow: pip install pyarrow, or use --out ....csv / .npz"
+            ) from err
+    model = Path(args.model)
+    if model.suffix.lower() == ".onnx":
+        raise ParameterError("an .onnx export outputs probabilities only: embed with the .pkl the model came from")
+    files = [Path(f) for f in args.files]
+    learn = _load_model(model)
+    with learn.no_bar():
+        if args.window is None:
+            meta, features = pd.DataFrame({"path": [str(f) for f in files]}), learn.embed(files)
+        else:
+            parts, blocks = [], []
+            for f in files:
+                starts, feats = embed_windows(learn, f, window=args.window, hop=args.hop)
+                parts.append(pd.DataFrame({"path": str(f), "start": starts, "end": starts + args.window}))
+                blocks.append(feats)
+            meta, features = pd.concat(parts, ignore_index=True), torch.cat(blocks)
+    values = features.numpy()
+    with atomic_file(out, "embeddings") as tmp:
+        if kind == ".npz":
+            with open(tmp, "wb") as fh:
+                numeric = pd.api.types.is_numeric_dtype
+                columns = {c: meta[c].to_numpy(dtype=None if numeric(meta[c]) else str) for c in meta.columns}
+                np.savez(fh, embeddings=values, **columns)  # strings as unicode arrays: no pickle needed to load
+        else:
+            table = pd.concat([meta, pd.DataFrame(values, columns=[f"e{i}" for i in range(values.shape[1])])], axis=1)
+            table.to_parquet(tmp, index=False) if kind == ".parquet" else table.to_csv(tmp, index=False)
+    print(f"{out}: {values.shape[0]} embeddings of {values.shape[1]} values")
+    return 0
+
+
 def _export(args) -> int:
     from .export import export_onnx
 
@@ -516,6 +565,18 @@ def _parser() -> argparse.ArgumentParser:
     tag.add_argument("--taggram", default=None, help="a folder: write <file stem>.png, the taggram of each file")
     tag.add_argument("--format", choices=("table", "csv", "json"), default="table")
     tag.set_defaults(func=_tag)
+
+    embed = sub.add_parser("embed", help="write one embedding per file (or per window) of a trained model")
+    embed.add_argument(
+        "model",
+        help="the .pkl written by `fastai-audio train` or learn.export() (a .pkl is Python code that runs when it "
+        "is loaded: load only your own)",
+    )
+    embed.add_argument("files", nargs="+", help="audio files")
+    embed.add_argument("--out", required=True, help="the table to write: .parquet (needs pyarrow), .csv or .npz")
+    embed.add_argument("--window", type=float, default=None, help="one embedding per window of this many seconds")
+    embed.add_argument("--hop", type=float, default=None, help="seconds between windows (default: window / 2)")
+    embed.set_defaults(func=_embed)
 
     export = sub.add_parser("export", help="write an exported model as one ONNX graph (raw audio in, labels out)")
     export.add_argument(

@@ -20,7 +20,16 @@ from .transforms.item import find_opener
 from .transforms.presets import mel_transforms
 from .transforms.spectral import AudioFrontEnd
 
-__all__ = ["predict_files", "predict_windows", "WindowPredictions", "plot_taggram", "MusicTagger"]
+__all__ = [
+    "predict_files",
+    "predict_windows",
+    "WindowPredictions",
+    "plot_taggram",
+    "MusicTagger",
+    "embed_windows",
+    "linear_probe",
+    "ProbeResult",
+]
 
 
 def _opener(learn) -> OpenAudio:
@@ -304,3 +313,88 @@ class MusicTagger(nn.Sequential):
         with torch.no_grad():
             probs = torch.cat([self(c[:, 0].to(device)).cpu() for c in clips.split(bs)]).numpy()
         return _window_predictions(probs, starts, clips.shape[-1], wav.shape[-1], sr, list(self.tags), aggregate)
+
+
+def embed_windows(
+    learn,
+    source,
+    *,
+    window: float | None = None,
+    hop: float | None = None,
+    sample_rate: int | None = None,
+    bs: int | None = None,
+    max_windows: int = MAX_WINDOWS,
+) -> tuple[np.ndarray, torch.Tensor]:
+    """``learn.embed`` over a long recording: one embedding per window, the windows of ``predict_windows``.
+
+    Returns:
+        ``(starts, features)``: window starts in seconds ``(n_windows,)`` and ``(n_windows, dim)`` float32.
+
+    Examples:
+        >>> starts, feats = embed_windows(learn, "concert.flac", hop=0.5)   # 1 s windows, as the model was trained
+        >>> feats.shape[0] == len(starts)
+        True
+    """
+    opener = _opener(learn)
+    window = window if window is not None else opener.duration
+    if window is None:
+        raise ParameterError("the model was trained on whole clips (duration=None): pass window=<seconds>")
+    hop = hop if hop is not None else window / 2
+    check_windows(window, hop)
+    wav, sr = _recording(source, opener.sample_rate, opener.mono, sample_rate)
+    starts, clips = _windows(wav, sr, window, hop, max_windows)
+    return starts / sr, learn.embed([TensorAudio(c, sample_rate=sr) for c in clips], bs=bs)
+
+
+@dataclass
+class ProbeResult:
+    """What ``linear_probe`` returns.
+
+    Attributes:
+        accuracy: the probe's accuracy on the validation set.
+        n_train: training clips; n_valid: validation clips; dim: the embedding's size.
+        classifier: the fitted scikit-learn pipeline (standardisation, then logistic regression), for
+            ``classifier.predict(learn.embed(files))``.
+    """
+
+    accuracy: float
+    n_train: int
+    n_valid: int
+    dim: int
+    classifier: object
+
+
+def linear_probe(learn, dls=None, *, C: float = 1.0, max_iter: int = 2000) -> ProbeResult:
+    """The field's protocol for comparing pretrained audio models: freeze the network, embed every clip of the
+    training and validation sets (``learn.embed``, no augmentation), fit a logistic regression on the training
+    embeddings (standardised), and score it on the validation ones.
+
+    Args:
+        learn: the learner whose network embeds (e.g. ``audio_learner(dls, "musicnn", weights="MTT")``).
+        dls: the data set to probe on (default: the learner's loaders); its transforms make the network's input.
+        C: inverse L2 regularisation strength of the logistic regression.
+        max_iter: its iteration limit.
+
+    Raises:
+        ParameterError: a multi-label data set (the probe is single-label), or a training set with one class.
+
+    Examples:
+        >>> res = linear_probe(audio_learner(dls, "musicnn", weights="MTT"))      # doctest: +SKIP
+        >>> 0 <= res.accuracy <= 1, res.dim
+        (True, 200)
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    dls = dls if dls is not None else learn.dls
+    x_train, y_train = learn.embed(dls.train_ds.items, dls=dls, with_labels=True)
+    x_valid, y_valid = learn.embed(dls.valid_ds.items, dls=dls, with_labels=True)
+    if y_train.ndim != 1:
+        raise ParameterError("linear_probe is single-label: these loaders are multi-label (one-hot targets)")
+    if len(torch.unique(y_train)) < 2:
+        raise ParameterError("the training set has one class: a probe needs at least two")
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
+    classifier.fit(x_train.numpy(), y_train.numpy())
+    accuracy = float((classifier.predict(x_valid.numpy()) == y_valid.numpy()).mean())
+    return ProbeResult(accuracy, len(y_train), len(y_valid), int(x_train.shape[1]), classifier)

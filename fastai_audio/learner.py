@@ -94,6 +94,56 @@ class AudioLearner(Learner):
             return predict_direct(self, item, find_opener(self.dls.valid_ds)[0] or 0)
         return super().predict(item, rm_type_tfms=rm_type_tfms, with_input=with_input)
 
+    def embed(self, items, *, bs: int | None = None, dls=None, with_labels: bool = False):
+        """One embedding per clip: the network's penultimate features, the input of its last ``Linear`` layer (the
+        pooled features a linear probe or a nearest-neighbour search uses), computed with the network frozen.
+
+        Args:
+            items: what the loaders' items are (paths, or rows for ``from_df`` loaders), or ``TensorAudio`` clips;
+                each goes through the validation transforms (resampled, downmixed, centre-cropped, no augmentation).
+            bs: batch size (default: the loaders').
+            dls: the loaders whose transforms make the network's input (default: the learner's).
+            with_labels: the items carry labels (the loaders' own items): also return their targets (class indices,
+                or one-hot rows for multi-label loaders).
+
+        Returns:
+            ``(n_items, dim)`` float32 on the CPU, in the order of ``items``; with ``with_labels``, ``(features,
+            targets)``.
+
+        Examples:
+            >>> learn.embed(["a.wav", "b.wav"]).shape          # resnet18 with fastai's head: 512 features
+            torch.Size([2, 512])
+        """
+        last = [m for m in self.model.modules() if isinstance(m, nn.Linear)]
+        if not last:
+            raise ParameterError(f"{type(self.model).__name__} has no Linear layer whose input is an embedding")
+        dls = dls if dls is not None else self.dls
+        dl = dls.test_dl(list(items), bs=bs or dls.bs, num_workers=0, with_labels=with_labels)
+        if dl.n == 0:
+            raise ParameterError("embed got no items")
+        found, targets = [], []
+        hook = last[-1].register_forward_hook(lambda m, args, out: found.append(args[0].detach().float().cpu()))
+        training, device = self.model.training, next(self.model.parameters()).device
+        try:
+            self.model.eval()
+            with torch.no_grad():
+                for b in dl:
+                    self.model(b[0].to(device))
+                    if with_labels:
+                        targets.append(b[1].as_subclass(torch.Tensor).cpu())
+        finally:
+            hook.remove()
+            self.model.train(training)
+        order = torch.as_tensor(list(dl.get_idxs()))  # (variable-length loaders sort their items by length)
+        features = torch.empty(len(order), found[0].shape[-1])
+        features[order] = torch.cat(found).flatten(1)
+        if not with_labels:
+            return features
+        got = torch.cat(targets)  # class indices, or one-hot rows for multi-label loaders
+        labels = torch.empty_like(got)
+        labels[order] = got
+        return features, labels
+
     def export(self, fname="export.pkl", **kwargs):
         """fastai's ``export`` (the learner pickled for inference, to ``self.path/fname``), written whole or not at
         all: a full disk or a read-only folder leaves the file that was there untouched and raises an

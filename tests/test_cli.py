@@ -360,3 +360,28 @@ def test_train_skips_files_that_break_during_training(toy_folder, tmp_path, caps
         fill.BatchFiller._open = real
     named = [str(w.message) for w in caught if str(victim) in str(w.message)]
     assert len(named) == 1 and "is truncated" in named[0], [str(w.message) for w in caught]  # named once, not per epoch
+
+
+def test_embed_writes_one_row_per_file_or_window(trained, toy_folder, tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from fastai_audio.cli import _load_model
+
+    files = [str(f) for f in sorted((toy_folder / "valid").rglob("*.wav"))[:3]]
+    assert main(["embed", str(trained), *files, "--out", str(tmp_path / "e.csv")]) == 0
+    table = pd.read_csv(tmp_path / "e.csv")
+    learn = _load_model(trained)
+    want = learn.embed(files).numpy()
+    assert list(table.path) == files and list(table.columns[1:3]) == ["e0", "e1"]
+    assert np.allclose(table.iloc[:, 1:].to_numpy(), want, atol=1e-5)
+    assert (
+        main(["embed", str(trained), files[0], "--window", "0.5", "--hop", "0.25", "--out", str(tmp_path / "w.npz")])
+        == 0
+    )
+    saved = np.load(tmp_path / "w.npz", allow_pickle=False)
+    assert saved["embeddings"].shape[1] == want.shape[1] and list(saved["start"][:3]) == [0.0, 0.25, 0.5]
+    assert set(saved["path"]) == {files[0]} and saved["end"][0] == 0.5
+    assert main(["embed", str(trained), files[0], "--out", str(tmp_path / "e.txt")]) == 1
+    assert "--out must end in .parquet, .csv or .npz" in capsys.readouterr().err
+    assert not (tmp_path / "e.txt").exists()
