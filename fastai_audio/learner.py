@@ -570,26 +570,37 @@ def _panns_learner(dls, arch: str, n_out: int, *, pretrained: bool, weights, **k
     return model, weights
 
 
-def _musicnn_learner(dls, n_out: int, *, pretrained: bool, weights) -> tuple[nn.Module, bool]:
-    """MusiCNN for ``n_out`` outputs, with the ``musicnn`` package's weights (``'MTT'``, ``'MSD'``, or a checkpoint
-    prefix; ``pretrained`` without ``weights``: ``'MTT'``): its 50-tag layer kept for 50 outputs, a new one
-    otherwise."""
-    from .models.musicnn import MusiCNN, load_musicnn_weights
+def _musicnn_learner(dls, n_out: int, *, pretrained: bool, weights, vgg: bool = False) -> tuple[nn.Module, bool]:
+    """MusiCNN (or, with ``vgg``, its VGG baseline) for ``n_out`` outputs, with the ``musicnn`` package's weights
+    (``'MTT'``, ``'MSD'``, or a checkpoint prefix; ``pretrained`` without ``weights``: ``'MTT'``): its 50-tag layer
+    kept for 50 outputs, a new one otherwise."""
+    from .models.musicnn import MusiCNN, MusicVGG, load_musicnn_weights
 
+    what = "MusicVGG" if vgg else "MusiCNN"
     x = dls.one_batch()[0]
     if x.ndim != 4 or x.shape[1] != 1:
         raise ParameterError(
-            f"MusiCNN takes log-mel batches (batch, 1, mels, frames); the loaders give {type(x).__name__} "
-            f"{tuple(x.shape)}: build them with sample_rate=16000 and a 96-mel front-end in batch_tfms"
+            f"{what} takes log-mel batches (batch, 1, mels, frames); the loaders give {type(x).__name__} "
+            f"{tuple(x.shape)}: build them with sample_rate=16000 and batch_tfms=mel_transforms('musicnn')"
         )
-    model = MusiCNN(n_out, n_mels=int(x.shape[2]))
+    if vgg and tuple(x.shape[2:]) != (96, 187):
+        raise ParameterError(
+            f"MusicVGG takes the 3 s patches it was trained on, 96 mels x 187 frames; the loaders give {x.shape[2]} x "
+            f"{x.shape[3]}: build them with sample_rate=16000, duration=2.98 and batch_tfms=mel_transforms('musicnn')"
+        )
     if weights is None and pretrained:
         weights = "MTT"
+    key = str(weights).upper() if weights is not None else "MTT"
+    if vgg:
+        model = MusicVGG(n_out, pools=key if key in ("MTT", "MSD") else "MTT")
+    else:
+        model = MusiCNN(n_out, n_mels=int(x.shape[2]))
     if weights is None:
         return model, False
     if int(x.shape[2]) != 96:
-        raise ParameterError(f"MusiCNN's checkpoints were trained on 96 mel bands; the loaders give {x.shape[2]}")
-    name = {"MTT": "MTT_musicnn", "MSD": "MSD_musicnn"}.get(str(weights).upper(), str(weights))
+        raise ParameterError(f"{what}'s checkpoints were trained on 96 mel bands; the loaders give {x.shape[2]}")
+    suffix = "vgg" if vgg else "musicnn"
+    name = {"MTT": f"MTT_{suffix}", "MSD": f"MSD_{suffix}"}.get(key, str(weights))
     load_musicnn_weights(model, name, head=n_out == 50)
     issues = _front_end_issues(dls, "musicnn")
     if issues:
@@ -628,7 +639,9 @@ def audio_learner(
     ``audio_learner(dls, "musicnn", weights="MTT")`` (or ``"MSD"``) builds MusiCNN with the weights the ``musicnn``
     package ships (:mod:`fastai_audio.models.musicnn`; ``pip install --no-deps musicnn``): the 50-tag layer is kept
     when ``n_out`` is 50 (tagging), replaced by a new one otherwise (fine-tuning), and what was loaded is frozen. The
-    loaders must give 96-mel log-mels of 16 kHz audio.
+    loaders must give 96-mel log-mels of 16 kHz audio (``mel_transforms("musicnn")``; a warning lists any
+    difference). ``"vgg"`` builds the package's VGG baseline the same way, on 3 s patches of exactly 187 frames
+    (``duration=2.98``).
 
     PANNs' AudioSet CNNs are named by string: ``audio_learner(dls, "cnn14", weights="Cnn14_mAP=0.431.pth")``
     (also ``"cnn6"``, ``"cnn10"``, ``"mobilenetv1"``; :mod:`fastai_audio.models.panns`) loads the published
@@ -639,7 +652,7 @@ def audio_learner(
 
     Args:
         dls: ``DataLoaders`` whose batches are ``TensorSpectrogram (B, C, F, T)`` (the front-end in ``batch_tfms``).
-        arch: torchvision builder (default ``resnet18``), or a PANNs name (``"cnn14"``, ...).
+        arch: torchvision builder (default ``resnet18``), ``"musicnn"``, ``"vgg"``, or a PANNs name (``"cnn14"``...).
         pretrained: ImageNet weights from the torch hub cache (PANNs: the AudioSet checkpoint, see above).
         weights: path to a state dict instead (PANNs: a published checkpoint).
         n_out: outputs (default ``dls.c``).
@@ -664,18 +677,19 @@ def audio_learner(
         raise ParameterError("n_out is not set and dls.c is unknown; pass n_out=<number of classes>")
     if isinstance(arch, str):  # a network made for audio, named: MusiCNN or a PANNs CNN
         name = arch.lower()
-        if name != "musicnn" and name not in PANNS_ARCHS:
+        if name not in ("musicnn", "vgg") and name not in PANNS_ARCHS:
             raise ParameterError(
-                f"unknown arch {arch!r}: pass a torchvision builder (resnet18, ...), 'musicnn', or one of the "
+                f"unknown arch {arch!r}: pass a torchvision builder (resnet18, ...), 'musicnn', 'vgg', or one of the "
                 f"PANNs names {sorted(PANNS_ARCHS)}"
             )
         if front_end is not None:
-            takes = {"musicnn": "MusiCNN takes the loaders' 96-mel log-mels"}.get(
-                name, "a PANNs network takes the loaders' mel_transforms('panns')"
-            )
+            takes = {
+                "musicnn": "MusiCNN takes the loaders' 96-mel log-mels",
+                "vgg": "MusicVGG takes 96-mel patches",
+            }.get(name, "a PANNs network takes the loaders' mel_transforms('panns')")
             raise ParameterError(f"front_end= is for the ImageNet CNNs; {takes}")
-        if name == "musicnn":
-            model, freeze = _musicnn_learner(dls, n_out, pretrained=pretrained, weights=weights)
+        if name in ("musicnn", "vgg"):
+            model, freeze = _musicnn_learner(dls, n_out, pretrained=pretrained, weights=weights, vgg=name == "vgg")
             split = musicnn_splitter
         else:
             model, weights = _panns_learner(dls, arch, n_out, pretrained=pretrained, weights=weights, **kwargs)

@@ -248,3 +248,25 @@ def test_a_fine_tuned_musicnn_exports_to_one_onnx_graph(mel96_dls, tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     probs = session.run(None, {"waveform": np.zeros((3, 16000), np.float32)})[0]
     assert probs.shape == (3, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+@needs_musicnn
+def test_audio_learner_builds_the_vgg_baseline_on_3_s_patches(toy_folder):
+    from fastai_audio.all import AudioDataLoaders, mel_transforms
+    from fastai_audio.learner import audio_learner
+    from fastai_audio.models import MusicVGG
+
+    dls = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=2.98, batch_tfms=mel_transforms("musicnn"))
+    assert dls.one_batch()[0].shape[2:] == (96, 187)
+    for key in ("MTT", "MSD"):
+        learn = audio_learner(dls, "vgg", weights=key)
+        tf = read_tf_checkpoint(musicnn_checkpoint(f"{key}_vgg"))
+        assert isinstance(learn.model, MusicVGG) and learn.model.layout == key and learn.model.head.out_features == 2
+        assert torch.equal(learn.model.convs[0].weight, torch.from_numpy(tf["1CNN/kernel"]).permute(3, 2, 1, 0))
+        assert not learn.model.convs[0].weight.requires_grad and learn.model.head.weight.requires_grad
+    tagger = audio_learner(dls, "vgg", weights="MTT", n_out=50)  # the 50-tag layer kept
+    mtt = read_tf_checkpoint(musicnn_checkpoint("MTT_vgg"))["dense/kernel"]
+    torch.testing.assert_close(tagger.model.head.weight.detach(), torch.from_numpy(mtt).T)
+    short = AudioDataLoaders.from_folder(toy_folder, bs=4, duration=1.0, batch_tfms=mel_transforms("musicnn"))
+    with pytest.raises(ParameterError, match=r"96 mels x 187 frames; the loaders give 96 x 63.*duration=2.98"):
+        audio_learner(short, "vgg", weights="MTT")
