@@ -397,6 +397,40 @@ class AudioDataLoaders(DataLoaders):
         return cls.from_df(df, path=path, fn_col="fname", label_col=label, valid_col="is_valid", **kwargs)
 
     @classmethod
+    def from_esc50(cls, path, fold: int = 1, *, esc10: bool = False, **kwargs) -> AudioDataLoaders:
+        """ESC-50 with its official fold ``fold`` (1-5) as the validation set and the other four for training; labels
+        are the 50 categories (``esc10=True``: the ESC-10 subset). Clips are 5 s at 44.1 kHz (``duration=5.0``
+        unless given). Results are reported as the mean over the five folds: ``cross_validate``.
+
+        Examples:
+            >>> dls = AudioDataLoaders.from_esc50("ESC-50-master", fold=1, sample_rate=22050)   # doctest: +SKIP
+            >>> dls.c, len(dls.valid_ds)                                                      # doctest: +SKIP
+            (50, 400)
+        """
+        from ..datasets.folds import ESC50_FOLDS, fold_split, read_esc50
+
+        df = fold_split(read_esc50(path, esc10=esc10), fold, ESC50_FOLDS, "ESC-50")
+        kwargs.setdefault("duration", 5.0)
+        return cls.from_df(df, path=path, fn_col="fname", label_col="label", valid_col="is_valid", **kwargs)
+
+    @classmethod
+    def from_urbansound8k(cls, path, fold: int = 10, **kwargs) -> AudioDataLoaders:
+        """UrbanSound8K with its official fold ``fold`` (1-10) as the validation set and the other nine for
+        training; labels are the 10 classes. Clips are up to 4 s at many rates (``duration=4.0`` unless given: the
+        shorter ones padded). Results are reported as the mean over the ten folds: ``cross_validate``.
+
+        Examples:
+            >>> dls = AudioDataLoaders.from_urbansound8k("UrbanSound8K", fold=10, sample_rate=22050)  # doctest: +SKIP
+            >>> dls.c                                                                               # doctest: +SKIP
+            10
+        """
+        from ..datasets.folds import URBANSOUND8K_FOLDS, fold_split, read_urbansound8k
+
+        df = fold_split(read_urbansound8k(path), fold, URBANSOUND8K_FOLDS, "UrbanSound8K")
+        kwargs.setdefault("duration", 4.0)
+        return cls.from_df(df, path=path, fn_col="fname", label_col="label", valid_col="is_valid", **kwargs)
+
+    @classmethod
     def from_packed(
         cls, dest, *, duration: float | None | object = ..., pad_mode: str = "zeros", path=None, **kwargs
     ) -> AudioDataLoaders:

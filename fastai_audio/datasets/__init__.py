@@ -1,5 +1,7 @@
-"""Note datasets: read NSynth (downloaded or rendered) and render an NSynth-format dataset from a soundfont."""
+"""Data sets: read NSynth (downloaded or rendered) and render an NSynth-format dataset from a soundfont; read ESC-50
+and UrbanSound8K with their official folds."""
 
+from .folds import ESC50_FOLDS, URBANSOUND8K_FOLDS, read_esc50, read_urbansound8k
 from .gm import FAMILY_PITCH_RANGES, GM_EXCLUDED, GM_PROGRAMS
 from .nsynth import (
     NSYNTH_FAMILIES,
@@ -25,4 +27,8 @@ __all__ = [
     "GM_EXCLUDED",
     "FAMILY_PITCH_RANGES",
     "SYNTH_SIZES",
+    "read_esc50",
+    "read_urbansound8k",
+    "ESC50_FOLDS",
+    "URBANSOUND8K_FOLDS",
 ]
