@@ -104,3 +104,34 @@ def test_cross_validate_trains_one_learner_per_fold_and_summarises(esc50):
     assert repr(cv).startswith("accuracy ") and repr(cv).endswith("over 3 folds")
     with pytest.raises(ParameterError, match="build them with metrics"):
         cross_validate(make_dls, lambda dls: audio_learner(dls, resnet18, pretrained=False), train, [1])
+
+
+def test_speech_commands_follows_the_official_lists(tmp_path):
+    from fastai_audio.datasets import read_speech_commands
+    from fastai_audio.transforms import AddBackground
+
+    for word, freq in (("yes", 300.0), ("no", 600.0), ("up", 900.0)):
+        for speaker in ("aa11", "bb22", "cc33"):
+            write(tmp_path / word / f"{speaker}_nohash_0.wav", sine(freq, 16000, 1.0), 16000)
+    write(
+        tmp_path / "_background_noise_" / "white_noise.wav", np.random.default_rng(0).normal(0, 0.1, (1, 32000)), 16000
+    )
+    (tmp_path / "validation_list.txt").write_text("yes/bb22_nohash_0.wav\nno/bb22_nohash_0.wav\nup/bb22_nohash_0.wav\n")
+    (tmp_path / "testing_list.txt").write_text("yes/cc33_nohash_0.wav\nno/cc33_nohash_0.wav\nup/cc33_nohash_0.wav\n")
+    df = read_speech_commands(tmp_path)
+    assert df.split.value_counts().to_dict() == {"train": 3, "validation": 3, "testing": 3}
+    assert set(df[df.split == "train"].speaker) == {"aa11"} and "_background_noise_" not in set(df.label)
+    dls = AudioDataLoaders.from_speech_commands(tmp_path, words=["yes", "no"], bs=2, num_workers=0)
+    assert dls.vocab == ["no", "yes"] and len(dls.train_ds) == 2 and len(dls.valid_ds) == 2
+    valid = {str(row[0].relative_to(tmp_path)) for row in dls.valid_ds.items}  # (from_df resolves the names)
+    assert valid == {"yes/bb22_nohash_0.wav", "no/bb22_nohash_0.wav"}
+    test = AudioDataLoaders.from_speech_commands(tmp_path, valid="testing", bs=2, num_workers=0)
+    assert {row[0].name for row in test.valid_ds.items} == {"cc33_nohash_0.wav"}
+    assert AddBackground(tmp_path / "_background_noise_", 0, 20).files[0].name == "white_noise.wav"
+    with pytest.raises(ParameterError, match=r"no folder for the words \['stop'\]"):
+        read_speech_commands(tmp_path, words=["yes", "stop"])
+    (tmp_path / "testing_list.txt").write_text("yes/zz99_nohash_0.wav\n")
+    with pytest.raises(
+        AudioFileError, match=r"lists 1 files that are not there \(first: \['yes/zz99_nohash_0.wav'\]\)"
+    ):
+        read_speech_commands(tmp_path)

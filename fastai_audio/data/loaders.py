@@ -431,6 +431,28 @@ class AudioDataLoaders(DataLoaders):
         return cls.from_df(df, path=path, fn_col="fname", label_col="label", valid_col="is_valid", **kwargs)
 
     @classmethod
+    def from_speech_commands(cls, path, *, words=None, valid: str = "validation", **kwargs) -> AudioDataLoaders:
+        """Speech Commands with its official split: the files of ``validation_list.txt`` (or, with
+        ``valid='testing'``, ``testing_list.txt``) validate, those in neither list train (the other list stays
+        out). Labels are the words (``words=`` keeps some); ``duration=1.0`` unless given. The
+        ``_background_noise_`` recordings are for ``AddBackground(path / "_background_noise_", ...)``.
+
+        Examples:
+            >>> root = "speech_commands_v0.02"
+            >>> dls = AudioDataLoaders.from_speech_commands(root, words=["yes", "no"])  # doctest: +SKIP
+            >>> dls.vocab                                                               # doctest: +SKIP
+            ['no', 'yes']
+        """
+        from ..datasets.speech_commands import read_speech_commands
+
+        if valid not in ("validation", "testing"):
+            raise ParameterError(f"valid must be 'validation' or 'testing' (the official lists), got {valid!r}")
+        df = read_speech_commands(path, words=words)
+        df = df[df["split"].isin(["train", valid])].assign(is_valid=lambda d: d["split"] == valid)
+        kwargs.setdefault("duration", 1.0)
+        return cls.from_df(df, path=path, fn_col="fname", label_col="label", valid_col="is_valid", **kwargs)
+
+    @classmethod
     def from_packed(
         cls, dest, *, duration: float | None | object = ..., pad_mode: str = "zeros", path=None, **kwargs
     ) -> AudioDataLoaders:

@@ -1,5 +1,5 @@
 """Data sets: read NSynth (downloaded or rendered) and render an NSynth-format dataset from a soundfont; read ESC-50
-and UrbanSound8K with their official folds."""
+and UrbanSound8K with their official folds, and Speech Commands with its official split."""
 
 from .folds import ESC50_FOLDS, URBANSOUND8K_FOLDS, read_esc50, read_urbansound8k
 from .gm import FAMILY_PITCH_RANGES, GM_EXCLUDED, GM_PROGRAMS
@@ -12,6 +12,7 @@ from .nsynth import (
     NSYNTH_VELOCITIES,
     read_nsynth,
 )
+from .speech_commands import SPEECH_COMMANDS_SPLITS, read_speech_commands
 from .synth import SYNTH_SIZES, synth_nsynth
 
 __all__ = [
@@ -31,4 +32,6 @@ __all__ = [
     "read_urbansound8k",
     "ESC50_FOLDS",
     "URBANSOUND8K_FOLDS",
+    "read_speech_commands",
+    "SPEECH_COMMANDS_SPLITS",
 ]
