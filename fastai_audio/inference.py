@@ -355,6 +355,11 @@ class ProbeResult:
         n_train: training clips; n_valid: validation clips; dim: the embedding's size.
         classifier: the fitted scikit-learn pipeline (standardisation, then logistic regression), for
             ``classifier.predict(learn.embed(files))``.
+
+    Examples:
+        >>> res = linear_probe(learn)
+        >>> res.classifier.predict(learn.embed(["note.wav"]).numpy()).shape
+        (1,)
     """
 
     accuracy: float
@@ -379,9 +384,9 @@ def linear_probe(learn, dls=None, *, C: float = 1.0, max_iter: int = 2000) -> Pr
         ParameterError: a multi-label data set (the probe is single-label), or a training set with one class.
 
     Examples:
-        >>> res = linear_probe(audio_learner(dls, "musicnn", weights="MTT"))      # doctest: +SKIP
-        >>> 0 <= res.accuracy <= 1, res.dim
-        (True, 200)
+        >>> res = linear_probe(learn)                  # e.g. audio_learner(dls, "musicnn", weights="MTT")
+        >>> 0 <= res.accuracy <= 1, res.n_train, res.n_valid, res.dim
+        (True, 8, 4, 512)
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

@@ -115,7 +115,7 @@ class AudioLearner(Learner):
             targets)``.
 
         Examples:
-            >>> learn.embed(["a.wav", "b.wav"]).shape          # resnet18 with fastai's head: 512 features
+            >>> learn.embed(["note.wav", "note.flac"]).shape    # resnet18 with fastai's head: 512 features
             torch.Size([2, 512])
         """
         last = [m for m in self.model.modules() if isinstance(m, nn.Linear)]
@@ -753,6 +753,12 @@ class CrossValidation:
     Attributes:
         table: one row per fold: ``fold``, ``valid_loss`` and each metric of the learners.
         metric: the metric summarised (the learners' first).
+
+    Examples:
+        >>> cv = CrossValidation(pd.DataFrame({"fold": [1, 2], "valid_loss": [0.3, 0.5], "accuracy": [0.9, 0.8]}),
+        ...                      "accuracy")
+        >>> cv
+        accuracy 0.8500 ± 0.0707 over 2 folds
     """
 
     table: pd.DataFrame
@@ -792,11 +798,13 @@ def cross_validate(make_dls, make_learner, train, folds) -> CrossValidation:
         ParameterError: no folds, or a learner without a metric.
 
     Examples:
-        >>> cv = cross_validate(lambda k: AudioDataLoaders.from_esc50(root, fold=k, batch_tfms=mel_transforms()),
-        ...                     lambda dls: audio_learner(dls, resnet18, metrics=accuracy),
-        ...                     lambda learn: learn.fine_tune(5), ESC50_FOLDS)          # doctest: +SKIP
-        >>> cv                                                                          # doctest: +SKIP
-        accuracy 0.8125 ± 0.0210 over 5 folds
+        >>> cv = cross_validate(
+        ...     lambda k: AudioDataLoaders.from_esc50("esc50", fold=k, bs=2, batch_tfms=mel_transforms()),
+        ...     lambda dls: audio_learner(dls, resnet18, pretrained=False, metrics=accuracy),
+        ...     lambda learn: None,                    # e.g. lambda learn: learn.fine_tune(5)
+        ...     [1, 2])                                # e.g. ESC50_FOLDS
+        >>> list(cv.table.columns), list(cv.table.fold), 0 <= cv.mean <= 1
+        (['fold', 'valid_loss', 'accuracy'], [1, 2], True)
     """
     folds = list(folds)
     if not folds:
@@ -807,7 +815,8 @@ def cross_validate(make_dls, make_learner, train, folds) -> CrossValidation:
         if not learn.metrics:
             raise ParameterError("cross_validate scores the learners' metrics: build them with metrics=[accuracy]")
         train(learn)
-        loss, *values = learn.validate()
+        with learn.no_bar():
+            loss, *values = learn.validate()
         names = [m.name for m in learn.metrics]
         metric = metric or names[0]
         rows.append({"fold": fold, "valid_loss": float(loss), **{n: float(v) for n, v in zip(names, values)}})

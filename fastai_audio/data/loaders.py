@@ -403,9 +403,9 @@ class AudioDataLoaders(DataLoaders):
         unless given). Results are reported as the mean over the five folds: ``cross_validate``.
 
         Examples:
-            >>> dls = AudioDataLoaders.from_esc50("ESC-50-master", fold=1, sample_rate=22050)   # doctest: +SKIP
-            >>> dls.c, len(dls.valid_ds)                                                      # doctest: +SKIP
-            (50, 400)
+            >>> dls = AudioDataLoaders.from_esc50("esc50", fold=1, bs=2)   # a miniature of ESC-50's layout
+            >>> dls.c, len(dls.train_ds), len(dls.valid_ds)
+            (2, 8, 2)
         """
         from ..datasets.folds import ESC50_FOLDS, fold_split, read_esc50
 

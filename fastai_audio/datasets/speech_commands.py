@@ -39,7 +39,7 @@ def read_speech_commands(root, *, words=None) -> pd.DataFrame:
             has no folder.
 
     Examples:
-        >>> df = read_speech_commands("speech_commands_v0.02")
+        >>> df = read_speech_commands("speech_commands_v0.02")   # doctest: +SKIP
         >>> df.split.value_counts().to_dict()     # doctest: +SKIP
         {'train': 84843, 'validation': 9981, 'testing': 11005}
     """
