@@ -35,6 +35,16 @@ def _files_under(paths) -> list[Path]:
     return files
 
 
+def _print_table(table, fmt: str):
+    """A result table on stdout as ``--format`` asks: ``csv``, ``json`` (records), or an aligned ``table``."""
+    if fmt == "csv":
+        print(table.to_csv(index=False), end="")
+    elif fmt == "json":
+        print(table.to_json(orient="records", indent=2))
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
 def _check(args) -> int:
     from .files import check_audio_files
 
@@ -342,12 +352,7 @@ def _predict(args) -> int:
     if args.window is not None:
         first = ["path", "start", "end", "prediction", "clip_prediction"]
         table = table[first + [c for c in table.columns if c not in first]]
-    if args.format == "csv":
-        print(table.to_csv(index=False), end="")
-    elif args.format == "json":
-        print(table.to_json(orient="records", indent=2))
-    else:
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    _print_table(table, args.format)
     return 0
 
 
@@ -381,12 +386,7 @@ def _tag(args) -> int:
                 ax.figure.savefig(tmp, format="png", bbox_inches="tight")
             plt.close(ax.figure)
     table = pd.DataFrame(rows)
-    if args.format == "csv":
-        print(table.to_csv(index=False), end="")
-    elif args.format == "json":
-        print(table.to_json(orient="records", indent=2))
-    else:
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    _print_table(table, args.format)
     return 0
 
 

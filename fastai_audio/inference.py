@@ -157,19 +157,26 @@ def predict_windows(
     """
     if aggregate not in ("mean", "max"):
         raise ParameterError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
+    starts, clips, sr, n_total = _learner_windows(learn, source, window, hop, sample_rate, max_windows)
+    dl = learn.dls.test_dl(clips, bs=bs or learn.dls.bs, num_workers=0)
+    probs, _ = learn.get_preds(dl=dl)
+    n_win = clips[0].shape[-1]
+    return _window_predictions(probs.numpy(), starts, n_win, n_total, sr, list(learn.dls.vocab), aggregate)
+
+
+def _learner_windows(learn, source, window, hop, sample_rate, max_windows):
+    """``(starts in samples, TensorAudio windows, rate, samples in all)`` of ``source`` as ``learn``'s loaders
+    decode it: ``window`` defaults to their clip duration and ``hop`` to half a window, both checked before
+    anything is decoded."""
     opener = _opener(learn)
     window = window if window is not None else opener.duration
     if window is None:
         raise ParameterError("the model was trained on whole clips (duration=None): pass window=<seconds>")
     hop = hop if hop is not None else window / 2
-    check_windows(window, hop)  # before anything is decoded
+    check_windows(window, hop)
     wav, sr = _recording(source, opener.sample_rate, opener.mono, sample_rate)
     starts, clips = _windows(wav, sr, window, hop, max_windows)
-    dl = learn.dls.test_dl([TensorAudio(c, sample_rate=sr) for c in clips], bs=bs or learn.dls.bs, num_workers=0)
-    probs, _ = learn.get_preds(dl=dl)
-    return _window_predictions(
-        probs.numpy(), starts, clips.shape[-1], wav.shape[-1], sr, list(learn.dls.vocab), aggregate
-    )
+    return starts, [TensorAudio(c, sample_rate=sr) for c in clips], sr, wav.shape[-1]
 
 
 def _recording(source, rate: int | None, mono: bool, sample_rate: int | None) -> tuple[torch.Tensor, int]:
@@ -335,15 +342,8 @@ def embed_windows(
         >>> feats.shape[0] == len(starts)
         True
     """
-    opener = _opener(learn)
-    window = window if window is not None else opener.duration
-    if window is None:
-        raise ParameterError("the model was trained on whole clips (duration=None): pass window=<seconds>")
-    hop = hop if hop is not None else window / 2
-    check_windows(window, hop)
-    wav, sr = _recording(source, opener.sample_rate, opener.mono, sample_rate)
-    starts, clips = _windows(wav, sr, window, hop, max_windows)
-    return starts / sr, learn.embed([TensorAudio(c, sample_rate=sr) for c in clips], bs=bs)
+    starts, clips, sr, _ = _learner_windows(learn, source, window, hop, sample_rate, max_windows)
+    return starts / sr, learn.embed(clips, bs=bs)
 
 
 @dataclass
