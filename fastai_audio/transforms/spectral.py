@@ -818,7 +818,8 @@ class SpectralTransform(TypedTransform):
     through, estimates statistics at set-up from the training loader (``SpecNormalize``), and decodes for
     ``show_batch``. Attributes it does not have are the step's (``dls.after_batch[-1].mean``). A module that is not a
     ``SpectralStep`` (e.g. a torchaudio transform) runs on the plain tensor and its output keeps the batch's
-    metadata.
+    metadata. In a fastai ``DataBlock``'s ``batch_tfms`` pass the steps themselves: ``DataBlock`` keeps one
+    transform per class when it merges them, so adapters made by hand would collapse into one.
 
     Args:
         module: the step.
