@@ -7,6 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/lock.txt
 TINYSF := tinysoundfont==0.3.7
+# MusiCNN's weights (MagnaTagATune, Million Song Dataset): read with numpy, so TensorFlow, which it declares, is not
+# installed; without it the MusiCNN tests skip, saying so.
+MUSICNN := musicnn==0.1.0
 
 LATEST := .venv-latest
 # This machine's pip configuration caps torch (a constraint file); the newest-release check lifts it for its own
@@ -24,7 +27,7 @@ $(STAMP): $(LOCK) setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r $(LOCK)
-	$(BIN)/pip install --quiet --no-deps $(TINYSF)
+	$(BIN)/pip install --quiet --no-deps $(TINYSF) $(MUSICNN)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -39,7 +42,7 @@ test-latest:
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/pip install --quiet --upgrade pip
 	$(LATEST_PIP_ENV) $(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e ".[dev,notebook]" pretty_midi $(LATEST_PINS)
-	$(LATEST)/bin/pip install --quiet --no-deps tinysoundfont
+	$(LATEST)/bin/pip install --quiet --no-deps tinysoundfont $(MUSICNN)
 	@$(LATEST)/bin/python -c "import importlib.metadata as m; print('test-latest versions:', ', '.join(f'{p} {m.version(p)}' for p in ('fastai', 'fastcore', 'fasttransform', 'plum-dispatch', 'torch', 'torchaudio', 'torchvision', 'numpy', 'pandas', 'soundfile')))"
 	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider
 
