@@ -327,10 +327,10 @@ def fsdd_probe(args):
         "MusiCNN (the musicnn wheel's weights) on the `musicnn` log-mel of 1 s clips at 16 kHz; standardised "
         "logistic regression (C=1) per fold\n"
     )
-    for weights in ("MTT", "MSD"):
+    for weights, layer in (("MTT", None), ("MSD", None), ("MTT", "dense"), ("MSD", "dense")):
         start = time.perf_counter()
         learn = audio_learner(dls, "musicnn", weights=weights)
-        x = learn.embed(list(df.fname)).numpy()
+        x = learn.embed(list(df.fname), layer=layer).numpy()  # None: the 200-unit penultimate; dense: pooled
         took = time.perf_counter() - start
         accs = []
         for speaker in speakers:
@@ -339,7 +339,8 @@ def fsdd_probe(args):
             probe.fit(x[~held], df.digit[~held])
             accs.append(float((probe.predict(x[held]) == df.digit[held]).mean()))
         folds = ", ".join(f"{s} {a:.3f}" for s, a in zip(speakers, accs))
-        print(f"- MusiCNN-{weights} ({x.shape[1]} features, embedded in {took:.0f} s): mean {mean_sd(accs)}; {folds}")
+        what = "pooled features" if layer else "penultimate"
+        print(f"- MusiCNN-{weights}, {what} ({x.shape[1]}, embedded in {took:.0f} s): mean {mean_sd(accs)}; {folds}")
     print(
         "\nreference: resnet18 from scratch with the default recipe, same folds: 0.816 (docs/performance.md); "
         "goal of issue 24: >= 0.90"

@@ -98,7 +98,7 @@ class AudioLearner(Learner):
             return predict_direct(self, item, find_opener(self.dls.valid_ds)[0] or 0)
         return super().predict(item, rm_type_tfms=rm_type_tfms, with_input=with_input)
 
-    def embed(self, items, *, bs: int | None = None, dls=None, with_labels: bool = False):
+    def embed(self, items, *, bs: int | None = None, dls=None, with_labels: bool = False, layer: str | None = None):
         """One embedding per clip: the network's penultimate features, the input of its last ``Linear`` layer (the
         pooled features a linear probe or a nearest-neighbour search uses), computed with the network frozen.
 
@@ -109,6 +109,8 @@ class AudioLearner(Learner):
             dls: the loaders whose transforms make the network's input (default: the learner's).
             with_labels: the items carry labels (the loaders' own items): also return their targets (class indices,
                 or one-hot rows for multi-label loaders).
+            layer: the name of another module of the model (``dict(learn.model.named_modules())``) whose input is
+                the embedding, e.g. ``"dense"`` for MusiCNN's 1,506 pooled features before its 200-unit bottleneck.
 
         Returns:
             ``(n_items, dim)`` float32 on the CPU, in the order of ``items``; with ``with_labels``, ``(features,
@@ -118,7 +120,10 @@ class AudioLearner(Learner):
             >>> learn.embed(["note.wav", "note.flac"]).shape    # resnet18 with fastai's head: 512 features
             torch.Size([2, 512])
         """
-        last = [m for m in self.model.modules() if isinstance(m, nn.Linear)]
+        modules = dict(self.model.named_modules())
+        if layer is not None and layer not in modules:
+            raise ParameterError(f"the model has no module {layer!r}; its modules are {sorted(modules)[:20]}...")
+        last = [modules[layer]] if layer is not None else [m for m in modules.values() if isinstance(m, nn.Linear)]
         if not last:
             raise ParameterError(f"{type(self.model).__name__} has no Linear layer whose input is an embedding")
         dls = dls if dls is not None else self.dls

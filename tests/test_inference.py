@@ -119,3 +119,18 @@ def test_embed_windows_gives_the_windows_of_predict_windows(df_learner, toy_fold
     wav, sr = load_audio(path, sample_rate=16000, mono=True)
     second = TensorAudio(wav[..., 4000:12000], sample_rate=sr)  # the window starting at 0.25 s
     torch.testing.assert_close(feats[1], df_learner.embed([second])[0], rtol=1e-4, atol=1e-5)
+
+
+def test_embed_takes_the_input_of_any_named_layer(df_learner, toy_folder):
+    import torch
+
+    from fastai_audio.errors import ParameterError
+
+    files = sorted((toy_folder / "valid").rglob("*.wav"))[:3]
+    linears = [(n, m) for n, m in df_learner.model.named_modules() if isinstance(m, torch.nn.Linear)]
+    (first, layer), (last, _) = linears[0], linears[-1]
+    pooled = df_learner.embed(files, layer=first)
+    assert pooled.shape == (3, layer.in_features) and layer.in_features != linears[-1][1].in_features
+    torch.testing.assert_close(df_learner.embed(files, layer=last), df_learner.embed(files))
+    with pytest.raises(ParameterError, match="the model has no module 'nope'"):
+        df_learner.embed(files, layer="nope")
