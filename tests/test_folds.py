@@ -135,3 +135,66 @@ def test_speech_commands_follows_the_official_lists(tmp_path):
         AudioFileError, match=r"lists 1 files that are not there \(first: \['yes/zz99_nohash_0.wav'\]\)"
     ):
         read_speech_commands(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def irmas(tmp_path_factory):
+    """IRMAS's layout: training folders of 3 s excerpts named [instrument][drums][genre]... (some without the drum
+    tag), and testing pieces with a .txt of their instruments."""
+    root = tmp_path_factory.mktemp("irmas")
+    tones = {"pia": 262.0, "vio": 659.0, "flu": 1319.0}
+    for inst, freq in tones.items():
+        for i in range(4):
+            tags = f"[{inst}][nod][cla]" if i % 2 else f"[{inst}][pop_roc]"
+            write(root / "train" / inst / f"{i:03d}__{tags}{i:04d}__1.wav", sine(freq, 16000, 3.0), 16000)
+    pieces = {"a": ["pia", "vio"], "b": ["flu"], "c": ["vio", "flu"]}
+    for name, insts in pieces.items():
+        write(root / "test" / "Part1" / f"{name}.wav", sum(sine(tones[i], 16000, 6.0) for i in insts) / 2, 16000)
+        (root / "test" / "Part1" / f"{name}.txt").write_text("".join(f"{i}\t\n" for i in insts))
+    return root
+
+
+def test_irmas_reads_both_halves_and_trains_a_multi_label_learner_scored_on_the_pieces(irmas):
+    import torch
+    from fastai.metrics import accuracy_multi
+
+    from fastai_audio.datasets import read_irmas
+    from fastai_audio.learner import audio_learner
+    from fastai_audio.transforms import AmplitudeToDB, MelSpectrogram
+
+    df = read_irmas(irmas / "train", irmas / "test")
+    train, test = df[df.split == "train"], df[df.split == "test"]
+    assert len(train) == 12 and len(test) == 3 and set(train.labels) == {"pia", "vio", "flu"}
+    assert list(train.drums[:2]) == [None, False] and list(train.genre[:2]) == ["pop_roc", "cla"]
+    assert sorted(test.labels) == ["flu", "flu vio", "pia vio"]
+    tfms = [MelSpectrogram(n_fft=512, hop_length=256, n_mels=32), AmplitudeToDB()]
+    dls = AudioDataLoaders.from_irmas(irmas / "train", irmas / "test", bs=4, num_workers=0, batch_tfms=tfms)
+    assert dls.vocab == ["flu", "pia", "vio"] and len(dls.valid_ds) == 3
+    x, y = dls.valid.one_batch()
+    assert x.shape[-1] == 188 and y.shape == (3, 3) and y.sum().item() == 5  # one-hot rows: two pieces have two
+    torch.manual_seed(0)
+    from torchvision.models import resnet18
+
+    learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy_multi)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3)
+        loss, score = learn.validate()
+    assert 0 <= score <= 1 and type(learn.loss_func).__name__ == "BCEWithLogitsLossFlat"
+
+
+def test_irmas_names_what_does_not_fit(irmas, tmp_path):
+    from fastai_audio.datasets import read_irmas
+
+    with pytest.raises(ParameterError, match="needs the training folder, the testing folder, or both"):
+        read_irmas()
+    with pytest.raises(AudioFileError, match="holds none of IRMAS's training folders"):
+        read_irmas(tmp_path)
+    write(tmp_path / "test" / "x.wav", sine(440.0, 16000, 1.0), 16000)
+    with pytest.raises(AudioFileError, match=r"x.wav.*has no label file x.txt beside it"):
+        read_irmas(test=tmp_path / "test")
+    (tmp_path / "test" / "x.txt").write_text("banjo\n")
+    with pytest.raises(AudioFileError, match=r"x.txt.*lists \['banjo'\]"):
+        read_irmas(test=tmp_path / "test")
+    write(tmp_path / "train" / "pia" / "[vio][cla]0001__1.wav", sine(440.0, 16000, 1.0), 16000)
+    with pytest.raises(AudioFileError, match=r"is in the 'pia' folder but its name starts with tags \['vio', 'cla'\]"):
+        read_irmas(tmp_path / "train")

@@ -453,6 +453,27 @@ class AudioDataLoaders(DataLoaders):
         return cls.from_df(df, path=path, fn_col="fname", label_col="label", valid_col="is_valid", **kwargs)
 
     @classmethod
+    def from_irmas(cls, train, test, **kwargs) -> AudioDataLoaders:
+        """IRMAS, multi-label: trained on the 3 s training excerpts (one predominant instrument each, from its
+        folder) and validated on the testing pieces (every predominant instrument, from their ``.txt``), the
+        data set's own protocol. Targets are ``MultiCategoryBlock`` one-hot rows over the 11 instruments
+        (``audio_learner`` then uses a sigmoid per class); validation sees the centre ``duration`` (3.0 s unless
+        given) of each piece, so score whole pieces with ``predict_windows``.
+
+        Examples:
+            >>> dls = AudioDataLoaders.from_irmas("IRMAS-TrainingData", "IRMAS-TestingData")   # doctest: +SKIP
+            >>> dls.vocab                                                                      # doctest: +SKIP
+            ['cel', 'cla', 'flu', 'gac', 'gel', 'org', 'pia', 'sax', 'tru', 'vio', 'voi']
+        """
+        from ..datasets.irmas import read_irmas
+
+        df = read_irmas(train, test).assign(is_valid=lambda d: d["split"] == "test")
+        kwargs.setdefault("duration", 3.0)
+        return cls.from_df(
+            df, path="/", fn_col="fname", label_col="labels", valid_col="is_valid", label_delim=" ", **kwargs
+        )
+
+    @classmethod
     def from_packed(
         cls, dest, *, duration: float | None | object = ..., pad_mode: str = "zeros", path=None, **kwargs
     ) -> AudioDataLoaders:

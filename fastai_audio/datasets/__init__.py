@@ -1,8 +1,10 @@
 """Data sets: read NSynth (downloaded or rendered) and render an NSynth-format dataset from a soundfont; read ESC-50
-and UrbanSound8K with their official folds, and Speech Commands with its official split."""
+and UrbanSound8K with their official folds, Speech Commands with its official split, and IRMAS's training
+excerpts and testing pieces."""
 
 from .folds import ESC50_FOLDS, URBANSOUND8K_FOLDS, read_esc50, read_urbansound8k
 from .gm import FAMILY_PITCH_RANGES, GM_EXCLUDED, GM_PROGRAMS
+from .irmas import IRMAS_GENRES, IRMAS_INSTRUMENTS, read_irmas
 from .nsynth import (
     NSYNTH_FAMILIES,
     NSYNTH_PATTERN,
@@ -34,4 +36,7 @@ __all__ = [
     "URBANSOUND8K_FOLDS",
     "read_speech_commands",
     "SPEECH_COMMANDS_SPLITS",
+    "read_irmas",
+    "IRMAS_INSTRUMENTS",
+    "IRMAS_GENRES",
 ]
