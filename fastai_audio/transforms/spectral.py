@@ -157,6 +157,14 @@ def _typed(value: torch.Tensor, meta: dict) -> TensorSpectrogram:
     return out
 
 
+def _from_audio(meta: dict, *, hop_length: int, center: bool, power: float, **axes) -> dict:
+    """The metadata of a spectrogram made from a waveform batch's ``meta``: the batch's own (rate...) but its file
+    path and sample ``lengths``, then the time axis, the frequency ``axes``, not yet in decibels or normalised."""
+    out = {k: v for k, v in meta.items() if k not in ("path", "lengths")}
+    out.update(axes, hop_length=hop_length, center=center, power=power, db=False, normalized=False)
+    return out
+
+
 def _frame_lengths(lengths, hop_length: int, center: bool, n_fft: int):
     if lengths is None:
         return None
@@ -260,15 +268,7 @@ class Spectrogram(SpectralStep):
         )
 
     def describe(self, meta: dict) -> dict:
-        out = {k: v for k, v in meta.items() if k not in ("path", "lengths")}
-        out.update(
-            self._axes(meta),
-            hop_length=self.hop_length,
-            center=self.center,
-            power=self.power,
-            db=False,
-            normalized=False,
-        )
+        out = _from_audio(meta, hop_length=self.hop_length, center=self.center, power=self.power, **self._axes(meta))
         lengths = _frame_lengths(meta.get("lengths"), self.hop_length, self.center, self.n_fft)
         if lengths is not None:
             out["lengths"] = lengths
@@ -445,19 +445,16 @@ class CQT(SpectralStep):
 
     def describe(self, meta: dict) -> dict:
         _check_rate(meta, self.sample_rate, "CQT")
-        out = {k: v for k, v in meta.items() if k not in ("path", "lengths")}
-        out.update(
-            scale="cqt",
-            sample_rate=self.sample_rate,
+        return _from_audio(
+            meta,
             hop_length=self.hop_length,
-            f_min=self.f_min,
-            bins_per_octave=self.bins_per_octave,
             center=self.center,
             power=2.0 if self.output == "power" else 1.0,
-            db=False,
-            normalized=False,
+            scale="cqt",
+            sample_rate=self.sample_rate,
+            f_min=self.f_min,
+            bins_per_octave=self.bins_per_octave,
         )
-        return out
 
     def extra_repr(self) -> str:
         return (
