@@ -48,6 +48,7 @@ from torchvision.models import resnet18
 
 from fastai_audio.data import AudioDataLoaders
 from fastai_audio.datasets import read_nsynth, synth_nsynth
+from fastai_audio.inference import fit_linear_probe
 from fastai_audio.learner import KeepBest, audio_learner
 from fastai_audio.transforms import RandomEQ, RandomReverb, audio_aug_tfms, mel_transforms
 
@@ -289,16 +290,22 @@ def fsdd(args):
     print(f"\nmean {mean_sd(accs)}, min {min(accs):.3f}; goal >= 0.97: {'met' if mean >= 0.97 else 'NOT met'}")
 
 
+def musicnn_embeddings(dls, files):
+    """``(arm, embeddings, seconds)`` for each frozen MusiCNN arm: the MTT and MSD weights, each with its 200-unit
+    penultimate layer and with the 1,506 pooled features before it (``layer="dense"``), on ``dls``' front-end."""
+    for weights, layer in (("MTT", None), ("MSD", None), ("MTT", "dense"), ("MSD", "dense")):
+        start = time.perf_counter()
+        learn = audio_learner(dls, "musicnn", weights=weights)
+        x = learn.embed(list(files), layer=layer).numpy()
+        yield f"MusiCNN-{weights}, {'pooled features' if layer else 'penultimate'}", x, time.perf_counter() - start
+
+
 def fsdd_probe(args):
     """Linear probes on frozen pretrained MusiCNN embeddings, leave-one-speaker-out on FSDD: the field's protocol
     for comparing pretrained audio models (no training of the network; a logistic regression per fold)."""
     if not FSDD.is_dir():
         print(f"## FSDD probe: skipped, {FSDD} is absent (it is in the team's ../shared/data, not in a clone)")
         return
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     files = sorted(FSDD.glob("*.wav"))
     if args.quick:
         files = files[::10]
@@ -327,20 +334,14 @@ def fsdd_probe(args):
         "MusiCNN (the musicnn wheel's weights) on the `musicnn` log-mel of 1 s clips at 16 kHz; standardised "
         "logistic regression (C=1) per fold\n"
     )
-    for weights, layer in (("MTT", None), ("MSD", None), ("MTT", "dense"), ("MSD", "dense")):
-        start = time.perf_counter()
-        learn = audio_learner(dls, "musicnn", weights=weights)
-        x = learn.embed(list(df.fname), layer=layer).numpy()  # None: the 200-unit penultimate; dense: pooled
-        took = time.perf_counter() - start
+    for arm, x, took in musicnn_embeddings(dls, df.fname):
         accs = []
         for speaker in speakers:
             held = (df.speaker == speaker).to_numpy()
-            probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
-            probe.fit(x[~held], df.digit[~held])
+            probe = fit_linear_probe(x[~held], df.digit[~held])
             accs.append(float((probe.predict(x[held]) == df.digit[held]).mean()))
         folds = ", ".join(f"{s} {a:.3f}" for s, a in zip(speakers, accs))
-        what = "pooled features" if layer else "penultimate"
-        print(f"- MusiCNN-{weights}, {what} ({x.shape[1]}, embedded in {took:.0f} s): mean {mean_sd(accs)}; {folds}")
+        print(f"- {arm} ({x.shape[1]}, embedded in {took:.0f} s): mean {mean_sd(accs)}; {folds}")
     print(
         "\nreference: resnet18 from scratch with the default recipe, same folds: 0.816 (docs/performance.md); "
         "goal of issue 24: >= 0.90"
@@ -350,10 +351,6 @@ def fsdd_probe(args):
 def soundfont_probe(args):
     """Linear probes on frozen MusiCNN embeddings across soundfonts: fitted on the default soundfont's notes, scored
     on every note of csound and opl3 (and FluidR3), the cross-soundfont protocol without training the network."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     ensure_soundfonts()
     kw = {"progress": False, "seed": 0, "overwrite": True}
     size, eval_size = (2, 1) if args.quick else (int(args.size), int(args.eval_size))
@@ -378,20 +375,15 @@ def soundfont_probe(args):
         "4 s note at 16 kHz; standardised logistic regression (C=1) fitted on the default soundfont)\n"
     )
     train = (df.set == "default").to_numpy()
-    for weights, layer in (("MTT", None), ("MSD", None), ("MTT", "dense"), ("MSD", "dense")):
-        start = time.perf_counter()
-        learn = audio_learner(dls, "musicnn", weights=weights)
-        x = learn.embed(list(df.fname), layer=layer).numpy()
-        probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000))
-        probe.fit(x[train], df.instrument_family_str[train])
+    for arm, x, took in musicnn_embeddings(dls, df.fname):
+        probe = fit_linear_probe(x[train], df.instrument_family_str[train], max_iter=3000)
         scores = {
             name: float((probe.predict(x[(df.set == name).to_numpy()]) == sets[name].instrument_family_str).mean())
             for name in ("csound", "opl3", "fluid")
         }
-        what = "pooled features" if layer else "penultimate"
         print(
-            f"- MusiCNN-{weights}, {what} ({x.shape[1]}): csound {scores['csound']:.3f}, opl3 {scores['opl3']:.3f}, "
-            f"FluidR3 {scores['fluid']:.3f} ({time.perf_counter() - start:.0f} s)",
+            f"- {arm} ({x.shape[1]}): csound {scores['csound']:.3f}, opl3 {scores['opl3']:.3f}, "
+            f"FluidR3 {scores['fluid']:.3f} ({took:.0f} s)",
             flush=True,
         )
     print("\nreference: resnet18 from scratch, default recipe: csound 0.824, opl3 0.451 (docs/performance.md)")

@@ -28,6 +28,7 @@ __all__ = [
     "MusicTagger",
     "embed_windows",
     "linear_probe",
+    "fit_linear_probe",
     "ProbeResult",
 ]
 
@@ -369,6 +370,25 @@ class ProbeResult:
     classifier: object
 
 
+def fit_linear_probe(x, y, *, C: float = 1.0, max_iter: int = 2000):
+    """The probe of ``linear_probe`` on embeddings you already have (``learn.embed``, ``fastai-audio embed``):
+    standardisation then an L2 logistic regression, fitted on ``x`` ``(n, dim)`` and labels ``y`` ``(n,)``.
+
+    Returns:
+        the fitted scikit-learn pipeline (``.predict(x)``, ``.predict_proba(x)``).
+
+    Examples:
+        >>> x = np.r_[np.random.default_rng(0).normal(0, 1, (20, 4)), np.random.default_rng(1).normal(3, 1, (20, 4))]
+        >>> fit_linear_probe(x, [0] * 20 + [1] * 20).predict(x[[0, -1]]).tolist()
+        [0, 1]
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter)).fit(x, y)
+
+
 def linear_probe(learn, dls=None, *, C: float = 1.0, max_iter: int = 2000) -> ProbeResult:
     """The field's protocol for comparing pretrained audio models: freeze the network, embed every clip of the
     training and validation sets (``learn.embed``, no augmentation), fit a logistic regression on the training
@@ -388,10 +408,6 @@ def linear_probe(learn, dls=None, *, C: float = 1.0, max_iter: int = 2000) -> Pr
         >>> 0 <= res.accuracy <= 1, res.n_train, res.n_valid, res.dim
         (True, 8, 4, 512)
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     dls = dls if dls is not None else learn.dls
     x_train, y_train = learn.embed(dls.train_ds.items, dls=dls, with_labels=True)
     x_valid, y_valid = learn.embed(dls.valid_ds.items, dls=dls, with_labels=True)
@@ -399,7 +415,6 @@ def linear_probe(learn, dls=None, *, C: float = 1.0, max_iter: int = 2000) -> Pr
         raise ParameterError("linear_probe is single-label: these loaders are multi-label (one-hot targets)")
     if len(torch.unique(y_train)) < 2:
         raise ParameterError("the training set has one class: a probe needs at least two")
-    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
-    classifier.fit(x_train.numpy(), y_train.numpy())
+    classifier = fit_linear_probe(x_train.numpy(), y_train.numpy(), C=C, max_iter=max_iter)
     accuracy = float((classifier.predict(x_valid.numpy()) == y_valid.numpy()).mean())
     return ProbeResult(accuracy, len(y_train), len(y_valid), int(x_train.shape[1]), classifier)
