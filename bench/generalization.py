@@ -86,7 +86,13 @@ ARMS = {  # name -> (training data, recipe (batch tfms and callbacks), keep the 
     "diverse": ("diverse", lambda: audio_aug_tfms(), True),
     "diverse-today": ("diverse", _before, False),
     "timbre": ("timbre", lambda: audio_aug_tfms(), True),
+    # issue 24: the musicnn wheel's pretrained networks fine-tuned (head first, then the whole network) with the
+    # default recipe on their own front-end (16 kHz, the `musicnn` log-mel); VGG takes 3 s patches (187 frames)
+    "musicnn-mtt": ("default", lambda: audio_aug_tfms(), True),
+    "musicnn-msd": ("default", lambda: audio_aug_tfms(), True),
+    "vgg-mtt": ("default", lambda: audio_aug_tfms(), True),
 }
+PRETRAINED = {"musicnn-mtt": ("musicnn", "MTT"), "musicnn-msd": ("musicnn", "MSD"), "vgg-mtt": ("vgg", "MTT")}
 
 
 def ensure_soundfonts():
@@ -124,11 +130,18 @@ def render(size, eval_size, seed=0):
     return data
 
 
-def fit(train_df, select_df, label, recipe, keep_best, seed, epochs, lr, bs, preset, duration, workdir):
-    """Train resnet18 from scratch; return the learner (best or last epoch) and its validation accuracy per epoch."""
+def fit(train_df, select_df, label, arm, seed, epochs, lr, bs, preset, duration, workdir):
+    """Train ``arm``'s network (resnet18 from scratch, or a pretrained MusiCNN/VGG fine-tuned: ``PRETRAINED``);
+    return the learner (best or last epoch) and its validation accuracy per epoch."""
+    _, recipe, keep_best = ARMS[arm]
     set_seed(seed, reproducible=True)
     tfms = recipe()
     df = pd.concat([train_df.assign(is_valid=False), select_df.assign(is_valid=True)], ignore_index=True)
+    pretrained = PRETRAINED.get(arm)
+    audio = {}
+    if pretrained:
+        preset, audio["sample_rate"] = "musicnn", 16000
+        duration = 2.98 if pretrained[0] == "vgg" else duration
     batch_tfms = [*mel_transforms(preset), *(t for t in tfms if not isinstance(t, Callback))]
     dls = AudioDataLoaders.from_df(
         df,
@@ -139,13 +152,20 @@ def fit(train_df, select_df, label, recipe, keep_best, seed, epochs, lr, bs, pre
         bs=bs,
         num_workers=0,
         batch_tfms=batch_tfms,
+        **audio,
     )
     cbs = [t for t in tfms if isinstance(t, Callback)]
     if keep_best:
         cbs.append(KeepBest(fname=f"best_{os.getpid()}", verbose=False))
-    learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy, cbs=cbs, path=workdir)
+    if pretrained:
+        learn = audio_learner(dls, pretrained[0], weights=pretrained[1], metrics=accuracy, cbs=cbs, path=workdir)
+    else:
+        learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy, cbs=cbs, path=workdir)
     with learn.no_bar(), learn.no_logging():
-        learn.fit_one_cycle(epochs, lr)
+        if pretrained:  # as many epochs as from scratch, the first with the body frozen (the recorder and
+            learn.fine_tune(max(epochs - 1, 1), lr, freeze_epochs=1)  # KeepBest see the unfrozen ones)
+        else:
+            learn.fit_one_cycle(epochs, lr)
     accs = [float(v[2]) for v in learn.recorder.values]
     return learn, accs
 
@@ -170,23 +190,23 @@ def cross_soundfont(args, data):
         f"## Cross-soundfont: train on {len(data['default'])} notes (default soundfont, every program), keep the "
         f"epoch chosen on {len(data['select'])} notes of FluidR3, score on every note of "
         + ", ".join(f"{k} ({len(data[k])} notes)" for k in HELD_OUT)
-        + f"; resnet18 from scratch, fit_one_cycle({args.epochs}, {args.lr}), bs {args.bs}, "
-        f"seeds {args.seeds}\n"
+        + f"; resnet18 from scratch, fit_one_cycle({args.epochs}, {args.lr}) (the pretrained arms: "
+        f"fine_tune({max(args.ft_epochs - 1, 1)}, {args.lr}, freeze_epochs=1)), bs {args.bs}, seeds {args.seeds}; "
+        f"paired differences against the first arm, {args.arms[0]}\n"
     )
     results, confusions = {}, {}
     with tempfile.TemporaryDirectory() as work:
         for arm in args.arms:
-            source, recipe, keep_best = ARMS[arm]
+            source, _, keep_best = ARMS[arm]
             for seed in args.seeds:
                 start = time.perf_counter()
                 learn, accs = fit(
                     data[source],
                     data["select"],
                     "instrument_family_str",
-                    recipe,
-                    keep_best,
+                    arm,
                     seed,
-                    args.epochs,
+                    args.ft_epochs if arm in PRETRAINED else args.epochs,
                     args.lr,
                     args.bs,
                     "nsynth",
@@ -209,15 +229,15 @@ def cross_soundfont(args, data):
         "\n| arm | training data | "
         + " | ".join(f"{n}: accuracy (mean ± sd)" for n in HELD_OUT)
         + " | "
-        + " | ".join(f"{n} vs today (points, paired)" for n in HELD_OUT)
+        + " | ".join(f"{n} vs {args.arms[0]} (points, paired)" for n in HELD_OUT)
         + " | valid: best - last (points) | minutes per run |"
     )
     print("|---|---|" + "---|" * (2 * len(HELD_OUT) + 2))
-    base = results.get("today")
+    base = results[args.arms[0]]
     for arm, rows in results.items():
         cells = [mean_sd([r[n] for r in rows]) for n in HELD_OUT]
         for n in HELD_OUT:
-            if base is None or arm == "today":
+            if arm == args.arms[0]:
                 cells.append("-")
             else:
                 diffs = [100 * (r[n] - b[n]) for r, b in zip(rows, base)]
@@ -255,10 +275,15 @@ def fsdd(args):
     )
     speakers = sorted(df.speaker.unique())
     print(
-        f"\n## FSDD leave-one-speaker-out: {len(df)} recordings, {len(speakers)} speakers; `speech` preset, "
-        f"arm {args.fsdd_arm}, resnet18 from scratch, fit_one_cycle({args.fsdd_epochs}, {args.lr}), 1 s clips\n"
+        f"\n## FSDD leave-one-speaker-out: {len(df)} recordings, {len(speakers)} speakers; "
+        f"arm {args.fsdd_arm}, "
+        + (
+            f"fine_tune({max(args.ft_epochs - 1, 1)}, {args.lr}, freeze_epochs=1) on the `musicnn` front-end"
+            if args.fsdd_arm in PRETRAINED
+            else f"resnet18 from scratch on the `speech` preset, fit_one_cycle({args.fsdd_epochs}, {args.lr})"
+        )
+        + ", 1 s clips\n"
     )
-    _, recipe, keep_best = ARMS[args.fsdd_arm]
     accs = []
     with tempfile.TemporaryDirectory() as work:
         for k, speaker in enumerate(speakers):
@@ -269,10 +294,9 @@ def fsdd(args):
                 rest.drop(select.index),
                 select,
                 "digit",
-                recipe,
-                keep_best,
+                args.fsdd_arm,
                 args.seeds[0] + k,
-                args.fsdd_epochs,
+                args.ft_epochs if args.fsdd_arm in PRETRAINED else args.fsdd_epochs,
                 args.lr,
                 args.bs,
                 "speech",
@@ -398,6 +422,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--bs", type=int, default=32)
+    parser.add_argument("--ft-epochs", type=int, default=4, help="epochs of the pretrained arms, the first frozen")
     parser.add_argument("--fsdd", action="store_true", help="also run the FSDD leave-one-speaker-out study")
     parser.add_argument("--fsdd-only", action="store_true")
     parser.add_argument("--fsdd-arm", default="default", choices=sorted(ARMS))
@@ -411,7 +436,7 @@ def main():
     warnings.filterwarnings("ignore")
     torch.set_num_threads(os.cpu_count() or 1)
     if args.quick:
-        args.size, args.eval_size, args.epochs, args.seeds, args.fsdd_epochs = "2", "1", 1, [0], 1
+        args.size, args.eval_size, args.epochs, args.seeds, args.fsdd_epochs, args.ft_epochs = "2", "1", 1, [0], 1, 2
     size = int(args.size) if args.size.isdigit() else args.size
     print(
         f"# bench/generalization.py  {time.strftime('%Y-%m-%d')}  {platform.machine()}, {os.cpu_count()} CPUs, "
