@@ -41,6 +41,7 @@ from .errors import (
 
 __all__ = [
     "AudioInfo",
+    "AudioSource",
     "INT16_SUBTYPES",
     "INT32_SUBTYPES",
     "READ_BLOCK",
@@ -117,6 +118,36 @@ class AudioInfo:
         return "int16" if self.subtype in INT16_SUBTYPES else "int32" if self.subtype in INT32_SUBTYPES else None
 
 
+class AudioSource:
+    """Audio that an item refers to and that is read only when it is opened: a file's path or a file's bytes kept
+    somewhere else (a row of a Hugging Face dataset: ``fastai_audio.datasets.HFAudio``). Every reader of the decode
+    core (``open_audio``, ``decode_audio``, ``scan_audio``) and the loaders take one wherever they take a path.
+
+    Subclasses set ``name`` (unique and stable: what reports and messages call the item) and implement ``read``.
+
+    Examples:
+        >>> class InMemory(AudioSource):
+        ...     def __init__(self, data, name):
+        ...         self.data, self.name = data, name
+        ...     def read(self):
+        ...         return self.data, self.name
+        >>> decode_audio(InMemory(Path("note.wav").read_bytes(), "note #1"))[0].shape
+        (1, 64000)
+    """
+
+    name: str
+
+    def read(self) -> tuple[Path | bytes, str]:
+        """``(source, label)``: the path or the file's bytes, and what errors about it call it."""
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
 def _name(source, name) -> str:
     if name is not None:
         return str(name)
@@ -177,7 +208,8 @@ def open_audio(
     """Open a file (a path) or a file's bytes and check its header; the caller closes the ``SoundFile``.
 
     Args:
-        source: a path (``str`` / ``Path``) or the bytes of a file (``bytes``, ``bytearray``, ``memoryview``).
+        source: a path (``str`` / ``Path``), the bytes of a file (``bytes``, ``bytearray``, ``memoryview``) or an
+            ``AudioSource`` (read now).
         name: what errors call it (default: the path, or "the audio" for bytes).
         max_seconds: refuse (``AudioTooLongError``) a recording longer than this, from its header.
         max_samples: refuse one holding more samples than this, all channels counted.
@@ -195,6 +227,9 @@ def open_audio(
         ...     info.sample_rate, info.frames, info.integer_dtype
         (16000, 64000, 'int16')
     """
+    if isinstance(source, AudioSource):
+        source, label = source.read()
+        name = label if name is None else name
     label = _name(source, name)
     is_path = isinstance(source, (str, Path))
     if not is_path:
@@ -344,7 +379,7 @@ def decode_audio(
     """Decode a file, or a file's bytes, at its own rate: ``(samples (channels, frames), sample_rate)``.
 
     Args:
-        source: a path, or the bytes of a file in any format libsndfile reads.
+        source: a path, the bytes of a file in any format libsndfile reads, or an ``AudioSource``.
         window: ``window(total_frames, sample_rate) -> (start, frames)`` picks the part to read once the header
             is known (``frames=-1``: to the end); default: the whole file.
         integer: return the file's own integers where they are exact (``int16`` for 8/16-bit PCM and u/A-law,

@@ -13,8 +13,9 @@ The examples run in a folder that holds what they name:
 
 and with these names defined besides the module's own: ``from fastai_audio.all import *``, ``torch``, ``np``,
 ``pd``, ``math``, ``nn``, ``Path``, ``dls`` (log-mel loaders over ``data/``), ``audio_dls`` (raw audio batches of
-the same), ``learn`` (an untrained resnet18 on ``dls``), ``interp``, ``root`` (``Path("nsynth")``), ``files`` and
-``samples`` (2 s of a 440 Hz tone at 44.1 kHz, a numpy array).
+the same), ``learn`` (an untrained resnet18 on ``dls``), ``interp``, ``root`` (``Path("nsynth")``), ``files``,
+``samples`` (2 s of a 440 Hz tone at 44.1 kHz, a numpy array) and ``hf_dataset`` (a Hugging Face ``Dataset`` of
+``data/train``'s 8 clips, their bytes in an ``Audio`` column, ``label`` a ``ClassLabel`` of high and low).
 """
 
 from __future__ import annotations
@@ -109,8 +110,27 @@ def namespace(root: Path) -> dict:
         files=ns["get_audio_files"](data),
         samples=np.sin(2 * math.pi * 440.0 * np.arange(88200) / 44100).astype(np.float32),
     )
+    try:
+        ns["hf_dataset"] = hf_dataset(data / "train")
+    except ImportError:  # no `datasets`: its examples fail, naming it
+        pass
     ns.pop("__builtins__", None)
     return ns
+
+
+def hf_dataset(folder: Path):
+    """A ``datasets.Dataset`` of the clips under ``folder/<label>/``: each file's bytes in an ``Audio`` column (as a
+    dataset read from the Hub's Parquet files holds them), ``label`` a ``ClassLabel``."""
+    import datasets
+
+    files = sorted(folder.glob("*/*.wav"))
+    names = sorted({f.parent.name for f in files})
+    rows = {
+        "audio": [{"bytes": f.read_bytes(), "path": f.name} for f in files],
+        "label": [names.index(f.parent.name) for f in files],
+    }
+    features = datasets.Features({"audio": datasets.Audio(), "label": datasets.ClassLabel(names=names)})
+    return datasets.Dataset.from_dict(rows).cast(features)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,15 @@ from fastai.data.load import fa_collate
 
 from .._compat import dataset_pipelines, item_maker
 from ..core import TensorAudio
-from ..decode import ESTIMATED_LENGTH_FORMATS, INT16_SUBTYPES, PCM_SCALE, check_samples, open_audio, read_frames
+from ..decode import (
+    ESTIMATED_LENGTH_FORMATS,
+    INT16_SUBTYPES,
+    PCM_SCALE,
+    AudioSource,
+    check_samples,
+    open_audio,
+    read_frames,
+)
 from ..errors import AudioFileError, ParameterError
 from ..packed import PackedClip
 from ..transforms.item import OpenAudio
@@ -101,7 +109,7 @@ class BatchFiller:
         o = self.items[i]
         for t in self.readers:
             o = t(o, split_idx=self.split_idx)
-        return Path(o) if isinstance(o, str) else o  # (a path, a PackedClip, or a TensorAudio)
+        return Path(o) if isinstance(o, str) else o  # (a path, a PackedClip, an AudioSource or a TensorAudio)
 
     def targets_of(self, i: int) -> tuple:
         """Item ``i``'s other parts (labels...), through their own pipelines."""
@@ -202,15 +210,15 @@ class BatchFiller:
             clip = ClipPlan(i, o.name, o.channels, length, config.sample_rate, packed=o, start=start, count=count)
             clip.int16 = o.dtype == "int16"
             return clip
-        if not isinstance(o, Path) or config.pad_mode == "error":
+        if not isinstance(o, (Path, AudioSource)) or config.pad_mode == "error":
             return self._through_opener(i, o, draw)
         return self._open_stored(i, o, str(o), draw, lambda: self._through_opener(i, o, draw))
 
     def _open_stored(self, i, o, name: str, draw, otherwise) -> ClipPlan:
-        """Open the stored audio ``o`` (a path, or a file's bytes) to be read straight into its row when it is at
-        the config's rate and channel count; ``otherwise()`` makes the clip when it is not."""
+        """Open the stored audio ``o`` (a path, an ``AudioSource`` or a file's bytes) to be read straight into its
+        row when it is at the config's rate and channel count; ``otherwise()`` makes the clip when it is not."""
         config = self.config
-        f, info = open_audio(o, name=None if isinstance(o, Path) else name)
+        f, info = open_audio(o, name=None if isinstance(o, (Path, AudioSource)) else name)
         try:
             target_rate = config.sample_rate or info.sample_rate
             channels = 1 if config.mono else info.channels
@@ -236,7 +244,7 @@ class BatchFiller:
         """A clip made by the opener's own steps (resampling, downmix, ``pad_mode='error'``, tensors): its
         values and its errors are the per-item path's."""
         wav, rate = self.opener.clip(o, draw)
-        name = str(o) if isinstance(o, Path) else _describe(o)
+        name = str(o) if isinstance(o, (Path, AudioSource)) else _describe(o)
         return ClipPlan(i, name, wav.shape[-2], wav.shape[-1], rate, wav=wav)
 
     def _batch_rate(self, plans: list) -> int:
@@ -414,6 +422,8 @@ class ClipPlan:
 
 def _describe(x) -> str:
     """A clip as error messages name it: its file, or its shape."""
+    if isinstance(x, AudioSource):
+        return str(x)
     path = getattr(x, "path", None)
     return str(path) if path is not None else f"a clip of shape {tuple(x.shape)}"
 

@@ -18,6 +18,7 @@ from .._compat import DirectEncodes
 from .._validate import check_choice
 from ..audio_config import AudioConfig
 from ..core import TensorAudio
+from ..decode import AudioSource
 from ..errors import AudioFileError, ParameterError
 from ..files import absolute, in_folder
 from ..transforms.item import audio_config_of, find_opener
@@ -81,8 +82,9 @@ class AudioDataLoaders(DataLoaders):
     def test_dl(self, test_items, rm_type_tfms=None, with_labels: bool = False, **kwargs):
         """A ``DataLoader`` over new audio (validation transforms: centred crops), e.g. for ``get_preds``.
 
-        ``test_items`` are file paths (``str`` or ``Path``) or ``TensorAudio`` clips (any rate and channel count:
-        they go through the same downmix, resample and crop as the training files). Labels are not needed.
+        ``test_items`` are file paths (``str`` or ``Path``), ``AudioSource`` items (e.g. the rows of a Hugging Face
+        split: ``read_hf(ds).audio``) or ``TensorAudio`` clips (any rate and channel count: they go through the same
+        downmix, resample and crop as the training files). Labels are not needed.
 
         Examples:
             >>> preds, _ = learn.get_preds(dl=dls.test_dl(get_audio_files("new_recordings")))
@@ -97,7 +99,7 @@ class AudioDataLoaders(DataLoaders):
         if not with_labels and rm_type_tfms is None:
             items = [Path(o) if isinstance(o, str) else o for o in test_items]
             opener = find_opener(self.valid_ds)[0]
-            if opener is not None and all(isinstance(o, (Path, TensorAudio)) for o in items):
+            if opener is not None and all(isinstance(o, (Path, TensorAudio, AudioSource)) for o in items):
                 return super().test_dl(items, rm_type_tfms=opener, with_labels=False, **kwargs)
         return super().test_dl(test_items, rm_type_tfms=rm_type_tfms, with_labels=with_labels, **kwargs)
 
@@ -112,6 +114,7 @@ class AudioDataLoaders(DataLoaders):
         get_y,
         splitter,
         vocab=None,
+        sort_vocab=True,
         label_delim=None,
         sample_rate=16000,
         duration=4.0,
@@ -124,7 +127,7 @@ class AudioDataLoaders(DataLoaders):
         y_block = (
             MultiCategoryBlock(vocab=vocab)
             if label_delim is not None
-            else TransformBlock(type_tfms=FastCategorize(vocab=vocab))
+            else TransformBlock(type_tfms=FastCategorize(vocab=vocab, sort=sort_vocab))
         )
         dblock = DataBlock(
             blocks=(AudioBlock(**_block_kwargs(sample_rate, duration, mono, pad_mode)), y_block),
@@ -303,7 +306,7 @@ class AudioDataLoaders(DataLoaders):
         Args:
             df: one row per clip.
             path: folder the file names are relative to.
-            fn_col: column name or position of the file name.
+            fn_col: column name or position of the file name (or of ``AudioSource`` items, used as they are).
             label_col: column name or position of the label.
             valid_col: boolean column marking validation rows (otherwise a random ``valid_pct`` split).
             valid_pct: fraction held out at random when there is no ``valid_col``.
@@ -327,7 +330,7 @@ class AudioDataLoaders(DataLoaders):
         if label_name not in df.columns:
             raise ParameterError(f"label_col {label_col!r} is not a column of the DataFrame ({list(df.columns)})")
         folder_path = path / folder if folder else path
-        files = [folder_path / f"{name}{suff}" for name in df[fn_name]]
+        files = [o if isinstance(o, AudioSource) else folder_path / f"{o}{suff}" for o in df[fn_name]]
         labels = list(df[label_name])
         if label_delim is not None:
             labels = [str(o).split(label_delim) if isinstance(o, str) else list(o) for o in labels]
@@ -471,6 +474,80 @@ class AudioDataLoaders(DataLoaders):
         kwargs.setdefault("duration", 3.0)
         return cls.from_df(
             df, path="/", fn_col="fname", label_col="labels", valid_col="is_valid", label_delim=" ", **kwargs
+        )
+
+    @classmethod
+    def from_hf(
+        cls,
+        dataset,
+        label: str = "label",
+        *,
+        audio: str | None = None,
+        train: str = "train",
+        valid: str | None = "validation",
+        valid_pct: float = 0.2,
+        seed: int | None = None,
+        **kwargs,
+    ) -> AudioDataLoaders:
+        """A Hugging Face dataset (``datasets.load_dataset(...)``, ``load_from_disk``, or one built locally) with an
+        ``Audio`` column, decoded by the library's own decoder: ``datasets`` and its torchcodec decoding are not
+        used for the audio, and no audio is read until a batch needs it (``read_hf``).
+
+        A ``DatasetDict`` trains on its ``train`` split and validates on its ``valid`` split (``valid=None``: a random
+        ``valid_pct`` of ``train``); a single ``Dataset`` is split at random. A ``ClassLabel`` column keeps the
+        dataset's ids as the model's classes (``dls.vocab`` is its ``names``); a list of ``ClassLabel`` s makes a
+        multi-label task (``MultiCategoryBlock``). The ``Audio`` column's ``sampling_rate``, when it has one, is the
+        default ``sample_rate``; other arguments are ``from_df``'s (``duration``, ``bs``, ``batch_tfms``...).
+
+        Raises:
+            ImportError: ``datasets`` is not installed (``pip install 'fastai_audio[hf]'``).
+            ParameterError: a missing split or column, a streaming dataset, training rows without a label.
+
+        Examples:
+            >>> dls = AudioDataLoaders.from_hf(hf_dataset, valid=None, duration=1.0, bs=2, seed=0)
+            >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds), dls.one_batch()[0].shape
+            (['high', 'low'], 7, 1, torch.Size([2, 1, 16000]))
+        """
+        from ..datasets.hf import _audio_column, _label_info, _require_datasets, read_hf
+
+        datasets = _require_datasets()
+        if isinstance(dataset, datasets.Dataset):
+            parts, valid = {train: dataset}, None
+        elif isinstance(dataset, dict):
+            for split, what in ((train, "train"), (valid, "valid")):
+                if split is not None and split not in dataset:
+                    fix = "" if what == "train" else f", or valid=None to hold out valid_pct of {train!r}"
+                    raise ParameterError(
+                        f"the DatasetDict has no split {split!r} (its splits: {list(dataset)}); pass "
+                        f"{what}='<split>'{fix}"
+                    )
+            parts = {train: dataset[train], **({valid: dataset[valid]} if valid is not None else {})}
+        else:
+            return read_hf(dataset)  # (raises: a streaming dataset, or not a dataset)
+        df = read_hf(parts, label, audio=audio)
+        unlabelled = df[df["label"].isna()]
+        if len(unlabelled):
+            raise ParameterError(
+                f"{len(unlabelled)} rows have no label (ClassLabel id -1), the first {unlabelled.audio.iloc[0]}: "
+                "an unlabelled split (e.g. a hidden test set) cannot train or validate; filter them out first"
+            )
+        first = parts[train]
+        vocab, multi = _label_info(first, label)
+        rate = getattr(first.features[_audio_column(first, audio)], "sampling_rate", None)
+        if rate:
+            kwargs.setdefault("sample_rate", rate)
+        split = {} if valid is None else {"valid_col": "is_valid"}
+        return cls.from_df(
+            df.assign(is_valid=df["split"] == valid),
+            fn_col="audio",
+            label_col="label",
+            valid_pct=valid_pct,
+            seed=seed,
+            label_delim=" " if multi else None,
+            vocab=vocab,
+            sort_vocab=False,  # (ClassLabel ids are the model's classes)
+            **split,
+            **kwargs,
         )
 
     @classmethod

@@ -18,6 +18,7 @@ from .._compat import DirectEncodes, input_pipeline
 from .._validate import check_choice, check_positive, check_sample_rate
 from ..audio_config import AudioConfig, crop_offset
 from ..core import TensorAudio
+from ..decode import AudioSource
 from ..errors import ParameterError
 from ..functional import crop, pad
 from ..io import pcm_to_float, read_span, resample
@@ -156,7 +157,8 @@ class CropPad(AudioTransform, RandTransform):
 
 
 class OpenAudio(DirectEncodes, DisplayedTransform):
-    """Type transform: a file path becomes a ``TensorAudio`` of one rate, channel count and length.
+    """Type transform: a file path (or an ``AudioSource``) becomes a ``TensorAudio`` of one rate, channel count and
+    length.
 
     One call decodes the file and runs the per-clip steps ``DownmixMono`` (when ``mono``), ``Resample``
     (when ``sample_rate``) and ``CropPad`` (when ``duration``): the same transform objects as in a hand-written
@@ -230,21 +232,21 @@ class OpenAudio(DirectEncodes, DisplayedTransform):
         if isinstance(o, (str, Path)):
             path = o if isinstance(o, Path) else Path(o)
             return _wrap(*self.clip(path, draw), {"path": path})
-        if isinstance(o, PackedClip):
+        if isinstance(o, (PackedClip, AudioSource)):
             return _wrap(*self.clip(o, draw), {"path": Path(o.name)})
         if isinstance(o, TensorAudio):
             return _wrap(*self.clip(o, draw), o.__dict__)
         raise ParameterError(
-            f"cannot open a {type(o).__name__} as audio: expected a file path or a TensorAudio "
+            f"cannot open a {type(o).__name__} as audio: expected a file path, an AudioSource or a TensorAudio "
             "(wrap an array with TensorAudio.create(array, sample_rate=<Hz>))"
         )
 
     def clip(self, o, draw: float | None = None) -> tuple[torch.Tensor, int]:
-        """One clip as a plain float32 ``(channels, samples)`` tensor and its rate, from a file (only the window
-        the crop keeps is read), a clip of a packed cache or a ``TensorAudio``: decoded, downmixed, resampled and
-        cropped or padded, the crop at ``draw`` (a fraction of the slack, ``None``: centred). What ``encodes``
-        computes for its own draw, and what the loaders' batch filler computes for clips it cannot read straight
-        into a batch."""
+        """One clip as a plain float32 ``(channels, samples)`` tensor and its rate, from a file or an
+        ``AudioSource`` (only the window the crop keeps is read), a clip of a packed cache or a ``TensorAudio``:
+        decoded, downmixed, resampled and cropped or padded, the crop at ``draw`` (a fraction of the slack,
+        ``None``: centred). What ``encodes`` computes for its own draw, and what the loaders' batch filler computes
+        for clips it cannot read straight into a batch."""
         if self.crop is not None:
             self.crop.set_draw(draw)
         if isinstance(o, TensorAudio):
