@@ -511,8 +511,9 @@ class AudioDataLoaders(DataLoaders):
         from ..datasets.hf import _audio_column, _label_info, _require_datasets, read_hf
 
         datasets = _require_datasets()
-        if isinstance(dataset, datasets.Dataset):
-            parts, valid = {train: dataset}, None
+        if isinstance(dataset, datasets.Dataset):  # (its rows are named after its own split, when it has one)
+            train, valid = str(dataset.split) if dataset.split is not None else train, None
+            parts = {train: dataset}
         elif isinstance(dataset, dict):
             for split, what in ((train, "train"), (valid, "valid")):
                 if split is not None and split not in dataset:
