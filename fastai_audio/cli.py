@@ -125,12 +125,18 @@ def _source_dls(args, **common):
     return AudioDataLoaders.from_folder(data, valid_pct=args.valid_pct, **common)
 
 
+MUSICNN_ARCHS = ("musicnn", "vgg")
+
+
 def _train_dls(args):
     from .models import PANNS_ARCHS
     from .transforms import audio_aug_tfms, mel_transforms
 
-    if args.arch.lower() in PANNS_ARCHS:  # the log-mel the AudioSet checkpoints expect
-        tfms = mel_transforms("panns")
+    arch = args.arch.lower()
+    if args.duration is None:
+        args.duration = 2.98 if arch == "vgg" else 4.0  # (MusicVGG takes patches of exactly 187 frames)
+    if arch in PANNS_ARCHS or arch in MUSICNN_ARCHS:  # the log-mel the checkpoints expect
+        tfms = mel_transforms("panns" if arch in PANNS_ARCHS else "musicnn")
         args.sample_rate = tfms[0].sample_rate
     else:
         tfms = mel_transforms("nsynth", sample_rate=args.sample_rate, n_mels=args.n_mels, f_max=args.sample_rate / 2)
@@ -224,11 +230,12 @@ def _train(args) -> int:
         if rank == 0:
             print(message, file=file)
 
-    arch = args.arch.lower() if args.arch.lower() in PANNS_ARCHS else getattr(models, args.arch, None)
+    named = (*PANNS_ARCHS, *MUSICNN_ARCHS)
+    arch = args.arch.lower() if args.arch.lower() in named else getattr(models, args.arch, None)
     if arch is None or not (callable(arch) or isinstance(arch, str)):
         say(
             f"fastai-audio train: error: unknown --arch {args.arch!r}; use a torchvision model name such as "
-            f"resnet18, resnet34 or resnet50, or a PANNs network ({', '.join(sorted(PANNS_ARCHS))})"
+            f"resnet18, resnet34 or resnet50, a PANNs network ({', '.join(sorted(PANNS_ARCHS))}) or musicnn / vgg"
         )
         return 2
     out = Path(args.out)
@@ -481,10 +488,15 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--arch",
         default="resnet18",
-        help="torchvision model name (resnet18, resnet34, resnet50...) "
-        "or a PANNs network (cnn6, cnn10, cnn14, mobilenetv1: 32 kHz, the 'panns' log-mel)",
+        help="torchvision model name (resnet18, resnet34, resnet50...), a PANNs network (cnn6, cnn10, cnn14, "
+        "mobilenetv1: 32 kHz, the 'panns' log-mel) or musicnn / vgg (the musicnn package's networks: 16 kHz, the "
+        "'musicnn' log-mel; vgg on 2.98 s clips)",
     )
-    train.add_argument("--weights", default=None, help="a checkpoint to start from (PANNs: the published .pth)")
+    train.add_argument(
+        "--weights",
+        default=None,
+        help="a checkpoint to start from (PANNs: the published .pth; musicnn / vgg: MTT (the default) or MSD)",
+    )
     train.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
@@ -524,7 +536,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoints", default=None, help="checkpoint folder (default: <out>_checkpoints)")
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--bs", type=int, default=32)
-    train.add_argument("--duration", type=float, default=4.0, help="seconds per clip")
+    train.add_argument("--duration", type=float, default=None, help="seconds per clip (default 4; vgg: 2.98)")
     train.add_argument("--sample-rate", type=int, default=16000)
     train.add_argument("--n-mels", type=int, default=64)
     train.add_argument("--valid-pct", type=float, default=None, help="random validation split instead of folders")

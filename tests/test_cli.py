@@ -159,6 +159,35 @@ def test_train_unknown_arch(toy_folder, tmp_path, capsys):
     assert "unknown --arch 'resnet7'" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("musicnn") is None,
+    reason="the musicnn wheel is not installed (pip install --no-deps musicnn): its checkpoints are the test",
+)
+def test_train_fine_tunes_musicnn_on_its_own_front_end(toy_folder, tmp_path, capsys):
+    """``--arch musicnn``: the MagnaTagATune weights under a new 2-class head, the 'musicnn' log-mel at 16 kHz
+    whatever --sample-rate says, the body frozen (as for ImageNet weights) and the export predicting."""
+    import torch
+    from fastai.learner import load_learner
+
+    from fastai_audio.models import MusiCNN, musicnn_checkpoint
+    from fastai_audio.models.tf_checkpoint import read_tf_checkpoint
+
+    out = tmp_path / "musicnn.pkl"
+    args = ["--arch", "musicnn", "--weights", "MSD", "--bs", "4", "--duration", "1.0", "--sample-rate", "8000"]
+    assert main(["train", str(toy_folder), "--epochs", "1", "--out", str(out), "--no-augment", *args]) == 0
+    learn = load_learner(out)
+    model = learn.model
+    assert isinstance(model, MusiCNN) and model.head.weight.shape == (2, 200)
+    tf = read_tf_checkpoint(musicnn_checkpoint("MSD_musicnn"))
+    assert torch.equal(model.timbral[0].weight[5, 0, :, 2].cpu(), torch.from_numpy(tf["conv2d/kernel"][2, :, 0, 5]))
+    assert learn.dls.audio_config.sample_rate == 16000 and learn.dls.audio_config.duration == 1.0
+    capsys.readouterr()
+    files = sorted((toy_folder / "valid" / "high").glob("*.wav"))[:2]
+    assert main(["predict", str(out), *map(str, files), "--format", "csv"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "path,prediction,probability,high,low" and len(rows) == 3
+
+
 class _ScriptedAccuracy(Metric):
     """A validation 'accuracy' that scores each epoch from a script, so the best epoch is known in advance."""
 
