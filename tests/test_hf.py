@@ -191,8 +191,12 @@ def test_errors_name_the_split_the_column_and_the_fix(splits):
         read_hf(dd["train"], audio="label")
     with pytest.raises(ParameterError, match=r"streaming.*without streaming=True"):
         AudioDataLoaders.from_hf(dd["train"].to_iterable_dataset())
+    with pytest.raises(ParameterError, match=r"streaming.*without streaming=True"):
+        AudioDataLoaders.from_hf(datasets.IterableDatasetDict(train=dd["train"].to_iterable_dataset()), valid=None)
     with pytest.raises(ParameterError, match=r"Dataset or DatasetDict, not a list"):
         AudioDataLoaders.from_hf([1, 2])
+    with pytest.raises(ParameterError, match=r"Dataset or DatasetDict, not a str"):
+        read_hf({"train": "train.csv"})
     hidden = dd["train"].map(lambda row, i: {"label": -1 if i == 5 else row["label"]}, with_indices=True)
     with pytest.raises(ParameterError, match=r"1 rows have no label.*train\[5\]"):
         AudioDataLoaders.from_hf(hidden, valid_pct=0.25)

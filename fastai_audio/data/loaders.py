@@ -508,13 +508,14 @@ class AudioDataLoaders(DataLoaders):
             >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds), dls.one_batch()[0].shape
             (['high', 'low'], 7, 1, torch.Size([2, 1, 16000]))
         """
-        from ..datasets.hf import _audio_column, _label_info, _require_datasets, read_hf
+        from ..datasets.hf import _audio_column, _check_dataset, _label_info, _require_datasets, read_hf
 
         datasets = _require_datasets()
         if isinstance(dataset, datasets.Dataset):  # (its rows are named after its own split, when it has one)
             train, valid = str(dataset.split) if dataset.split is not None else train, None
             parts = {train: dataset}
-        elif isinstance(dataset, dict):
+        else:
+            _check_dataset(dataset)
             for split, what in ((train, "train"), (valid, "valid")):
                 if split is not None and split not in dataset:
                     fix = "" if what == "train" else f", or valid=None to hold out valid_pct of {train!r}"
@@ -523,8 +524,6 @@ class AudioDataLoaders(DataLoaders):
                         f"{what}='<split>'{fix}"
                     )
             parts = {train: dataset[train], **({valid: dataset[valid]} if valid is not None else {})}
-        else:
-            return read_hf(dataset)  # (raises: a streaming dataset, or not a dataset)
         df = read_hf(parts, label, audio=audio)
         unlabelled = df[df["label"].isna()]
         if len(unlabelled):

@@ -55,6 +55,20 @@ class HFAudio(AudioSource):
         raise EmptyAudioError(label, "holds neither the audio's bytes nor a path: the row has no audio")
 
 
+def _check_dataset(obj, split: bool = False):
+    """``obj`` if it is a ``Dataset`` (``split``) or a ``DatasetDict`` (a dict of them), else the error that says
+    what to pass."""
+    datasets = _require_datasets()
+    if isinstance(obj, (datasets.IterableDataset, datasets.IterableDatasetDict)):
+        raise ParameterError(
+            "a streaming (iterable) dataset has no random access: load it without streaming=True, or write it to "
+            "tar shards (fastai_audio.data.shards) and use AudioDataLoaders.from_shards"
+        )
+    if not isinstance(obj, datasets.Dataset if split else dict):
+        raise ParameterError(f"expected a datasets.Dataset or DatasetDict, not a {type(obj).__name__}")
+    return obj
+
+
 def _audio_column(dataset, audio: str | None = None) -> str:
     """The audio column of a ``Dataset``: ``audio`` when given (checked), else the one ``datasets.Audio`` column."""
     datasets = _require_datasets()
@@ -119,19 +133,13 @@ def read_hf(dataset, label: str | None = "label", *, audio: str | None = None) -
         (['audio', 'label', 'split'], 'high', 'train[0]')
     """
     datasets = _require_datasets()
-    if isinstance(dataset, (datasets.IterableDataset, datasets.IterableDatasetDict)):
-        raise ParameterError(
-            "a streaming (iterable) dataset has no random access: load it without streaming=True, or write it to "
-            "tar shards (fastai_audio.data.shards) and use AudioDataLoaders.from_shards"
-        )
     if isinstance(dataset, datasets.Dataset):
         splits = {str(dataset.split) if dataset.split is not None else "train": dataset}
-    elif isinstance(dataset, dict):
-        splits = dict(dataset)
     else:
-        raise ParameterError(f"read_hf takes a datasets.Dataset or DatasetDict, not a {type(dataset).__name__}")
+        splits = dict(_check_dataset(dataset))
     frames = []
     for split, ds in splits.items():
+        _check_dataset(ds, split=True)
         column = _audio_column(ds, audio)
         if label is not None and label not in ds.features:
             raise ParameterError(f"label column {label!r} is not a column of split {split!r} ({list(ds.features)})")
