@@ -3,7 +3,8 @@
 Prints a table and the ratio of each against the bare loop measured in the same run (goal: >= 0.7). The
 contenders are timed round-robin, one run each per round. Yardsticks besides the baseline: the same loop with
 stacking, fastai_audio's own decoder alone (it reads 16- and 32-bit PCM as integers and scales them with torch,
-bit-identical and faster than libsndfile's float conversion), and a plain PyTorch ``DataLoader``.
+bit-identical and faster than libsndfile's float conversion), and a plain PyTorch ``DataLoader``. The same clips as
+a Hugging Face dataset on disk (``AudioDataLoaders.from_hf``) are timed too when ``datasets`` is installed.
 Run: ``make bench`` or ``python bench/loader.py [--size medium] [--repeats 5]``.
 """
 
@@ -120,6 +121,27 @@ def through_loader(root, num_workers: int, bs: int) -> float:
     return epoch_rate(dls)
 
 
+def hf_dataset(files, root: Path):
+    """The clips as a Hugging Face dataset on disk (their bytes in a memory-mapped Arrow ``Audio`` column, as the
+    Hub's Parquet files hold them), made once; ``None`` without ``datasets``."""
+    try:
+        import datasets
+    except ImportError:
+        return None
+    if not (root / "dataset_info.json").is_file():
+        rows = {"audio": [{"bytes": Path(f).read_bytes(), "path": Path(f).name} for f in files]}
+        rows["label"] = [Path(f).name.split("_")[0] for f in files]
+        datasets.Dataset.from_dict(rows).cast_column("audio", datasets.Audio()).save_to_disk(str(root))
+    return datasets.load_from_disk(str(root))
+
+
+def through_hf(ds, num_workers: int, bs: int) -> float:
+    dls = AudioDataLoaders.from_hf(
+        ds, valid_pct=0.01, seed=0, bs=bs, num_workers=num_workers, sample_rate=16000, duration=4.0
+    )
+    return epoch_rate(dls)
+
+
 def round_robin(contenders: dict, repeats: int) -> dict:
     """Rates of every contender, ``repeats`` rounds of one run each in a rotating order: a slow spell of a busy
     machine then falls on all of them alike instead of on whichever ran at the time."""
@@ -165,6 +187,7 @@ def main():
     for f in files:  # warm the page cache so every contender reads from memory
         Path(f).read_bytes()
 
+    hf = hf_dataset(files, CACHE / f"hf_nsynth_{args.size}")  # (from_hf: the same clips, their bytes in Arrow)
     base_name = "soundfile.read loop (baseline)"
     rows = round_robin(
         {
@@ -176,6 +199,14 @@ def main():
                 for w in (0, 2)
             },
             **{f"dls.train, num_workers={w}": (lambda w=w: through_loader(root, w, args.bs)) for w in (0, 2)},
+            **(
+                {
+                    f"dls.train from a Hugging Face dataset, num_workers={w}": (lambda w=w: through_hf(hf, w, args.bs))
+                    for w in (0, 2)
+                }
+                if hf is not None
+                else {}
+            ),
         },
         args.repeats,
     )

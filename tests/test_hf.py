@@ -150,6 +150,24 @@ def test_read_hf_reads_no_audio_and_names_rows(splits, monkeypatch):
     assert (wav.shape, rate) == ((2, 27562), 22050)
 
 
+def test_rows_of_a_shuffled_or_filtered_dataset_are_its_own(splits):
+    """Rows are read through the dataset's own index (``shuffle``, ``select`` and ``filter`` keep an indices mapping
+    over the untouched table): row k of the shuffled dataset is the clip its label says."""
+    dd, _, _ = splits
+    train = dd["train"]
+    for ds in (
+        train.shuffle(seed=1),
+        train.select([7, 2, 11]),
+        train.filter(lambda label: label == 1, input_columns="label"),
+    ):
+        df = read_hf(ds)
+        original = read_hf(train)
+        by_bytes = {bytes(o.read()[0]): label for o, label in zip(original.audio, original.label)}
+        assert [by_bytes[bytes(o.read()[0])] for o in df.audio] == df.label.tolist()
+        assert len(set(map(bytes, (o.read()[0] for o in df.audio)))) == len(ds)
+    assert read_hf(train.select([7, 2, 11])).audio[1].read()[1] == "train[1] (clip_2.wav)"
+
+
 def test_path_rows_and_the_audio_columns_sampling_rate(tmp_path):
     clips = _clips(4, 2)
     ds = _dataset(clips, as_paths=tmp_path / "files", rate=8000)

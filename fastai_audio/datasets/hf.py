@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..decode import AudioSource
@@ -30,29 +31,49 @@ class HFAudio(AudioSource):
     """Row ``index`` of a Hugging Face dataset's audio column, read (its file's bytes, or its path) when opened.
 
     ``name`` is ``'<split>[<index>]'``; errors add the file name the row stores (``'train[12] (a.flac)'``).
-    ``dataset`` is the dataset with only the audio column, not decoded (``Audio(decode=False)``): ``read_hf``
+    ``dataset`` is the dataset with only the audio column, in the ``"arrow"`` format (nothing decoded): ``read_hf``
     makes it once and shares it between the rows.
 
     Examples:
         >>> clip = read_hf(hf_dataset).audio[0]
-        >>> clip.name, type(clip.read()[0]).__name__
-        ('train[0]', 'bytes')
+        >>> data, label = clip.read()
+        >>> clip.name, label, bytes(data[:4])
+        ('train[0]', 'train[0] (high_0.wav)', b'RIFF')
     """
 
     def __init__(self, dataset, index: int, column: str, split: str):
         self.dataset, self.index, self.column = dataset, int(index), column
         self.name = f"{split}[{self.index}]"
 
-    def read(self) -> tuple[Path | bytes, str]:
-        """``(the file's bytes, or its path; a label naming the row and its file)``."""
-        value = self.dataset[self.index][self.column]
-        data, path = (value.get("bytes"), value.get("path")) if isinstance(value, dict) else (None, None)
+    def read(self) -> tuple[Path | memoryview, str]:
+        """``(the file's bytes (a view of the Arrow buffer), or its path; a label naming the row and its file)``."""
+        cell = self.dataset[self.index].column(self.column)  # a one-row Arrow table: the dataset's "arrow" format
+        row = next(chunk for chunk in cell.chunks if len(chunk))
+        path = row.field("path").to_pylist()[0]
         label = f"{self.name} ({path})" if path else self.name
+        data = _first_binary(row.field("bytes"))
         if data is not None:
             return data, label
         if path:
             return Path(path), label
         raise EmptyAudioError(label, "holds neither the audio's bytes nor a path: the row has no audio")
+
+
+def _first_binary(values) -> memoryview | bytes | None:
+    """The first value of an Arrow binary array, ``None`` if null: for ``binary`` and ``large_binary``, a view of
+    its buffer, located by the offsets of Arrow's columnar format (pyarrow's scalar for a value of 128 KB costs
+    about 55 us on this project's CPU machine, the view 1 us: 8 us a row against 67 us through ``dataset[i]``)."""
+    import pyarrow as pa
+
+    if values.null_count:
+        return None
+    large = pa.types.is_large_binary(values.type)
+    if not (large or pa.types.is_binary(values.type)):
+        return values.to_pylist()[0]
+    _, offsets, data = values.buffers()
+    width = 8 if large else 4
+    start, end = np.frombuffer(offsets, dtype=f"<i{width}", count=2, offset=values.offset * width)
+    return memoryview(data)[start:end] if data is not None else b""
 
 
 def _check_dataset(obj, split: bool = False):
@@ -143,7 +164,7 @@ def read_hf(dataset, label: str | None = "label", *, audio: str | None = None) -
         column = _audio_column(ds, audio)
         if label is not None and label not in ds.features:
             raise ParameterError(f"label column {label!r} is not a column of split {split!r} ({list(ds.features)})")
-        rows = ds.select_columns([column]).cast_column(column, datasets.Audio(decode=False))
+        rows = ds.select_columns([column]).with_format("arrow")  # (read as Arrow: nothing decoded)
         frame = {"audio": [HFAudio(rows, i, column, split) for i in range(len(ds))]}
         if label is not None:
             _, _, to_label = _label_reader(ds.features[label], label)
