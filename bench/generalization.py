@@ -91,8 +91,15 @@ ARMS = {  # name -> (training data, recipe (batch tfms and callbacks), keep the 
     "musicnn-mtt": ("default", lambda: audio_aug_tfms(), True),
     "musicnn-msd": ("default", lambda: audio_aug_tfms(), True),
     "vgg-mtt": ("default", lambda: audio_aug_tfms(), True),
+    # the new head on MusiCNN's 1,506 pooled features (head_input="pooled"), where the linear probes did best
+    "musicnn-mtt-pooled": ("default", lambda: audio_aug_tfms(), True),
 }
-PRETRAINED = {"musicnn-mtt": ("musicnn", "MTT"), "musicnn-msd": ("musicnn", "MSD"), "vgg-mtt": ("vgg", "MTT")}
+PRETRAINED = {  # arm -> (arch, weights, audio_learner options)
+    "musicnn-mtt": ("musicnn", "MTT", {}),
+    "musicnn-msd": ("musicnn", "MSD", {}),
+    "vgg-mtt": ("vgg", "MTT", {}),
+    "musicnn-mtt-pooled": ("musicnn", "MTT", {"head_input": "pooled"}),
+}
 
 
 def ensure_soundfonts():
@@ -158,7 +165,8 @@ def fit(train_df, select_df, label, arm, seed, epochs, lr, bs, preset, duration,
     if keep_best:
         cbs.append(KeepBest(fname=f"best_{os.getpid()}", verbose=False))
     if pretrained:
-        learn = audio_learner(dls, pretrained[0], weights=pretrained[1], metrics=accuracy, cbs=cbs, path=workdir)
+        arch, weights, options = pretrained
+        learn = audio_learner(dls, arch, weights=weights, metrics=accuracy, cbs=cbs, path=workdir, **options)
     else:
         learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy, cbs=cbs, path=workdir)
     with learn.no_bar(), learn.no_logging():

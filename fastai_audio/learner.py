@@ -579,10 +579,12 @@ def _panns_learner(dls, arch: str, n_out: int, *, pretrained: bool, weights, **k
     return model, weights
 
 
-def _musicnn_learner(dls, n_out: int, *, pretrained: bool, weights, vgg: bool = False) -> tuple[nn.Module, bool]:
+def _musicnn_learner(
+    dls, n_out: int, *, pretrained: bool, weights, vgg: bool = False, **kwargs
+) -> tuple[nn.Module, bool]:
     """MusiCNN (or, with ``vgg``, its VGG baseline) for ``n_out`` outputs, with the ``musicnn`` package's weights
     (``'MTT'``, ``'MSD'``, or a checkpoint prefix; ``pretrained`` without ``weights``: ``'MTT'``): its 50-tag layer
-    kept for 50 outputs, a new one otherwise."""
+    kept for 50 outputs, a new one otherwise. ``kwargs`` go to ``MusiCNN`` (``head_input='pooled'``)."""
     from .models.musicnn import MusiCNN, MusicVGG, load_musicnn_weights
 
     what = "MusicVGG" if vgg else "MusiCNN"
@@ -601,16 +603,18 @@ def _musicnn_learner(dls, n_out: int, *, pretrained: bool, weights, vgg: bool = 
         weights = "MTT"
     key = str(weights).upper() if weights is not None else "MTT"
     if vgg:
+        if kwargs:
+            raise ParameterError(f"MusicVGG takes no {', '.join(map(repr, kwargs))}: those are MusiCNN's")
         model = MusicVGG(n_out, pools=key if key in ("MTT", "MSD") else "MTT")
     else:
-        model = MusiCNN(n_out, n_mels=int(x.shape[2]))
+        model = MusiCNN(n_out, n_mels=int(x.shape[2]), **kwargs)
     if weights is None:
         return model, False
     if int(x.shape[2]) != 96:
         raise ParameterError(f"{what}'s checkpoints were trained on 96 mel bands; the loaders give {x.shape[2]}")
     suffix = "vgg" if vgg else "musicnn"
     name = {"MTT": f"MTT_{suffix}", "MSD": f"MSD_{suffix}"}.get(key, str(weights))
-    load_musicnn_weights(model, name, head=n_out == 50)
+    load_musicnn_weights(model, name, head=n_out == 50 and getattr(model, "head_input", None) != "pooled")
     issues = _front_end_issues(dls, "musicnn")
     if issues:
         warnings.warn(
@@ -671,7 +675,8 @@ def audio_learner(
             model is ``nn.Sequential(AudioFrontEnd, cnn)`` and ``SpecNormalize`` gets its statistics from ``dls.train``.
         loss_func, metrics, opt_func, lr, cbs, splitter, path, model_dir: as in fastai's ``Learner``.
         **kwargs: ``create_audio_model`` options (``cut``, ``lin_ftrs``, ``ps``...); for PANNs, the network's
-            (``dropout``, ``feature_dropout``).
+            (``dropout``, ``feature_dropout``); for MusiCNN, ``head_input='pooled'`` (the new head reads the 1,506
+            pooled features instead of the 200-unit layer trained for the 50 tags).
 
     Examples:
         >>> learn = audio_learner(dls, resnet18, pretrained=False, metrics=accuracy)  # True: ImageNet weights
@@ -698,7 +703,9 @@ def audio_learner(
             }.get(name, "a PANNs network takes the loaders' mel_transforms('panns')")
             raise ParameterError(f"front_end= is for the ImageNet CNNs; {takes}")
         if name in ("musicnn", "vgg"):
-            model, freeze = _musicnn_learner(dls, n_out, pretrained=pretrained, weights=weights, vgg=name == "vgg")
+            model, freeze = _musicnn_learner(
+                dls, n_out, pretrained=pretrained, weights=weights, vgg=name == "vgg", **kwargs
+            )
             split = musicnn_splitter
         else:
             model, weights = _panns_learner(dls, arch, n_out, pretrained=pretrained, weights=weights, **kwargs)

@@ -89,6 +89,37 @@ def test_audio_learner_fine_tunes_musicnn_with_a_new_head_and_tags_with_its_own(
     )
 
 
+@needs_musicnn
+def test_a_head_on_the_pooled_features_keeps_the_body_and_drops_the_dense_layers(mel96_dls):
+    from fastai_audio.learner import audio_learner
+    from fastai_audio.models import MusicVGG
+
+    learn = audio_learner(mel96_dls, "musicnn", weights="MTT", head_input="pooled")
+    model = learn.model.eval()
+    assert (model.head.in_features, model.head.out_features) == (1506, 2)
+    assert not any("dense" in k for k in model.state_dict())  # no parameter left unused (DDP would stop on one)
+    ref = load_musicnn_weights(MusiCNN(), "MTT_musicnn").eval()
+    x = mel96_dls.one_batch()[0].as_subclass(torch.Tensor).cpu()
+    torch.testing.assert_close(model.embed(x), ref.pool_bn(ref.features(x)))  # what the new head reads
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert {"head.weight", "head.bias"} <= trainable and "mid.0.weight" not in trainable
+    tagger = audio_learner(mel96_dls, "musicnn", weights="MTT", n_out=50, head_input="pooled")
+    assert tagger.model.head.in_features == 1506  # 50 outputs, but a new head: the tag layer reads the dense one
+    with pytest.raises(ParameterError, match="head_input='pooled' has a new head: load it with head=False"):
+        load_musicnn_weights(MusiCNN(head_input="pooled"), "MTT_musicnn")
+    with pytest.raises(ParameterError, match="head_input must be one of"):
+        MusiCNN(head_input="dense")
+    assert isinstance(audio_learner(_vgg_dls(mel96_dls), "vgg", weights="MTT").model, MusicVGG)
+    with pytest.raises(ParameterError, match="MusicVGG takes no 'head_input'"):
+        audio_learner(_vgg_dls(mel96_dls), "vgg", weights="MTT", head_input="pooled")
+
+
+def _vgg_dls(dls):
+    from fastai_audio.all import AudioDataLoaders, mel_transforms
+
+    return AudioDataLoaders.from_folder(dls.path, bs=4, duration=2.98, batch_tfms=mel_transforms("musicnn"))
+
+
 def test_audio_learner_builds_musicnn_from_scratch_and_refuses_other_mels(toy_folder, mel96_dls):
     from fastai_audio.all import AudioDataLoaders, mel_transforms
     from fastai_audio.learner import audio_learner

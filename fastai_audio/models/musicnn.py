@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validate import check_choice
 from ..errors import AudioFileError, ParameterError
 from .tf_checkpoint import read_tf_checkpoint
 
@@ -62,15 +63,28 @@ class MusiCNN(nn.Module):
         n_mels: mel bands of the input (96 for the published models; the timbral filters span 40 % and 70 %).
         mid_filters: filters of the mid-end convolutions (64; 512 for MSD's "big" model).
         dense_units: units of the penultimate layer (200; 500 for "big").
+        head_input: what the output layer reads: ``'penultimate'`` (the dense layer, as published) or ``'pooled'``
+            (the ``2 * 753`` pooled features before it, for a new task: a linear probe on them carries over much
+            better than on the 200-unit layer trained for 50 tags; the dense layers are then left out).
 
     Examples:
         >>> model = MusiCNN().eval()
         >>> model(torch.randn(2, 1, 96, 187)).shape
         torch.Size([2, 50])
+        >>> MusiCNN(11, head_input="pooled").head
+        Linear(in_features=1506, out_features=11, bias=True)
     """
 
-    def __init__(self, n_out: int = 50, n_mels: int = 96, mid_filters: int = 64, dense_units: int = 200):
+    def __init__(
+        self,
+        n_out: int = 50,
+        n_mels: int = 96,
+        mid_filters: int = 64,
+        dense_units: int = 200,
+        head_input: str = "penultimate",
+    ):
         super().__init__()
+        self.head_input = check_choice("head_input", head_input, ("penultimate", "pooled"))
         timbral, temporal = 204, 51  # int(1.6 * 128), int(1.6 * 32)
         self.input_bn = nn.BatchNorm2d(1, eps=_BN_EPS)
         self.timbral = nn.ModuleList(nn.Conv2d(1, timbral, (int(f * n_mels), 7)) for f in (0.4, 0.7))
@@ -84,9 +98,10 @@ class MusiCNN(nn.Module):
         self.mid_bns = nn.ModuleList(_bn(mid_filters) for _ in range(3))
         features = front + 3 * mid_filters  # 753
         self.pool_bn = _bn(2 * features)
-        self.dense = nn.Linear(2 * features, dense_units)
-        self.dense_bn = _bn(dense_units)
-        self.head = nn.Linear(dense_units, n_out)
+        pooled = head_input == "pooled"
+        self.dense = None if pooled else nn.Linear(2 * features, dense_units)  # (None: no parameter left unused)
+        self.dense_bn = None if pooled else _bn(dense_units)
+        self.head = nn.Linear(2 * features if pooled else dense_units, n_out)
         self.dropout = nn.Dropout(0.5)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,8 +126,12 @@ class MusiCNN(nn.Module):
         return torch.stack([every.amax(dim=2), every.mean(dim=2)], dim=-1).flatten(1)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The penultimate layer, ``(batch, dense_units)``: the embedding the MusiCNN papers probe."""
-        return self.dense_bn(F.relu(self.dense(self.dropout(self.pool_bn(self.features(x))))))
+        """What the output layer reads: the penultimate layer ``(batch, dense_units)``, the embedding the MusiCNN
+        papers probe (with ``head_input='pooled'``: the normalised pooled features, ``(batch, 1506)``)."""
+        pooled = self.pool_bn(self.features(x))
+        if self.dense is None:
+            return pooled
+        return self.dense_bn(F.relu(self.dense(self.dropout(pooled))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.embed(x)))
@@ -259,10 +278,14 @@ def load_musicnn_weights(model: MusiCNN | MusicVGG, checkpoint: str, head: bool 
             targets[f"conv2d{'' if i == 0 else f'_{i}'}"] = (conv, _conv2d_kernel)
         for i, conv in enumerate(model.mid):
             targets[f"conv2d_{5 + i}"] = (conv, _conv1d_kernel)
-        bns = [model.input_bn, *model.front_bns, *model.mid_bns, model.pool_bn, model.dense_bn]
-        targets["dense"] = (model.dense, _dense_kernel)
-        if head:
-            targets["dense_1"] = (model.head, _dense_kernel)
+        bns = [model.input_bn, *model.front_bns, *model.mid_bns, model.pool_bn]
+        if model.dense is not None:  # (head_input='pooled' leaves the dense layers out: the head is new)
+            bns.append(model.dense_bn)
+            targets["dense"] = (model.dense, _dense_kernel)
+            if head:
+                targets["dense_1"] = (model.head, _dense_kernel)
+        elif head:
+            raise ParameterError("a MusiCNN with head_input='pooled' has a new head: load it with head=False")
     for i, bn in enumerate(bns):
         targets[f"batch_normalization{'' if i == 0 else f'_{i}'}"] = (bn, None)
     with torch.no_grad():
