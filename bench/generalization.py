@@ -10,7 +10,11 @@
    kept), ``default`` (today's ``audio_aug_tfms()``, the best epoch kept), the candidates, and ``diverse`` (the
    default recipe trained on the default soundfont plus MuseScore General (``musescore-general-soundfont-small``)
    with ``timbre_randomization``). Goals: >= 75 % on a held-out soundfont for ``default``; >= +15 points for
-   ``diverse`` over ``today``.
+   ``diverse`` over ``today``. Issue 24's pretrained arms (``PRETRAINED``): the ``musicnn`` wheel's MusiCNN (MTT,
+   MSD) and VGG (MTT) fine-tuned on their own front-end (``fine_tune(ft_epochs - 1)``, the first epoch frozen), and
+   MusiCNN-MTT with its new head on the pooled features (``musicnn-mtt-pooled``); goal: >= +10 points on both
+   held-out soundfonts over ``default``. ``--soundfont-probe`` and ``--fsdd-probe``: linear probes on frozen
+   MusiCNN embeddings instead.
 2. **Real recordings** (``--fsdd``): leave-one-speaker-out on the Free Spoken Digit Dataset
    (``../shared/data/fsdd/recordings``), the ``speech`` preset and the default recipe; the kept epoch is chosen on
    a random 15 % of the training speakers' recordings. Goal >= 97 % mean over the 6 folds.
@@ -20,6 +24,7 @@ Set-up: the held-out soundfonts come from Debian packages; the script installs t
 (root) and stops with the command to run otherwise. The package itself never needs them.
 
 Run: ``python bench/generalization.py [--arms today default diverse] [--seeds 0 1 2] [--size 12] [--fsdd]``
+(``--arms default musicnn-mtt vgg-mtt musicnn-msd musicnn-mtt-pooled``; ``--fsdd-only --fsdd-arm musicnn-mtt``)
 (``--quick``: a smoke run on tiny data).
 """
 
