@@ -148,6 +148,16 @@ class AudioSource:
         return f"{type(self).__name__}({self.name!r})"
 
 
+def as_source(o) -> Path | AudioSource:
+    """An item as the decode core opens it: an ``AudioSource`` as it is, anything else as a ``Path``.
+
+    Examples:
+        >>> isinstance(as_source("note.wav"), Path)
+        True
+    """
+    return o if isinstance(o, AudioSource) else Path(o)
+
+
 def _name(source, name) -> str:
     if name is not None:
         return str(name)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fastcore.foundation import L
 
-from .decode import AudioInfo, AudioSource, open_audio, scan_audio
+from .decode import AudioInfo, as_source, open_audio, scan_audio
 from .errors import AudioError, AudioFileError
 
 __all__ = ["AUDIO_EXTENSIONS", "AudioInfo", "audio_info", "check_audio_files", "get_audio_files"]
@@ -228,7 +228,7 @@ def check_audio_files(files, *, num_workers: int | None = None, progress: bool =
     """
     import pandas as pd
 
-    files = [f if isinstance(f, AudioSource) else Path(f) for f in files]
+    files = [as_source(f) for f in files]
     workers = num_workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         rows = pool.map(_check_one, files)

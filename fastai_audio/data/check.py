@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 from .._validate import check_choice
-from ..decode import AudioSource
+from ..decode import as_source
 from ..files import check_audio_files
 
 __all__ = ["check_audio_files", "drop_bad_files"]
@@ -31,4 +30,4 @@ def drop_bad_files(files, on_error: str = "raise") -> list:
         lines = "\n".join(f"  {p}: {r}" for p, r in zip(bad.path, bad.reason))
         warnings.warn(f"skipping {len(bad)} bad audio file(s) of {len(files)}:\n{lines}", stacklevel=3)
     keep = set(report.path[report.ok])
-    return [f for f in files if str(f if isinstance(f, AudioSource) else Path(f)) in keep]
+    return [f for f in files if str(as_source(f)) in keep]

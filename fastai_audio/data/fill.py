@@ -210,7 +210,7 @@ class BatchFiller:
             clip = ClipPlan(i, o.name, o.channels, length, config.sample_rate, packed=o, start=start, count=count)
             clip.int16 = o.dtype == "int16"
             return clip
-        if not isinstance(o, (Path, AudioSource)) or config.pad_mode == "error":
+        if not isinstance(o, _STORED) or config.pad_mode == "error":
             return self._through_opener(i, o, draw)
         return self._open_stored(i, o, str(o), draw, lambda: self._through_opener(i, o, draw))
 
@@ -218,7 +218,7 @@ class BatchFiller:
         """Open the stored audio ``o`` (a path, an ``AudioSource`` or a file's bytes) to be read straight into its
         row when it is at the config's rate and channel count; ``otherwise()`` makes the clip when it is not."""
         config = self.config
-        f, info = open_audio(o, name=None if isinstance(o, (Path, AudioSource)) else name)
+        f, info = open_audio(o, name=None if isinstance(o, _STORED) else name)
         try:
             target_rate = config.sample_rate or info.sample_rate
             channels = 1 if config.mono else info.channels
@@ -244,7 +244,7 @@ class BatchFiller:
         """A clip made by the opener's own steps (resampling, downmix, ``pad_mode='error'``, tensors): its
         values and its errors are the per-item path's."""
         wav, rate = self.opener.clip(o, draw)
-        name = str(o) if isinstance(o, (Path, AudioSource)) else _describe(o)
+        name = str(o) if isinstance(o, _STORED) else _describe(o)
         return ClipPlan(i, name, wav.shape[-2], wav.shape[-1], rate, wav=wav)
 
     def _batch_rate(self, plans: list) -> int:
@@ -418,6 +418,10 @@ class ClipPlan:
         if self.file is not None:
             self.file.close()
             self.file = None
+
+
+#: What the decode core opens itself (a file, or audio an item refers to), read straight into a batch row.
+_STORED = (Path, AudioSource)
 
 
 def _describe(x) -> str:
