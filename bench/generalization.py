@@ -17,7 +17,9 @@
    MusiCNN embeddings instead.
 2. **Real recordings** (``--fsdd``): leave-one-speaker-out on the Free Spoken Digit Dataset
    (``../shared/data/fsdd/recordings``), the ``speech`` preset and the default recipe; the kept epoch is chosen on
-   a random 15 % of the training speakers' recordings. Goal >= 97 % mean over the 6 folds.
+   a random 15 % of the training speakers' recordings. Goal >= 97 % mean over the 6 folds (issue 24's pretrained
+   arms, ``--fsdd-arm``: >= 90 %). ``--fsdd-speakers theo``: only those folds, each with the seed it has in a
+   full run.
 3. **Overfitting**: the best minus the last epoch's validation accuracy of the default recipe. Goal <= 1 point.
 
 Set-up: the held-out soundfonts come from Debian packages; the script installs them with apt-get when it can
@@ -299,7 +301,9 @@ def fsdd(args):
     )
     accs = []
     with tempfile.TemporaryDirectory() as work:
-        for k, speaker in enumerate(speakers):
+        for k, speaker in enumerate(speakers):  # (k seeds the fold: a fold run alone gets the same seed)
+            if args.fsdd_speakers and speaker not in args.fsdd_speakers:
+                continue
             start = time.perf_counter()
             rest = df[df.speaker != speaker]
             select = rest.sample(frac=0.15, random_state=k)
@@ -323,8 +327,8 @@ def fsdd(args):
                 f"{(time.perf_counter() - start) / 60:.1f} min)",
                 flush=True,
             )
-    mean = statistics.mean(accs)
-    print(f"\nmean {mean_sd(accs)}, min {min(accs):.3f}; goal >= 0.97: {'met' if mean >= 0.97 else 'NOT met'}")
+    mean, goal = statistics.mean(accs), 0.90 if args.fsdd_arm in PRETRAINED else 0.97  # (issue 24; from scratch: above)
+    print(f"\nmean {mean_sd(accs)}, min {min(accs):.3f}; goal >= {goal}: {'met' if mean >= goal else 'NOT met'}")
 
 
 def musicnn_embeddings(dls, files):
@@ -440,6 +444,8 @@ def main():
     parser.add_argument("--fsdd-only", action="store_true")
     parser.add_argument("--fsdd-arm", default="default", choices=sorted(ARMS))
     parser.add_argument("--fsdd-epochs", type=int, default=8)
+    parser.add_argument("--fsdd-speakers", nargs="+", help="only these held-out speakers' folds (default: all six)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads")
     parser.add_argument("--fsdd-probe", action="store_true", help="only the FSDD linear probes on MusiCNN embeddings")
     parser.add_argument(
         "--soundfont-probe", action="store_true", help="only the cross-soundfont linear probes on MusiCNN embeddings"
@@ -447,7 +453,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 notes per program, 1 epoch, 1 seed")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     if args.quick:
         args.size, args.eval_size, args.epochs, args.seeds, args.fsdd_epochs, args.ft_epochs = "2", "1", 1, [0], 1, 2
     size = int(args.size) if args.size.isdigit() else args.size
