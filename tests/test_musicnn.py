@@ -114,6 +114,32 @@ def test_a_head_on_the_pooled_features_keeps_the_body_and_drops_the_dense_layers
         audio_learner(_vgg_dls(mel96_dls), "vgg", weights="MTT", head_input="pooled")
 
 
+def test_unfrozen_musicnn_and_vgg_spread_discriminative_rates_from_the_input_to_the_head(mel96_dls):
+    from fastai_audio.learner import audio_learner
+
+    cases = [
+        (audio_learner(mel96_dls, "musicnn"), ["timbral.0.weight", "mid.0.weight", "dense.weight", "head.weight"]),
+        (
+            audio_learner(mel96_dls, "musicnn", head_input="pooled"),
+            ["temporal.2.weight", "pool_bn.weight", "head.bias"],
+        ),
+        (audio_learner(_vgg_dls(mel96_dls), "vgg"), ["convs.1.weight", "convs.2.weight", "head.weight"]),
+    ]
+    for learn, names in cases:
+        learn.create_opt()
+        learn.unfreeze()
+        learn.opt.set_hyper("lr", slice(1e-5, 1e-3))  # what fine_tune and fit_one_cycle do with a slice
+        params = dict(learn.model.named_parameters())
+        lrs = []
+        for name in names:  # each named tensor in the next group: every group's rate above the one before
+            (k,) = [k for k, g in enumerate(learn.opt.param_lists) if any(p is params[name] for p in g)]
+            lrs.append(learn.opt.hypers[k]["lr"])
+        assert len(learn.opt.param_lists) == len(names) and lrs == sorted(set(lrs)), (names, lrs)
+        assert lrs[0] == pytest.approx(1e-5) and lrs[-1] == pytest.approx(1e-3)
+        grouped = sum(len(g) for g in learn.opt.param_lists)
+        assert grouped == len(list(learn.model.parameters()))  # no parameter left out of the optimiser
+
+
 def _vgg_dls(dls):
     from fastai_audio.all import AudioDataLoaders, mel_transforms
 
