@@ -339,8 +339,7 @@ def musicnn_splitter(model: MusiCNN | MusicVGG) -> list[list[nn.Parameter]]:
     fastai's habit of keeping batch norm trainable) and ``fine_tune``'s ``slice(lr / 100, lr)`` gives each group
     a rate between, as ImageNet models get: MusiCNN's front-end, its mid-end (with the pooled features' batch
     norm), its dense layer (absent with ``head_input='pooled'``) and the head; VGG's first two conv blocks, the
-    last three, and the head. With the body as one group, the whole body trained at ``lr / 100``
-    (``bench/generalization.py``: MusiCNN fine-tuned on FSDD learned the training speakers' digits to 0.54-0.62).
+    last three, and the head.
 
     Examples:
         >>> [len(group) for group in musicnn_splitter(MusiCNN(11))]
@@ -362,5 +361,4 @@ def musicnn_splitter(model: MusiCNN | MusicVGG) -> list[list[nn.Parameter]]:
             [model.head],
         ]
     groups = [[p for m in group if m is not None for p in m.parameters()] for group in groups]
-    assert sum(map(len, groups)) == len(list(model.parameters())), "a parameter in no group"
     return [g for g in groups if g]
